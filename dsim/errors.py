@@ -1,0 +1,21 @@
+"""User-facing errors: one class, one short message that says what to do.
+
+The CLI prints a ``DsimError`` as a single ``dsim: error: ...`` line; anything else is a bug and keeps
+its traceback.
+"""
+
+
+class DsimError(Exception):
+    """A problem with the user's input or environment, explained in one line."""
+
+
+class ImageReadError(DsimError):
+    """An image file could not be decoded (corrupt, truncated, or not an image)."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(
+            f"cannot read image {self.path}: {reason} "
+            "(fix or remove the file, or pass dataset.on_error=skip to skip unreadable images)"
+        )

@@ -1,0 +1,131 @@
+"""The MLflow run record (the only module that imports mlflow).
+
+The store is ``MLFLOW_TRACKING_URI`` when set, else an SQLite database ``mlruns/mlflow.db`` with the
+artifacts in ``mlruns/artifacts``. SQLite allows one writer at a time, so every call to a SQLite store
+holds a file lock beside the database: parallel grid cells (``hydra/launcher=joblib``) queue for a
+moment instead of failing on a locked database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from filelock import FileLock
+
+from dsim.errors import DsimError
+
+DEFAULT_STORE_DIR = "mlruns"
+DB_NAME = "mlflow.db"
+PARAM_VALUE_LIMIT = 6000
+_BATCH = 100  # MLflow accepts at most 100 params / 1000 metrics per log_batch
+
+for _noisy in ("alembic", "mlflow.store.db.utils", "mlflow.store.db"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
+
+
+def resolve_uri(uri: str | None = None, store_dir: str | os.PathLike = DEFAULT_STORE_DIR) -> str:
+    """The tracking URI: ``uri`` if given, else ``MLFLOW_TRACKING_URI``, else SQLite in ``store_dir``."""
+    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if chosen:
+        return chosen
+    db = Path(store_dir).expanduser().resolve() / DB_NAME
+    return f"sqlite:///{db}"
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite":
+        return None
+    return Path(unquote(uri[len("sqlite:///"):]))
+
+
+def ui_command(uri: str) -> str:
+    """The shell command that opens the MLflow UI on this store."""
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+class Tracker:
+    """Creates and fills runs in one MLflow experiment.
+
+    >>> tracker = Tracker(resolve_uri(), experiment="dsim")                     # doctest: +SKIP
+    >>> run_id = tracker.start_run("fid photos_a_vs_render", tags={"k": "v"})     # doctest: +SKIP
+    """
+
+    def __init__(self, uri: str, experiment: str = "dsim", artifact_root: str | os.PathLike | None = None):
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri
+        self.experiment = experiment
+        db = _sqlite_path(uri)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = FileLock(str(db) + ".lock", timeout=600)
+            self.artifact_root = Path(artifact_root or db.parent / "artifacts").resolve()
+        else:
+            self._lock = contextlib.nullcontext()
+            self.artifact_root = Path(artifact_root).resolve() if artifact_root else None
+        with self._lock:
+            self.client = MlflowClient(tracking_uri=uri)
+            self.experiment_id = self._experiment_id()
+
+    def _experiment_id(self) -> str:
+        try:
+            found = self.client.get_experiment_by_name(self.experiment)
+            if found is not None:
+                return found.experiment_id
+            location = self.artifact_root.as_uri() if self.artifact_root else None
+            return self.client.create_experiment(self.experiment, artifact_location=location)
+        except Exception as error:  # noqa: BLE001 - any store failure is the user's to fix
+            raise DsimError(f"cannot open the MLflow store {self.uri}: {error}".splitlines()[0]) from error
+
+    def start_run(self, name: str, *, tags: dict[str, str] | None = None, parent_id: str | None = None) -> str:
+        """Create a running run (a child of ``parent_id`` when given); return its id."""
+        tags = dict(tags or {})
+        if parent_id:
+            tags["mlflow.parentRunId"] = parent_id
+        with self._lock:
+            run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        return run.info.run_id
+
+    def log(self, run_id: str, *, params: dict | None = None, metrics: dict | None = None,
+            tags: dict | None = None) -> None:
+        """Log params, metrics and tags in batches (values are stringified; long params truncated)."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        stamp = int(time.time() * 1000)
+        param_list = [Param(k, _short(v)) for k, v in sorted((params or {}).items())]
+        metric_list = [Metric(k, float(v), stamp, 0) for k, v in sorted((metrics or {}).items())]
+        tag_list = [RunTag(k, _short(v)) for k, v in sorted((tags or {}).items())]
+        with self._lock:
+            for start in range(0, max(len(param_list), len(metric_list), len(tag_list), 1), _BATCH):
+                end = start + _BATCH
+                self.client.log_batch(run_id, metrics=metric_list[start:end],
+                                      params=param_list[start:end], tags=tag_list[start:end])
+
+    def log_artifact(self, run_id: str, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        with self._lock:
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def finish(self, run_id: str, status: str = "FINISHED") -> None:
+        with self._lock:
+            self.client.set_terminated(run_id, status=status)
+
+    def run_ids(self, **filters) -> list[str]:
+        """Ids of the runs in this experiment (``filter_string`` etc. as ``MlflowClient.search_runs``)."""
+        with self._lock:
+            runs = self.client.search_runs([self.experiment_id], max_results=50000, **filters)
+        return [run.info.run_id for run in runs]
+
+    def get_run(self, run_id: str):
+        with self._lock:
+            return self.client.get_run(run_id)
+
+
+def _short(value) -> str:
+    text = str(value)
+    return text if len(text) <= PARAM_VALUE_LIMIT else text[: PARAM_VALUE_LIMIT - 3] + "..."

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create .venv (if needed) and install dsim with its test extras into it. Idempotent: a re-run with an
+# unchanged pyproject.toml only checks that the install is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.dsim-install-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ] || ! .venv/bin/python -c "import dsim" 2>/dev/null; then
+    echo "installing dsim and its dependencies into .venv (a few minutes the first time)..." >&2
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".[test]"
+    touch "$stamp"
+fi

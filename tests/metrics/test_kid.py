@@ -1,0 +1,137 @@
+"""KID: parity with torch-fidelity (values and subsets), clipping, validation, determinism."""
+
+import numpy as np
+import pytest
+import torch
+
+import dsim.metrics._mmd as mmd
+from dsim.errors import DsimError
+from dsim.metrics import SubsetSizeWarning, kid_poly, kid_rbf
+
+SUBSETS = dict(subsets=20, subset_size=200, seed=7)
+
+# (our function, our kernel params, torch-fidelity kernel name, torch-fidelity kwargs)
+KERNELS = {
+    "poly_default": (kid_poly, {}, "poly", dict(kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
+                                                 kid_kernel_poly_coef0=1.0)),
+    "poly_custom": (kid_poly, dict(degree=2, gamma=0.01, coef0=0.5), "poly",
+                    dict(kid_kernel_poly_degree=2, kid_kernel_poly_gamma=0.01, kid_kernel_poly_coef0=0.5)),
+    "rbf_default": (kid_rbf, {}, "rbf", dict(kid_kernel_rbf_sigma=10.0)),
+    "rbf_narrow": (kid_rbf, dict(sigma=3.0), "rbf", dict(kid_kernel_rbf_sigma=3.0)),
+}
+
+
+def features(n, d=32, seed=0, shift=0.0, scale=1.0):
+    return np.random.default_rng(seed).normal(shift, scale, size=(n, d))
+
+
+def pair():
+    return features(400, seed=1), features(350, seed=2, shift=0.2, scale=1.2)
+
+
+def torch_fidelity_kid(x, y, kernel, kernel_kwargs, subsets, subset_size, seed):
+    tf = pytest.importorskip("torch_fidelity.metric_kid")
+    out = tf.kid_features_to_metric(
+        torch.from_numpy(x), torch.from_numpy(y), kid_subsets=subsets, kid_subset_size=subset_size,
+        rng_seed=seed, verbose=False, kid_kernel=kernel, **kernel_kwargs,
+    )
+    return out[tf.KEY_METRIC_KID_MEAN], out[tf.KEY_METRIC_KID_STD]
+
+
+@pytest.mark.parametrize("case", KERNELS)
+def test_matches_torch_fidelity(case):
+    fn, params, kernel, tf_kwargs = KERNELS[case]
+    x, y = pair()
+    mean, std = torch_fidelity_kid(x, y, kernel, tf_kwargs, **SUBSETS)
+    got = list(fn(x, y, **SUBSETS, **params).values())
+    assert abs(got[0] - mean) <= 1e-6 * abs(mean)
+    assert abs(got[1] - std) <= 1e-6 * abs(std)
+
+
+def test_subsets_equal_torch_fidelity(monkeypatch):
+    tf = pytest.importorskip("torch_fidelity.metric_kid")
+    x, y = pair()
+    seen = []
+    real = tf.kernel_mmd
+    monkeypatch.setattr(tf, "kernel_mmd", lambda f1, f2, **kw: seen.append((f1, f2)) or real(f1, f2, **kw))
+    torch_fidelity_kid(x, y, "poly", {}, **SUBSETS)
+    idx_x, idx_y = mmd.subset_indices(len(x), len(y), SUBSETS["subsets"], SUBSETS["subset_size"], SUBSETS["seed"])
+    assert len(seen) == SUBSETS["subsets"]
+    for (f1, f2), ix, iy in zip(seen, idx_x, idx_y):
+        np.testing.assert_array_equal(f1, x[ix])
+        np.testing.assert_array_equal(f2, y[iy])
+
+
+def test_result_keys_and_types():
+    x, y = pair()
+    assert list(kid_poly(x, y, **SUBSETS)) == ["kid_poly", "kid_poly_std"]
+    assert list(kid_rbf(x, y, **SUBSETS)) == ["kid_rbf", "kid_rbf_std"]
+    assert all(type(v) is float for v in kid_rbf(x, y, **SUBSETS).values())
+
+
+def test_distant_sets_score_higher():
+    x = features(300, seed=3)
+    near, far = features(300, seed=4), features(300, seed=5, shift=1.0)
+    for fn in (kid_poly, kid_rbf):
+        assert list(fn(x, far, **SUBSETS).values())[0] > 10 * abs(list(fn(x, near, **SUBSETS).values())[0])
+
+
+def test_single_subset_has_zero_std():
+    x, y = pair()
+    assert kid_poly(x, y, subsets=1, subset_size=100)["kid_poly_std"] == 0.0
+
+
+@pytest.mark.parametrize("fn", [kid_poly, kid_rbf])
+def test_subset_size_clipped_with_warning(fn):
+    x, y = features(300, seed=1), features(250, seed=2)
+    with pytest.warns(SubsetSizeWarning, match="subset_size 1000 .*reference 300, candidate 250.*subset_size=250"):
+        clipped = fn(x, y, subsets=5, subset_size=1000)
+    assert clipped == fn(x, y, subsets=5, subset_size=250)
+
+
+@pytest.mark.parametrize("fn", [kid_poly, kid_rbf])
+def test_rejects_bad_inputs(fn):
+    x = features(50)
+    with pytest.raises(DsimError, match="candidate set has 1 sample"):
+        fn(x, x[:1])
+    with pytest.raises(DsimError, match="reference has 32-d features but candidate has 16-d"):
+        fn(x, features(50, d=16))
+    for bad in (np.nan, np.inf):
+        y = x.copy()
+        y[3, 4] = bad
+        with pytest.raises(DsimError, match="1 non-finite value"):
+            fn(x, y)
+    with pytest.raises(DsimError, match="2-D array"):
+        fn(x[0], x)
+    with pytest.raises(DsimError, match="subsets must be an integer >= 1"):
+        fn(x, x, subsets=0)
+    with pytest.raises(DsimError, match="subset_size must be an integer >= 2"):
+        fn(x, x, subset_size=1)
+
+
+def test_rejects_bad_kernel_params():
+    x = features(50)
+    with pytest.raises(DsimError, match="sigma must be a positive number"):
+        kid_rbf(x, x, sigma=0)
+    with pytest.raises(DsimError, match="degree must be an integer"):
+        kid_poly(x, x, degree=2.5)
+
+
+@pytest.mark.parametrize("fn", [kid_poly, kid_rbf])
+def test_same_numbers_whatever_the_chunking(fn, monkeypatch):
+    x, y = pair()
+    results = []
+    for chunk_bytes in (1, 3 * 8 * (4 * 200 * 200 + 2 * 200 * 32), 2**40):  # 1, 3, all subsets per chunk
+        monkeypatch.setattr(mmd, "CHUNK_BYTES", chunk_bytes)
+        results.append(fn(x, y, **SUBSETS))
+        results.append(fn(torch.from_numpy(x), y, **SUBSETS, device=torch.device("cpu")))
+    assert all(r == results[0] for r in results)
+    assert fn(x, y, **{**SUBSETS, "seed": 8}) != results[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("fn", [kid_poly, kid_rbf])
+def test_cuda_matches_cpu(fn):
+    x, y = pair()
+    on_cpu, on_cuda = fn(x, y, **SUBSETS), fn(x, y, **SUBSETS, device="cuda")
+    assert list(on_cuda.values()) == pytest.approx(list(on_cpu.values()), rel=1e-9)
