@@ -6,7 +6,7 @@ end in one ``dsim: error: ...`` line, not a traceback.
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
 import warnings
 from pathlib import Path
@@ -83,24 +83,10 @@ def task(cfg) -> None:
         print(f"MLflow UI: {ui_command(resolve_uri(plain['tracking']['uri'], plain['tracking']['store_dir']))}")
 
 
-def data_command(argv: list[str]) -> None:
-    """``dsim data``: write the embedded default datasets and sync them with ``data.dvc``."""
-    from dsim import sample_data
-    from dsim.dvc import sync_tracked
-
-    parser = argparse.ArgumentParser(prog="dsim data", description=data_command.__doc__)
-    parser.add_argument("--root", default="data", help="where to write the datasets (default: data)")
-    parser.add_argument("--force", action="store_true", help="rewrite even when the files are already there")
-    parser.add_argument("--no-dvc", action="store_true", help="do not touch DVC's cache for data.dvc")
-    args = parser.parse_args(argv)
-    written = sample_data.materialize(Path(args.root), force=args.force)
-    for name, path in written.items():
-        print(f"{name:18s} {path}  {sample_data.DEFAULT_DATASETS[name]}")
-    if not args.no_dvc:
-        print(sync_tracked(Path(args.root)))
-
-
-SUBCOMMANDS = {"data": data_command}
+# Tool subcommands: name -> module in dsim/commands/ with a ``run(argv)`` function (imported on use).
+SUBCOMMANDS = {
+    "data": "dsim.commands.data",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -109,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
         from dsim.errors import DsimError
 
         try:
-            return SUBCOMMANDS[args[0]](args[1:])
+            return importlib.import_module(SUBCOMMANDS[args[0]]).run(args[1:])
         except DsimError as error:
             fail(str(error))
     check_group_overrides(args)

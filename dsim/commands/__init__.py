@@ -1,0 +1,1 @@
+"""Tool subcommands of ``dsim`` (``dsim data``, ...): one module each, with ``run(argv)``."""
