@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("extractor", "metric", "pair", "dataset", "experiment")
+GROUPS = ("extractor", "metric", "pair", "pairing", "dataset", "experiment", "analysis")
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -45,8 +45,9 @@ def check_group_overrides(args: list[str]) -> None:
         group = override.key_or_group
         if group not in GROUPS or override.is_delete() or override.package:
             continue
+        value = None if override.is_sweep_override() else override.value()
         names = [str(v) for v in override.sweep_string_iterator()] if override.is_sweep_override() \
-            else [str(override.value())]
+            else [str(v) for v in value] if isinstance(value, list) else [str(value)]  # analysis=[umap,distance]
         known = group_choices(group)
         for name in names:
             if name not in known and not (group == "experiment" and name in ("null", "None")):
@@ -86,6 +87,10 @@ def task(cfg) -> None:
 # Tool subcommands: name -> module in dsim/commands/ with a ``run(argv)`` function (imported on use).
 SUBCOMMANDS = {
     "data": "dsim.commands.data",
+    "embed": "dsim.commands.embed",
+    "lineage": "dsim.commands.lineage",
+    "report": "dsim.commands.report",
+    "weights": "dsim.commands.weights",
 }
 
 

@@ -45,6 +45,7 @@ class Embeddings:
     random_weights: bool
     n_computed: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
+    manifest: list[tuple[str, str]] = field(default_factory=list)  # every (relpath, sha256) found
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -70,6 +71,9 @@ class _DecodeDataset(Dataset):
 def _collate(items):
     good = [(i, x) for i, x, err in items if err is None]
     failed = [(i, err) for i, _, err in items if err is not None]
+    shapes = sorted({tuple(x.shape) for _, x in good})
+    if len(shapes) > 1:  # an extractor that keeps the native size (inception without a size) on mixed sizes
+        return [i for i, _ in good], shapes, failed  # raised in the main process, as one line
     batch = torch.stack([x for _, x in good]) if good else None
     return [i for i, _ in good], batch, failed
 
@@ -161,6 +165,7 @@ def embed(
         random_weights=extractor.is_random,
         n_computed=len(todo) - len(skipped),
         skipped=skipped,
+        manifest=[(ref.relpath, ref.sha256) for ref in files],
     )
 
 
@@ -179,6 +184,9 @@ def _forward(extractor, todo, cache, vectors, *, device, batch_size, num_workers
                 if on_error == "raise":
                     raise ImageReadError(todo[index].path, reason)
                 failed.append((todo[index], reason))
+            if isinstance(batch, list):
+                raise DsimError(f"images of different sizes ({', '.join(map(str, batch[:3]))}) and extractor "
+                                f"{extractor.name} keeps the native size: set extractor.size (e.g. 299)")
             if batch is not None:
                 out = extractor.features(model, batch.to(device, non_blocking=True))
                 out = out.float().cpu().numpy()

@@ -9,7 +9,8 @@ import pandas as pd
 
 from dsim.cell import RESULT_FILE
 
-COLUMNS = ["extractor", "metric", "pair", "value", "std", "n_reference", "n_candidate", "mlflow_run_id"]
+COLUMNS = ["extractor", "metric", "pair", "value", "std", "ci_low", "ci_high", "n_reference", "n_candidate",
+           "mlflow_run_id"]
 
 
 def collect(directory: str | Path) -> list[dict]:
@@ -23,24 +24,33 @@ def _job_order(path: Path, root: Path):
     return (0, int(first), "") if first.isdigit() else (1, 0, str(path))
 
 
-def to_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per cell: its primary value (named like the metric) and its ``<metric>_std`` if any.
+#: value-name endings that qualify another value rather than being a headline number of their own
+DETAIL_SUFFIXES = ("_std", "_median", "_best", "_worst", "_ci_low", "_ci_high", "_reference")
+DETAIL_NAMES = ("n_pairs", "match_distance_mean")
 
-    Further named values (e.g. ``precision``/``recall``) get a row each, ``metric`` holding the name.
-    """
+
+def headline_values(values: dict) -> list[str]:
+    """The names worth a table row: not a qualifier (std, interval, median...), not an entropy statistic."""
+    return [name for name in values
+            if "." not in name and not name.startswith("entropy_") and name not in DETAIL_NAMES
+            and not name.endswith(DETAIL_SUFFIXES)]
+
+
+def to_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per headline value of each cell (``fid``; ``precision``, ``recall``, ...), with its
+    ``<name>_std`` and ``<name>_ci_low``/``_ci_high`` when the cell has them."""
     rows = []
     for record in records:
-        values = dict(record["values"])
-        primary = record["metric"] if record["metric"] in values else None
-        names = [primary] if primary else []
-        names += [n for n in values if n != primary and not n.endswith("_std")]
-        for name in names:
+        values = record["values"]
+        for name in headline_values(values):
             rows.append({
                 "extractor": record["extractor"],
                 "metric": name,
                 "pair": record["pair"],
                 "value": values[name],
                 "std": values.get(f"{name}_std"),
+                "ci_low": values.get(f"{name}_ci_low"),
+                "ci_high": values.get(f"{name}_ci_high"),
                 "n_reference": record["n_reference"],
                 "n_candidate": record["n_candidate"],
                 "mlflow_run_id": record.get("mlflow_run_id"),
@@ -53,8 +63,15 @@ def format_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "(no results)"
     shown = frame[["extractor", "metric", "pair"]].copy()
-    shown["value"] = [
-        f"{v:.6g}" + ("" if pd.isna(s) else f" ± {s:.2g}") for v, s in zip(frame["value"], frame["std"])
-    ]
+    shown["value"] = [_shown(row) for row in frame.itertuples()]
     shown["n"] = [f"{a}/{b}" for a, b in zip(frame["n_reference"], frame["n_candidate"])]
     return shown.to_string(index=False)
+
+
+def _shown(row) -> str:
+    text = "nan" if pd.isna(row.value) else f"{row.value:.6g}"
+    if not pd.isna(row.std):
+        text += f" ± {row.std:.2g}"
+    if not pd.isna(row.ci_low):
+        text += f" [{row.ci_low:.4g}, {row.ci_high:.4g}]"
+    return text

@@ -13,6 +13,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from dsim import results
+from dsim.analysis.sweep import log_sweep_analysis
+from dsim.analysis.visual import log_sweep_views
 from dsim.cache import atomic_write_text
 from dsim.tracking import Tracker, resolve_uri, ui_command
 
@@ -53,6 +55,8 @@ class SweepRecord(Callback):
         if run_id:
             tracker.log(run_id, metrics={"n_cells": len(records)})
             tracker.log_artifact(run_id, sweep_dir / RESULTS_CSV)
+            log_sweep_analysis(tracker, run_id, records, sweep_dir, cache_dir=config.cache_dir)  # entropy, metric x metric
+            log_sweep_views(tracker, run_id, sweep_dir, config)  # analysis=distance: I_dist violins across cells
             tracker.finish(run_id)
         if config.results_file:
             write_results_file(Path(config.results_file), records)

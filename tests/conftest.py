@@ -1,40 +1,12 @@
-"""Shared fixtures: small real-photo datasets built from scikit-image's bundled photographs."""
+"""Shared fixtures (helpers live in dsim_testing.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
-
-
-def photo(name: str) -> np.ndarray:
-    from skimage import data
-
-    return getattr(data, name)()
-
-
-def write_crops(folder: Path, n: int, seed: int, size: int = 96) -> list[Path]:
-    """``n`` seeded random square crops of the bundled photos, as PNGs in ``folder``."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        image = photo(PHOTOS[i % len(PHOTOS)])
-        side = int(rng.integers(min(image.shape[:2]) // 4, min(image.shape[:2]) // 2))
-        y = int(rng.integers(0, image.shape[0] - side))
-        x = int(rng.integers(0, image.shape[1] - side))
-        crop = Image.fromarray(image[y:y + side, x:x + side]).resize((size, size), Image.LANCZOS)
-        paths.append(folder / f"{i:03d}.png")
-        crop.save(paths[-1])
-    return paths
+from dsim_testing import write_crops
 
 
 @pytest.fixture(scope="session")
@@ -44,14 +16,3 @@ def crops(tmp_path_factory) -> dict[str, Path]:
     write_crops(root / "a", 24, seed=1)
     write_crops(root / "b", 24, seed=2)
     return {"a": root / "a", "b": root / "b"}
-
-
-def run_dsim(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the ``dsim`` command in a subprocess (the way users run it)."""
-    full_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
-    done = subprocess.run([sys.executable, "-m", "dsim.cli", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=600)
-    if check and done.returncode != 0:
-        raise AssertionError(f"dsim {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return done

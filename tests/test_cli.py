@@ -8,7 +8,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import REPO, run_dsim
+from dsim_testing import REPO, run_dsim
 
 RECORD_KEYS = {"extractor", "metric", "pair", "reference", "candidate", "n_reference", "n_candidate", "values"}
 
@@ -81,7 +81,7 @@ def test_tracking_uri_from_environment_is_honoured(workdir):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["extractor=nope"], "unknown extractor 'nope' (choose from: efficientnet_lite0, pixels)"),
+    (["extractor=nope"], "unknown extractor 'nope' (choose from: "),
     (["-m", "metric=fid,nope"], "unknown metric 'nope'"),
     (["pair.reference=missing_dir", "pair.candidate=b"], "dataset path does not exist"),
     (["device=tpu", "extractor=pixels", "pair.reference=a", "pair.candidate=b"], "unknown device 'tpu'"),

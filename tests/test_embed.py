@@ -104,3 +104,19 @@ def test_corrupt_cache_entry_is_recomputed(crops, tmp_path):
     again = dsim.embed(crops["a"], extractor="pixels", cache_dir=tmp_path, progress=False)
     assert again.n_computed == 1
     np.testing.assert_array_equal(first.features, again.features)
+
+
+def test_mixed_image_sizes_with_a_native_size_extractor_are_a_one_line_error(tmp_path):
+    from dsim.errors import DsimError
+    from dsim.extractors.base import Preprocess
+    from dsim.extractors.pixels import Pixels
+
+    class NativeSize(Pixels):
+        name = "native_size_test"
+        preprocess = Preprocess(size=None)
+
+    for i, shape in enumerate([(20, 30, 3), (30, 20, 3)]):
+        Image.fromarray(np.full(shape, 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    with pytest.raises(DsimError, match="extractor.size") as info:
+        dsim.embed(tmp_path, extractor=NativeSize(), cache_dir=tmp_path / "cache", num_workers=0, progress=False)
+    assert "\n" not in str(info.value)

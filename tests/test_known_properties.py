@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 import dsim
-from conftest import write_crops
+from dsim_testing import write_crops
 
 RADII = (0.0, 1.0, 2.0, 4.0)
 

@@ -1,7 +1,11 @@
-"""Feature extractors: ``build(name, **options)`` makes one; ``available()`` lists the names."""
+"""Feature extractors: ``build(name, **options)`` makes one; ``available()`` lists the names.
 
-from dsim.extractors import efficientnet, pixels  # noqa: F401  (importing registers them)
+Every extractor takes ``weights`` (``"default"``, ``"random"`` or a local path) and ``layer`` (its
+``layers``' keys; classifiers also have ``"logits"``). See the README's Extractors table.
+"""
+
+from dsim.extractors import clip, dinov2, dreamsim, efficientnet, inception, mobilenet, pixels  # noqa: F401
 from dsim.extractors.base import Extractor, Preprocess
-from dsim.extractors.registry import EXTRACTORS, available, build
+from dsim.extractors.registry import EXTRACTORS, available, build, with_layer
 
-__all__ = ["EXTRACTORS", "Extractor", "Preprocess", "available", "build"]
+__all__ = ["EXTRACTORS", "Extractor", "Preprocess", "available", "build", "with_layer"]

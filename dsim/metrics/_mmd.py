@@ -7,8 +7,11 @@ Subsets are drawn exactly as torch-fidelity draws them, so the same seed gives t
         idx_x = rng.choice(n_x, m, replace=False)
         idx_y = rng.choice(n_y, m, replace=False)
 
-The subsets are then evaluated as batches of at most ``CHUNK_BYTES`` of working memory. Every subset is
-computed on its own, so the numbers do not depend on the chunking.
+When the sets are small next to ``subsets·subset_size²`` (the cost model in :func:`subset_mmd2`), the
+kernel matrices of the full sets are evaluated once, in row chunks, and summed over each subset's pairs
+through 0/1 indicator matrices — the same sums in another order. Otherwise each subset is evaluated on
+its own: one at a time in NumPy on CPU, as batches of at most ``CHUNK_BYTES`` of working memory on other
+devices; those numbers do not depend on the chunking, bit for bit.
 """
 
 from __future__ import annotations
@@ -20,26 +23,39 @@ import numpy as np
 import torch
 
 from dsim.metrics._checks import SubsetSizeWarning, positive_int
+from dsim.metrics._linalg import clamp_min_, diagonal_sum, exp_, int_power, mm_nt, native, take_rows
 
-Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Kernel = Callable  # (x, y) -> K for native arrays (NumPy on CPU, torch elsewhere), see _linalg.native
 
 CHUNK_BYTES = 256 * 2**20  # working-memory budget for one batch of subsets (read at call time)
+FULL_KERNELS: bool | None = None  # None: choose by cost; True/False force a path (tests)
 
 
-def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, *, degree: int, gamma: float, coef0: float):
-    """(x·y·gamma + coef0)^degree for batched row sets x (…, n, D) and y (…, m, D) → (…, n, m)."""
-    return (x @ y.transpose(-1, -2)).mul_(gamma).add_(coef0).pow_(degree)
+def polynomial_kernel(x, y, *, degree: int, gamma: float, coef0: float):
+    """(x·y·gamma + coef0)^degree for batched row sets x (…, n, D) and y (…, m, D) → (…, n, m).
+
+    Pass the same array as x and y for K_XX: on CPU the product then costs half.
+    """
+    k = mm_nt(x, y)
+    k *= gamma
+    k += coef0
+    return int_power(k, degree)
 
 
-def rbf_kernel(x: torch.Tensor, y: torch.Tensor, *, sigma: float):
+def rbf_kernel(x, y, *, sigma: float):
     """exp(-||x - y||² / (2σ²)) for batched row sets x (…, n, D) and y (…, m, D) → (…, n, m)."""
-    xx = (x * x).sum(-1).unsqueeze(-1)
-    yy = (y * y).sum(-1).unsqueeze(-2)
-    sq_dist = (x @ y.transpose(-1, -2)).mul_(-2).add_(xx).add_(yy).clamp_min_(0)
-    return sq_dist.mul_(-1 / (2 * sigma**2)).exp_()
+    xx = (x * x).sum(-1)[..., :, None]
+    yy = xx.swapaxes(-1, -2) if y is x else (y * y).sum(-1)[..., None, :]
+    sq_dist = mm_nt(x, y)
+    sq_dist *= -2
+    sq_dist += xx
+    sq_dist += yy
+    sq_dist = clamp_min_(sq_dist, 0.0)
+    sq_dist *= -1 / (2 * sigma**2)
+    return exp_(sq_dist)
 
 
-def unbiased_mmd2(k_xx: torch.Tensor, k_xy: torch.Tensor, k_yy: torch.Tensor) -> torch.Tensor:
+def unbiased_mmd2(k_xx, k_xy, k_yy):
     """Unbiased MMD² from (…, m, m) kernel matrices: K_XX, K_YY without diagonals, K_XY in full.
 
     Sums run row by row, then over rows: unlike a joint reduction, that gives the same bits for a
@@ -51,7 +67,7 @@ def unbiased_mmd2(k_xx: torch.Tensor, k_xy: torch.Tensor, k_yy: torch.Tensor) ->
         return k.sum(-1).sum(-1)
 
     def off_diagonal_sum(k):
-        return total(k) - k.diagonal(dim1=-2, dim2=-1).sum(-1)
+        return total(k) - diagonal_sum(k)
 
     return (off_diagonal_sum(k_xx) + off_diagonal_sum(k_yy)) / (m * (m - 1)) - 2 * total(k_xy) / (m * m)
 
@@ -90,12 +106,75 @@ def subset_mmd2(
     seed = positive_int(seed, name="seed", metric=metric, minimum=0)
     m = clip_subset_size(subset_size, x.shape[0], y.shape[0], metric=metric)
     idx_x, idx_y = subset_indices(x.shape[0], y.shape[0], subsets, m, seed)
-    bytes_per_subset = 8 * (4 * m * m + 2 * m * x.shape[1])
-    chunk = max(1, CHUNK_BYTES // bytes_per_subset)
-    values = []
-    for start in range(0, subsets, chunk):
-        xs = x[torch.from_numpy(idx_x[start : start + chunk]).to(x.device)]
-        ys = y[torch.from_numpy(idx_y[start : start + chunk]).to(y.device)]
-        values.append(unbiased_mmd2(kernel(xs, xs), kernel(xs, ys), kernel(ys, ys)))
-    mmd2 = torch.cat(values)
-    return float(mmd2.mean()), float(mmd2.std(correction=0))
+    xn, yn = native(x), native(y)
+    n_x, n_y, d = x.shape[0], y.shape[0], x.shape[1]
+    full = FULL_KERNELS
+    if full is None:  # multiply-adds: full kernels + indicator products vs per-subset (K_XX, K_YY symmetric)
+        full = (n_x * n_x + n_y * n_y + n_x * n_y) * (d + subsets) < 2 * subsets * m * m * d
+    if full:
+        mmd2 = _mmd2_from_full_kernels(xn, yn, kernel, idx_x, idx_y)
+    elif isinstance(xn, np.ndarray):
+        # NumPy (CPU): one subset at a time — 2-D products, where K_XX and K_YY take the symmetric
+        # (half-cost) BLAS path that batched products miss
+        mmd2 = np.array([
+            unbiased_mmd2(kernel(xs, xs), kernel(xs, ys), kernel(ys, ys))
+            for xs, ys in ((xn[ix], yn[iy]) for ix, iy in zip(idx_x, idx_y))
+        ])
+    else:  # torch (GPU): batches of subsets within CHUNK_BYTES
+        chunk = max(1, CHUNK_BYTES // (8 * (4 * m * m + 2 * m * d)))
+        values = []
+        for start in range(0, subsets, chunk):
+            xs = take_rows(xn, idx_x[start : start + chunk])
+            ys = take_rows(yn, idx_y[start : start + chunk])
+            values.append(unbiased_mmd2(kernel(xs, xs), kernel(xs, ys), kernel(ys, ys)).cpu().numpy())
+        mmd2 = np.concatenate(values)
+    return float(mmd2.mean()), float(mmd2.std())
+
+
+def _mmd2_from_full_kernels(xn, yn, kernel: Kernel, idx_x: np.ndarray, idx_y: np.ndarray) -> np.ndarray:
+    """Per-subset unbiased MMD², evaluating each kernel entry of the full sets once.
+
+    With 0/1 indicator rows a_s, b_s of subset s: Σ_{i,j∈s} K_XX[i, j] = a_sᵀ·K_XX·a_s (minus the
+    diagonal for the unbiased terms), Σ K_XY = a_sᵀ·K_XY·b_s. Kernel rows are formed in chunks of at most
+    ``CHUNK_BYTES``; each chunk multiplies into the indicator matrices at once. Cheaper than
+    per-subset kernels when the sets are small next to subsets·subset_size² (chosen by
+    :func:`subset_mmd2`); the same sums, in another order (equal to float rounding).
+    """
+    subsets, m = idx_x.shape
+    a, b = _indicators(xn, idx_x), _indicators(yn, idx_y)
+    xx, diag_x = _subset_sums(xn, xn, a, a, kernel)
+    yy, diag_y = _subset_sums(yn, yn, b, b, kernel)
+    xy, _ = _subset_sums(xn, yn, a, b, kernel)
+    return ((xx - diag_x) + (yy - diag_y)) / (m * (m - 1)) - 2 * xy / (m * m)
+
+
+def _indicators(rows, index: np.ndarray):
+    """(subsets, n) 0/1 float64 matrix with a 1 at every (s, index[s, i]) — native array like ``rows``."""
+    out = np.zeros((index.shape[0], rows.shape[0]))
+    np.put_along_axis(out, index, 1.0, axis=1)
+    return out if isinstance(rows, np.ndarray) else torch.from_numpy(out).to(rows.device)
+
+
+def _subset_sums(p, q, a, b, kernel: Kernel):
+    """Σ_s a_sᵀ·K(p, q)·b_s for every subset s, and (when p is q) Σ_s Σ_i a_s[i]·K[i, i]."""
+    n, n_q = p.shape[0], q.shape[0]
+    rows = max(1, CHUNK_BYTES // (8 * 2 * n_q))
+    total = 0
+    diagonal = 0
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        k = kernel(p[start:stop], q)
+        total = total + _einsum("si,is->s", a[:, start:stop], k @ b.T)
+        if q is p:
+            diag = k[np.arange(stop - start), np.arange(start, stop)] if isinstance(k, np.ndarray) else (
+                torch.diagonal(k[:, start:stop]))
+            diagonal = diagonal + a[:, start:stop] @ diag
+    return _to_numpy(total), _to_numpy(diagonal)
+
+
+def _einsum(spec, *operands):
+    return np.einsum(spec, *operands) if isinstance(operands[0], np.ndarray) else torch.einsum(spec, *operands)
+
+
+def _to_numpy(v):
+    return v.cpu().numpy() if torch.is_tensor(v) else np.asarray(v)

@@ -7,28 +7,48 @@ from dataclasses import dataclass
 from typing import Callable
 
 from dsim.errors import DsimError
+from dsim.metrics._checks import positive_int
+from dsim.metrics._values import MetricValues, as_metric_values
+from dsim.metrics.bootstrap import bootstrap_intervals
+
+INPUTS = ("features", "logits")
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A registered metric: ``fn(reference, candidate, **params) -> dict[str, float]``."""
+    """A registered metric: ``fn(reference, candidate, **params) -> MetricValues``.
+
+    ``input`` names the extractor output the metric needs: ``"features"`` (the embedding) or
+    ``"logits"`` (the class-logits layer, for the Inception Score).
+    """
 
     name: str
-    fn: Callable[..., dict[str, float]]
+    fn: Callable[..., MetricValues]
     higher_is_better: bool
     kind: str = "distribution"
     doc: str = ""
+    input: str = "features"
 
 
 METRICS: dict[str, MetricSpec] = {}
 
 
-def register(name: str, fn: Callable, *, higher_is_better: bool, kind: str = "distribution", doc: str = ""):
+def register(
+    name: str,
+    fn: Callable,
+    *,
+    higher_is_better: bool,
+    kind: str = "distribution",
+    doc: str = "",
+    input: str = "features",
+):
     """Add ``fn`` to :data:`METRICS` under ``name``; ``doc`` defaults to the docstring's first line."""
     if name in METRICS:
         raise ValueError(f"metric {name!r} is already registered")
+    if input not in INPUTS:
+        raise ValueError(f"metric {name!r}: input must be one of {INPUTS}, got {input!r}")
     doc = doc or (inspect.getdoc(fn) or "").split("\n", 1)[0]
-    METRICS[name] = spec = MetricSpec(name, fn, higher_is_better, kind, doc)
+    METRICS[name] = spec = MetricSpec(name, fn, higher_is_better, kind, doc, input)
     return spec
 
 
@@ -37,14 +57,24 @@ def available() -> list[str]:
     return sorted(METRICS)
 
 
-def compute(name: str, reference, candidate, **params) -> dict[str, float]:
-    """Run the metric registered as ``name`` on two N×D feature sets.
+def compute(
+    name: str, reference, candidate, *, bootstrap: int = 0, bootstrap_seed: int = 0, **params
+) -> MetricValues:
+    """Run the metric registered as ``name`` on two N×D feature sets (or logits, see ``MetricSpec.input``).
+
+    With ``bootstrap=N > 0``, both sets are also resampled with replacement N times (seeded by
+    ``bootstrap_seed``; a ``kind="paired"`` metric's pairs are resampled together) and every scalar
+    value except ``*_std`` gains ``<value>_ci_low`` / ``<value>_ci_high``: a 95% percentile interval
+    (see :mod:`dsim.metrics.bootstrap`). Per-image scores, when the metric has them, are in the
+    result's ``per_image``.
 
     >>> import numpy as np
     >>> from dsim.metrics import compute
     >>> features = np.random.default_rng(0).normal(size=(100, 4))
     >>> compute("fid", features, features)["fid"] < 1e-9
     True
+    >>> sorted(compute("fid", features, features + 1, bootstrap=10))
+    ['fid', 'fid_ci_high', 'fid_ci_low']
     """
     spec = METRICS.get(name)
     if spec is None:
@@ -55,6 +85,16 @@ def compute(name: str, reference, candidate, **params) -> dict[str, float]:
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise DsimError(
-            f"metric {name!r} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(accepted) or 'none'}"
+            f"metric {name!r} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(accepted) or 'none'} "
+            "(and bootstrap, bootstrap_seed)"
         )
-    return spec.fn(reference, candidate, **params)
+    bootstrap = positive_int(bootstrap, name="bootstrap", metric=name, minimum=0)
+    values = as_metric_values(spec.fn(reference, candidate, **params))
+    if bootstrap:
+        values.update(
+            bootstrap_intervals(
+                spec.fn, reference, candidate, replicates=bootstrap, seed=bootstrap_seed, params=params,
+                keys=[key for key in values if not key.endswith("_std")], paired=spec.kind == "paired",
+            )
+        )
+    return values

@@ -1,9 +1,14 @@
 """Fréchet distance between Gaussian fits of two feature sets (FID when the features are Inception's).
 
 FID = ||mu1 - mu2||² + tr(S1) + tr(S2) - 2·tr(sqrt(S1·S2)), with float64 means and unbiased (ddof=1)
-covariances. tr(sqrt(S1·S2)) is the sum of the real parts of the square roots of the (complex)
-eigenvalues of S1·S2 — the formula torch-fidelity uses — rather than scipy's ``sqrtm``, so singular
-covariances (fewer samples than dimensions) neither crash nor turn complex.
+covariances. tr(sqrt(S1·S2)) is the sum of the square roots of the eigenvalues of S1·S2 — the quantity
+torch-fidelity computes with a general (complex) eigen-solver and pytorch-fid with scipy's ``sqrtm``.
+
+We factor S1 = A·Aᵀ (Cholesky, or a square-root factor from ``eigh`` when S1 is singular) and use that
+S1·S2 = A·(Aᵀ·S2) has the same eigenvalues as the symmetric positive semi-definite Aᵀ·S2·A. A
+symmetric eigen-solver then gives real eigenvalues (rounding negatives, which are ~0, are clipped to 0),
+so singular covariances (fewer samples than dimensions) neither crash nor turn complex, and the
+2048-d case runs an order of magnitude faster than ``sqrtm`` (see ``benchmarks/``).
 """
 
 from __future__ import annotations
@@ -14,16 +19,42 @@ import torch
 
 from dsim.errors import DsimError
 from dsim.metrics._checks import RankDeficientWarning, feature_pair
+from dsim.metrics._linalg import (
+    as_tensor, clamp_min_, eigh, eigvalsh, gram_t, lower_congruence, matmul, native, sqrt_,
+)
+from dsim.metrics._values import MetricValues
 
 KEY_FID = "fid"
 
 
-def feature_statistics(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and unbiased covariance (ddof=1, as ``np.cov(rowvar=False)``) of an N×D float64 tensor."""
-    mu = features.mean(dim=0)
-    centred = features - mu
-    sigma = centred.T @ centred / (features.shape[0] - 1)
-    return mu, sigma
+def feature_statistics(features: torch.Tensor, *, overwrite: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and unbiased covariance (ddof=1, as ``np.cov(rowvar=False)``) of an N×D float64 tensor.
+
+    ``overwrite=True`` centres ``features`` in place (saves a copy of the whole set).
+    """
+    f = native(features)
+    mu = f.mean(0)
+    if overwrite:
+        f -= mu
+    else:
+        f = f - mu
+    sigma = gram_t(as_tensor(f, features.device)) / (features.shape[0] - 1)
+    return as_tensor(mu, features.device), sigma
+
+
+def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
+    """tr(sqrt(sigma1·sigma2)) for symmetric positive semi-definite float64 matrices (0-d tensor)."""
+    factor, info = torch.linalg.cholesky_ex(sigma1)
+    if int(info) == 0:
+        inner = lower_congruence(factor, sigma2)  # Lᵀ·S2·L
+    else:  # not positive definite: a square-root factor A = V·sqrt(w) instead
+        w, v = eigh(sigma1)
+        factor = v.to(sigma1.device) * w.to(sigma1.device).clamp_min(0).sqrt()
+        inner = matmul(matmul(factor.T, sigma2), factor)  # Aᵀ·S2·A
+    m = native(inner.to(sigma1.device))
+    m = (m + m.T) / 2
+    eigenvalues = native(eigvalsh(as_tensor(m, sigma1.device)).to(sigma1.device))
+    return as_tensor(sqrt_(clamp_min_(eigenvalues, 0.0)).sum(), sigma1.device)
 
 
 def fid_from_stats(mu1, sigma1, mu2, sigma2, *, device: str | torch.device = "cpu") -> float:
@@ -46,12 +77,11 @@ def fid_from_stats(mu1, sigma1, mu2, sigma2, *, device: str | torch.device = "cp
             f"mu2 {tuple(mu2.shape)}, sigma2 {tuple(sigma2.shape)}; expected (D,) means and (D, D) covariances"
         )
     diff = mu1 - mu2
-    eigenvalues = torch.linalg.eigvals(sigma1 @ sigma2)
-    tr_covmean = torch.sqrt(eigenvalues).real.sum()
+    tr_covmean = trace_sqrt_product(sigma1, sigma2).to(sigma1.device)
     return float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean)
 
 
-def fid(reference, candidate, *, device: str | torch.device = "cpu") -> dict[str, float]:
+def fid(reference, candidate, *, device: str | torch.device = "cpu") -> MetricValues:
     """Fréchet distance between two feature sets (N×D each); lower is better, 0 for identical sets.
 
     Warns with :class:`RankDeficientWarning` when a set has fewer than D + 1 samples. Values within
@@ -64,12 +94,12 @@ def fid(reference, candidate, *, device: str | torch.device = "cpu") -> dict[str
     >>> round(fid(reference, reference + 1.0)["fid"], 6)  # shifting every feature by 1 adds D·1²
     4.0
     """
-    x, y = feature_pair(reference, candidate, metric="FID", device=device)
+    x, y = feature_pair(reference, candidate, metric="FID", device=device, private=True)
     for role, n in (("reference", x.shape[0]), ("candidate", y.shape[0])):
         _warn_if_rank_deficient(role, n, x.shape[1])
-    mu1, sigma1 = feature_statistics(x)
-    mu2, sigma2 = feature_statistics(y)
-    return {KEY_FID: fid_from_stats(mu1, sigma1, mu2, sigma2, device=device)}
+    mu1, sigma1 = feature_statistics(x, overwrite=True)
+    mu2, sigma2 = feature_statistics(y, overwrite=True)
+    return MetricValues({KEY_FID: fid_from_stats(mu1, sigma1, mu2, sigma2, device=device)})
 
 
 def _warn_if_rank_deficient(role: str, n: int, d: int) -> None:

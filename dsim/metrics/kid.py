@@ -12,6 +12,7 @@ import torch
 
 from dsim.metrics._checks import feature_pair, positive_float, positive_int
 from dsim.metrics._mmd import polynomial_kernel, rbf_kernel, subset_mmd2
+from dsim.metrics._values import MetricValues
 
 KEY_KID_POLY, KEY_KID_POLY_STD = "kid_poly", "kid_poly_std"
 KEY_KID_RBF, KEY_KID_RBF_STD = "kid_rbf", "kid_rbf_std"
@@ -28,7 +29,7 @@ def kid_poly(
     gamma: float | None = None,
     coef0: float = 1.0,
     device: str | torch.device = "cpu",
-) -> dict[str, float]:
+) -> MetricValues:
     """KID with the polynomial kernel (x·y·gamma + coef0)^degree, gamma = 1/D by default.
 
     Returns the mean and std of the unbiased MMD² over ``subsets`` random subsets of ``subset_size``
@@ -53,7 +54,7 @@ def kid_poly(
         coef0=float(coef0),
     )
     mean, std = subset_mmd2(x, y, kernel, subsets=subsets, subset_size=subset_size, seed=seed, metric=metric)
-    return {KEY_KID_POLY: mean, KEY_KID_POLY_STD: std}
+    return MetricValues({KEY_KID_POLY: mean, KEY_KID_POLY_STD: std})
 
 
 def kid_rbf(
@@ -65,7 +66,7 @@ def kid_rbf(
     seed: int = 0,
     sigma: float = 10.0,
     device: str | torch.device = "cpu",
-) -> dict[str, float]:
+) -> MetricValues:
     """KID with the Gaussian RBF kernel exp(-||x - y||² / (2·sigma²)).
 
     Returns the mean and std of the unbiased MMD² over ``subsets`` random subsets of ``subset_size``
@@ -84,5 +85,5 @@ def kid_rbf(
     x, y = feature_pair(reference, candidate, metric=metric, device=device)
     kernel = partial(rbf_kernel, sigma=positive_float(sigma, name="sigma", metric=metric))
     mean, std = subset_mmd2(x, y, kernel, subsets=subsets, subset_size=subset_size, seed=seed, metric=metric)
-    return {KEY_KID_RBF: mean, KEY_KID_RBF_STD: std}
+    return MetricValues({KEY_KID_RBF: mean, KEY_KID_RBF_STD: std})
 

@@ -109,3 +109,12 @@ def test_from_stats_matches_fid():
 def test_cuda_matches_cpu():
     x, y = pair("shifted")
     assert fid(x, y, device="cuda")["fid"] == pytest.approx(fid(x, y)["fid"], rel=1e-9)
+
+
+def test_inputs_are_never_modified():
+    x, y = pair("shifted")
+    for a, b in [(x, y), (torch.from_numpy(x), torch.from_numpy(y)), (x.astype(np.float32), y)]:
+        before = [np.array(v, copy=True) for v in (a, b)]
+        fid(a, b)
+        for v, original in zip((a, b), before):
+            np.testing.assert_array_equal(np.asarray(v), original)

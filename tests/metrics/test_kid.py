@@ -38,14 +38,42 @@ def torch_fidelity_kid(x, y, kernel, kernel_kwargs, subsets, subset_size, seed):
     return out[tf.KEY_METRIC_KID_MEAN], out[tf.KEY_METRIC_KID_STD]
 
 
+PATHS = {"per_subset": False, "full_kernels": True}
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request, monkeypatch):
+    """Run a test once per evaluation path (per-subset kernels, or full kernels summed per subset)."""
+    monkeypatch.setattr(mmd, "FULL_KERNELS", PATHS[request.param])
+    return request.param
+
+
 @pytest.mark.parametrize("case", KERNELS)
-def test_matches_torch_fidelity(case):
+def test_matches_torch_fidelity(case, path):
     fn, params, kernel, tf_kwargs = KERNELS[case]
     x, y = pair()
     mean, std = torch_fidelity_kid(x, y, kernel, tf_kwargs, **SUBSETS)
     got = list(fn(x, y, **SUBSETS, **params).values())
     assert abs(got[0] - mean) <= 1e-6 * abs(mean)
     assert abs(got[1] - std) <= 1e-6 * abs(std)
+
+
+@pytest.mark.parametrize("fn", [kid_poly, kid_rbf])
+def test_both_paths_agree(fn, monkeypatch):
+    x, y = pair()
+    monkeypatch.setattr(mmd, "FULL_KERNELS", False)
+    per_subset = fn(x, y, **SUBSETS)
+    monkeypatch.setattr(mmd, "FULL_KERNELS", True)
+    assert list(fn(x, y, **SUBSETS).values()) == pytest.approx(list(per_subset.values()), rel=1e-12)
+
+
+def test_cost_model_picks_the_cheaper_path(monkeypatch):
+    chosen = []
+    full = mmd._mmd2_from_full_kernels
+    monkeypatch.setattr(mmd, "_mmd2_from_full_kernels", lambda *a: chosen.append("full") or full(*a))
+    kid_poly(features(300), features(300), subsets=100, subset_size=200)  # 2.7e5·132 < 2·100·4e4·32
+    kid_poly(features(3000, d=8), features(3000, d=8), subsets=2, subset_size=100)  # 2.7e7·10 > 2·2·1e4·8
+    assert chosen == ["full"]
 
 
 def test_subsets_equal_torch_fidelity(monkeypatch):
@@ -118,14 +146,17 @@ def test_rejects_bad_kernel_params():
 
 
 @pytest.mark.parametrize("fn", [kid_poly, kid_rbf])
-def test_same_numbers_whatever_the_chunking(fn, monkeypatch):
+def test_same_numbers_whatever_the_chunking(fn, path, monkeypatch):
     x, y = pair()
     results = []
-    for chunk_bytes in (1, 3 * 8 * (4 * 200 * 200 + 2 * 200 * 32), 2**40):  # 1, 3, all subsets per chunk
+    for chunk_bytes in (1, 3 * 8 * (4 * 200 * 200 + 2 * 200 * 32), 2**40):  # 1, 3, all subsets (or rows) per chunk
         monkeypatch.setattr(mmd, "CHUNK_BYTES", chunk_bytes)
         results.append(fn(x, y, **SUBSETS))
         results.append(fn(torch.from_numpy(x), y, **SUBSETS, device=torch.device("cpu")))
-    assert all(r == results[0] for r in results)
+    if path == "per_subset":  # each subset on its own: the same bits
+        assert all(r == results[0] for r in results)
+    else:  # kernel rows summed chunk by chunk: the same up to rounding
+        assert all(list(r.values()) == pytest.approx(list(results[0].values()), rel=1e-12) for r in results)
     assert fn(x, y, **{**SUBSETS, "seed": 8}) != results[0]
 
 

@@ -1,0 +1,115 @@
+"""Across the cells of a sweep: entropy bias of each metric, and how the metrics agree with each other.
+
+For every *series* — one metric seen through one extractor (``efficientnet_lite0.fid``; a paired metric
+alone, ``psnr``, when its cells have no extractor), its primary value in each cell — dsim computes:
+
+- the Pearson r (p-value, Spearman's rho, n) between the series' values and the **candidate set's mean
+  entropy** (mean over its images of :func:`dsim.entropy.image_entropy`), across the cells: logged on the
+  sweep's parent run as ``<series>.entropy_pearson_r``, ``.entropy_pearson_p``, ``.entropy_spearman_rho``,
+  ``.entropy_n``, and written as ``entropy_correlation.csv`` with a scatter plot ``entropy_across_cells.png``;
+- the **metric × metric** Pearson correlation matrix across the cells (series as columns, the dataset
+  pairs as rows; at least 3 common pairs, else NaN): ``metric_correlation.csv`` and ``metric_correlation.png``.
+
+The cells' values themselves are in ``cells.csv`` (one row per pair, a column per series, plus the
+candidate entropy). Fewer than 3 cells in a series give NaN coefficients, never an error.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dsim.analysis import plots
+from dsim.analysis.correlation import ENTROPY_KEYS, correlate
+from dsim.cache import atomic_write_text
+from dsim.entropy import dataset_entropies
+from dsim.errors import DsimError
+
+ANALYSIS_DIR = "sweep_analysis"
+
+
+def series_name(extractor: str, metric: str) -> str:
+    return metric if extractor in ("none", "", None) else f"{extractor}.{metric}"
+
+
+def cells_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per cell with a primary value: ``pair``, ``candidate``, ``series``, ``value``."""
+    rows = []
+    for record in records:
+        values = record.get("values") or {}
+        metric = record.get("metric")
+        if metric not in values:
+            continue
+        rows.append({"pair": record["pair"], "candidate": record.get("candidate"),
+                     "series": series_name(record.get("extractor"), metric), "value": float(values[metric])})
+    return pd.DataFrame(rows, columns=["pair", "candidate", "series", "value"])
+
+
+def candidate_entropies(candidates, *, cache_dir) -> dict[str, float]:
+    """Mean image entropy of each candidate folder (NaN, with a warning, for a folder that is gone)."""
+    out = {}
+    for folder in sorted(set(candidates)):
+        try:
+            values = list(dataset_entropies(folder, cache_dir=cache_dir, on_error="skip").values())
+            out[folder] = float(np.mean(values)) if values else float("nan")
+        except DsimError as error:
+            warnings.warn(f"sweep analysis: no entropy for {folder}: {error}", stacklevel=2)
+            out[folder] = float("nan")
+    return out
+
+
+def analyse(records: list[dict], out_dir: Path, *, cache_dir="cache") -> tuple[dict[str, float], list[Path]]:
+    """Run the sweep analyses on ``records``; write tables and plots to ``out_dir``; return (metrics, files)."""
+    cells = cells_frame(records)
+    if cells.empty:
+        return {}, []
+    entropy = candidate_entropies(cells["candidate"], cache_dir=cache_dir)
+    cells["candidate_entropy"] = cells["candidate"].map(entropy)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    metrics: dict[str, float] = {}
+    rows, panels = [], []
+    for series, group in cells.groupby("series", sort=True):
+        stats = correlate(group["value"], group["candidate_entropy"])
+        rows.append({"series": series, **stats})
+        metrics.update({f"{series}.{key}": float(stats[name]) for name, key in ENTROPY_KEYS.items()})
+        panels.append((series, group["value"].to_numpy(), group["candidate_entropy"].to_numpy(), stats))
+    entropy_table = pd.DataFrame(rows, columns=["series", "pearson_r", "pearson_p", "spearman_rho", "n"])
+
+    wide = cells.pivot_table(index="pair", columns="series", values="value", aggfunc="last")
+    wide.columns.name = None
+    pair_entropy = cells.groupby("pair")["candidate_entropy"].first()
+    matrix = wide.corr(method="pearson", min_periods=3) if wide.shape[1] else pd.DataFrame()
+
+    files = []
+    for name, table, index in (("cells.csv", wide.assign(candidate_entropy=pair_entropy), True),
+                               ("entropy_correlation.csv", entropy_table, False),
+                               ("metric_correlation.csv", matrix, True)):
+        atomic_write_text(out_dir / name, table.to_csv(index=index))
+        files.append(out_dir / name)
+    files.append(plots.entropy_scatter(out_dir / "entropy_across_cells.png", panels,
+                                       title="metric vs the candidate set's mean entropy, across cells",
+                                       xlabel="candidate set mean entropy (bits)"))
+    if not matrix.empty:
+        files.append(plots.heatmap(out_dir / "metric_correlation.png", matrix,
+                                   title=f"Pearson correlation of metrics across {len(wide)} pairs"))
+    return metrics, files
+
+
+def log_sweep_analysis(tracker, run_id: str, records: list[dict], sweep_dir: Path, *, cache_dir="cache") -> None:
+    """:func:`analyse` the sweep and log its metrics and files on the parent run (a failure only warns)."""
+    try:
+        metrics, files = analyse(records, Path(sweep_dir) / ANALYSIS_DIR, cache_dir=cache_dir)
+        if metrics:
+            tracker.log(run_id, metrics=metrics)
+        for path in files:
+            tracker.log_artifact(run_id, path, ANALYSIS_DIR)
+    except Exception as error:  # noqa: BLE001 - the cells are recorded already; the analysis must not lose them
+        warnings.warn(f"sweep analysis failed: {error}".splitlines()[0], stacklevel=2)
+        return
+    if files:
+        print(f"sweep analysis: {Path(sweep_dir) / ANALYSIS_DIR}")

@@ -1,0 +1,63 @@
+"""What a cell runner receives (the pair's datasets) and returns (values, per-image tables, files)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A pair side as configured: the name shown in records and the folder it resolves to."""
+
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class SideSummary:
+    """What a run record keeps about one dataset of the pair."""
+
+    name: str
+    root: Path
+    fingerprint: str
+    n: int
+    skipped: dict[str, str] = field(default_factory=dict)
+    manifest: list[tuple[str, str]] = field(default_factory=list)  # (relpath, sha256) of every file
+    n_embedded: int = 0  # images that went through the extractor in this run (the rest came from the cache)
+
+
+@dataclass
+class CellOutput:
+    """A runner's result.
+
+    ``values``: the named numbers (MLflow metrics, ``result.json`` ``values``). ``tables``: per-image or
+    per-pair tables (artifact name → DataFrame, written as CSV). ``files``: further artifacts already
+    written into the job directory (plots). ``extractor``: the extractor used, if any.
+    ``random_weights``: set when another network the values depend on (e.g. the one that paired the
+    images) has random weights; the record's ``random_weights`` is then true as well.
+    """
+
+    values: dict[str, float]
+    reference: SideSummary
+    candidate: SideSummary
+    extractor: object | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    random_weights: bool = False  # some network behind the values (besides ``extractor``) has random weights
+
+
+def resolve_dataset(spec: str, dataset_cfg: dict) -> DatasetRef:
+    """A catalogue name (``dataset.catalog``) or a folder path → :class:`DatasetRef`."""
+    spec = str(spec)
+    catalog = dataset_cfg.get("catalog") or {}
+    if spec in catalog:
+        return DatasetRef(spec, Path(dataset_cfg["root"]) / catalog[spec])
+    path = Path(spec).expanduser()
+    return DatasetRef(path.resolve().name or str(path), path)
+
+
+def pair_name(pair_cfg: dict, reference: DatasetRef, candidate: DatasetRef) -> str:
+    return pair_cfg.get("name") or f"{reference.name}_vs_{candidate.name}"

@@ -1,0 +1,177 @@
+"""Paired metrics in a cell: pair the two datasets image by image (``pairing=``), score every pair.
+
+Steps: :func:`dsim.pairing.pair_datasets` pairs each candidate image with a reference image; every pair
+is decoded, brought to one size (:func:`dsim.pairing.align_pair`, ``pairing.size``) and scored in batches
+(metrics on embeddings, such as DreamSim, use the embedding cache instead); each image's entropy is taken
+from the entropy cache, or computed from the decoded image and cached. The cell reports the mean, median,
+best and worst pair values, a ``pairs`` table (every pair, its value and entropies) and a ``matches``
+table (the best, average and worst ``pairing.k`` pairs). Entropy correlations and plots are added by
+:mod:`dsim.analysis.within_run`.
+
+The extractor actually used by ``pairing=nearest`` (after the ``auto`` fallback) is written back into the
+cell's config as ``pairing.resolved_extractor`` (and its identity), so the MLflow params record it.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pandas as pd
+
+from dsim.cell.context import CellOutput, DatasetRef, SideSummary
+from dsim.embed import embed, resolve_device
+from dsim.entropy import EntropyCache
+from dsim.errors import DsimError, ImageReadError
+from dsim.images import load_rgb
+from dsim.metrics import METRICS
+from dsim.metrics.paired import PAIRED, cosine_distance
+from dsim.pairing import align_pair, pair_datasets
+
+#: used for any key a config's ``pairing`` group leaves out
+DEFAULT_PAIRING = {"method": "nearest", "extractor": "auto", "weights": "default", "distance": "cosine",
+                   "seed": 0, "size": None, "k": 3}
+
+
+def run(cfg: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
+    name = cfg["metric"]["name"]
+    spec = PAIRED.get(name)
+    if spec is None:
+        raise DsimError(f"metric {name!r} is not a paired metric (paired: {', '.join(sorted(PAIRED))})")
+    params = _checked_params(name, cfg["metric"].get("params") or {})
+    pairing_cfg = {**DEFAULT_PAIRING, **(cfg.get("pairing") or {})}
+    common = dict(device=cfg["device"], batch_size=cfg["batch_size"], num_workers=cfg["num_workers"],
+                  cache_dir=cfg["cache_dir"], on_error=cfg["dataset"]["on_error"], progress=cfg["progress"])
+    pairing = pair_datasets(reference.path, candidate.path, method=pairing_cfg["method"],
+                            extractor=pairing_cfg["extractor"], weights=pairing_cfg["weights"],
+                            distance=pairing_cfg["distance"], seed=pairing_cfg["seed"], **common)
+    if pairing.extractor is not None and isinstance(cfg.get("pairing"), dict):
+        cfg["pairing"]["resolved_extractor"] = pairing.extractor.name
+        cfg["pairing"]["resolved_extractor_identity"] = pairing.extractor.identity
+
+    network = spec.network(params) if spec.network else None
+    skipped = {side: dict(pairing.skipped[side]) for side in ("reference", "candidate")}
+    for rel in pairing.unmatched:
+        skipped["candidate"][rel] = "no namesake in the reference set (pairing=by_name)"
+    entropies = EntropyCache(cfg["cache_dir"])
+    if spec.embedding:
+        keep, values, ent_ref, ent_cand = _score_embeddings(pairing, network, entropies, skipped, common,
+                                                            roots=(reference.path, candidate.path))
+    else:
+        kwargs = dict(params)
+        if "device" in _keyword_params(name):
+            kwargs.setdefault("device", str(resolve_device(cfg["device"])))
+        keep, values, ent_ref, ent_cand = _score_images(pairing, spec, kwargs, entropies, skipped,
+                                                        size=pairing_cfg["size"], chunk=max(1, int(cfg["batch_size"])),
+                                                        on_error=cfg["dataset"]["on_error"])
+    if not keep:
+        raise DsimError(f"{name}: no readable image pair between {reference.path} and {candidate.path}")
+
+    table = pd.DataFrame({
+        "candidate": [pairing.candidate[i].relpath for i in keep],
+        "reference": [pairing.reference[i].relpath for i in keep],
+        "candidate_id": [pairing.candidate[i].sha256 for i in keep],
+        "reference_id": [pairing.reference[i].sha256 for i in keep],
+    })
+    if pairing.distance is not None:
+        table["match_distance"] = pairing.distance[keep]
+    table[name] = values
+    table["entropy_candidate"] = ent_cand
+    table["entropy_reference"] = ent_ref
+    table["entropy"] = (np.asarray(ent_cand) + np.asarray(ent_ref)) / 2.0
+
+    from dsim.analysis.matches import select_matches
+
+    best, worst = (np.max, np.min) if spec.higher_is_better else (np.min, np.max)
+    summary = {name: float(np.mean(values)), f"{name}_median": float(np.median(values)),
+               f"{name}_best": float(best(values)), f"{name}_worst": float(worst(values)), "n_pairs": float(len(keep))}
+    if pairing.distance is not None:
+        summary["match_distance_mean"] = float(np.mean(pairing.distance[keep]))
+    random_weights = bool((network is not None and network.is_random)
+                          or (pairing.extractor is not None and pairing.extractor.is_random))
+    output = CellOutput(
+        values=summary,
+        reference=_side(reference, pairing, "reference", skipped),
+        candidate=_side(candidate, pairing, "candidate", skipped),
+        extractor=network,
+        tables={"pairs": table,
+                "matches": select_matches(table, name, k=int(pairing_cfg["k"]),
+                                          higher_is_better=spec.higher_is_better)},
+        random_weights=random_weights,
+    )
+    return output
+
+
+def _side(ref: DatasetRef, pairing, side: str, skipped: dict) -> SideSummary:
+    return SideSummary(name=ref.name, root=ref.path.resolve(), fingerprint=getattr(pairing, f"{side}_fingerprint"),
+                       n=getattr(pairing, f"n_{side}"), skipped=skipped[side], manifest=pairing.manifests[side],
+                       n_embedded=pairing.n_embedded[side])
+
+
+def _keyword_params(name: str) -> list[str]:
+    signature = inspect.signature(METRICS[name].fn)
+    return [p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def _checked_params(name: str, params: dict) -> dict:
+    accepted = _keyword_params(name)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise DsimError(f"metric {name!r} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(accepted)}")
+    if isinstance(params.get("betas"), list):
+        params = {**params, "betas": tuple(params["betas"])}
+    return dict(params)
+
+
+def _entropy(cache: EntropyCache, ref, rgb=None) -> float:
+    cached = cache.get(ref.sha256)
+    if cached is not None:
+        return cached
+    return cache.put(ref.sha256, rgb if rgb is not None else load_rgb(ref.path))
+
+
+def _score_images(pairing, spec, kwargs, entropies, skipped, *, size, chunk, on_error):
+    keep, values, ent_ref, ent_cand = [], [], [], []
+    for start in range(0, len(pairing), chunk):
+        refs, cands, idx = [], [], []
+        for i in range(start, min(start + chunk, len(pairing))):
+            decoded = []
+            for side, ref in (("reference", pairing.reference[i]), ("candidate", pairing.candidate[i])):
+                try:
+                    decoded.append(load_rgb(ref.path))
+                except ImageReadError as error:
+                    if on_error != "skip":
+                        raise
+                    skipped[side][ref.relpath] = error.reason
+                    break
+            if len(decoded) < 2:
+                continue
+            ent_ref.append(_entropy(entropies, pairing.reference[i], decoded[0]))
+            ent_cand.append(_entropy(entropies, pairing.candidate[i], decoded[1]))
+            a, b = align_pair(*decoded, size=size) if spec.aligned else decoded
+            refs.append(a)
+            cands.append(b)
+            idx.append(i)
+        if idx:
+            values.extend(np.asarray(spec.values(refs, cands, **kwargs), dtype=np.float64).tolist())
+            keep.extend(idx)
+    return keep, np.asarray(values), ent_ref, ent_cand
+
+
+def _score_embeddings(pairing, extractor, entropies, skipped, common, roots):
+    features = {}
+    for side, root in zip(("reference", "candidate"), roots):
+        found = embed(root, extractor, **common)
+        features.update(zip(found.hashes, found.features))
+        pairing.n_embedded[side] += found.n_computed
+    keep = [i for i in range(len(pairing))
+            if pairing.reference[i].sha256 in features and pairing.candidate[i].sha256 in features]
+    for i in range(len(pairing)):
+        for side, ref in (("reference", pairing.reference[i]), ("candidate", pairing.candidate[i])):
+            if ref.sha256 not in features:
+                skipped[side].setdefault(ref.relpath, "unreadable image")
+    values = cosine_distance(np.stack([features[pairing.reference[i].sha256] for i in keep]),
+                             np.stack([features[pairing.candidate[i].sha256] for i in keep])) if keep else np.array([])
+    ent_ref = [_entropy(entropies, pairing.reference[i]) for i in keep]
+    ent_cand = [_entropy(entropies, pairing.candidate[i]) for i in keep]
+    return keep, values, ent_ref, ent_cand
