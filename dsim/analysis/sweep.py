@@ -102,14 +102,21 @@ def analyse(records: list[dict], out_dir: Path, *, cache_dir="cache") -> tuple[d
 
 def log_sweep_analysis(tracker, run_id: str, records: list[dict], sweep_dir: Path, *, cache_dir="cache") -> None:
     """:func:`analyse` the sweep and log its metrics and files on the parent run (a failure only warns)."""
+    out_dir = Path(sweep_dir) / ANALYSIS_DIR
+    log_on_parent(tracker, run_id, "sweep analysis", out_dir, lambda: analyse(records, out_dir, cache_dir=cache_dir))
+
+
+def log_on_parent(tracker, run_id: str, label: str, out_dir: Path, produce) -> None:
+    """Run ``produce() -> (metrics, files)`` and log the result on the sweep's parent run, files under
+    ``out_dir``'s name. A failure only warns: the cells are recorded already and must not be lost."""
     try:
-        metrics, files = analyse(records, Path(sweep_dir) / ANALYSIS_DIR, cache_dir=cache_dir)
+        metrics, files = produce()
         if metrics:
             tracker.log(run_id, metrics=metrics)
         for path in files:
-            tracker.log_artifact(run_id, path, ANALYSIS_DIR)
-    except Exception as error:  # noqa: BLE001 - the cells are recorded already; the analysis must not lose them
-        warnings.warn(f"sweep analysis failed: {error}".splitlines()[0], stacklevel=2)
+            tracker.log_artifact(run_id, path, out_dir.name)
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        warnings.warn(f"{label} failed: {error}".splitlines()[0], stacklevel=3)
         return
     if files:
-        print(f"sweep analysis: {Path(sweep_dir) / ANALYSIS_DIR}")
+        print(f"{label}: {out_dir}")

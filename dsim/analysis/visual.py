@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import pandas as pd
 
 from dsim.analysis import distance_views as dv
 from dsim.analysis import embedding_map as em
+from dsim.analysis.sweep import log_on_parent
 from dsim.cache import atomic_write_text
 from dsim.cell.context import resolve_dataset
 from dsim.embed import Embeddings, embed, resolve_device
@@ -325,12 +325,5 @@ def log_sweep_views(tracker, run_id: str, sweep_dir: Path, config) -> None:
     if not options(config).get("distance"):
         return
     out_dir = Path(sweep_dir) / SWEEP_DIR
-    try:
-        files = sweep_views(Path(sweep_dir), out_dir)
-        for path in files:
-            tracker.log_artifact(run_id, path, SWEEP_DIR)
-    except Exception as error:  # noqa: BLE001 - the cells are recorded already; the views must not lose them
-        warnings.warn(f"sweep visual analysis failed: {error}".splitlines()[0], stacklevel=2)
-        return
-    if files:
-        print(f"sweep visual analysis: {out_dir}")
+    log_on_parent(tracker, run_id, "sweep visual analysis", out_dir,
+                  lambda: ({}, sweep_views(Path(sweep_dir), out_dir)))
