@@ -62,6 +62,7 @@ def task(cfg) -> None:
 
     from dsim import results
     from dsim.cell import run_cell
+    from dsim.dvc import project_path
     from dsim.errors import DsimError
     from dsim.sweep import parent_run_id
     from dsim.tracking import resolve_uri, ui_command
@@ -71,6 +72,7 @@ def task(cfg) -> None:
     job_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         plain = OmegaConf.to_container(cfg, resolve=True)
+        plain["cache_dir"] = str(project_path(plain["cache_dir"]))
         parent = parent_run_id(hydra_cfg.sweep.dir) if multirun else None
         record = run_cell(plain, job_dir, parent_run_id=parent)
     except DsimError as error:
@@ -81,6 +83,8 @@ def task(cfg) -> None:
     else:
         print(results.format_table(results.to_frame([record])))
         print(f"record: {job_dir / 'result.json'}")
+        if plain["results_file"]:
+            results.write_values_file(Path(plain["results_file"]), record)
         print(f"MLflow UI: {ui_command(resolve_uri(plain['tracking']['uri'], plain['tracking']['store_dir']))}")
 
 

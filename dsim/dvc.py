@@ -1,14 +1,37 @@
-"""The DVC side of the default data: after ``dsim data`` writes ``data/``, record it in DVC's cache.
+"""The DVC side of dsim: where a DVC stage's relative paths point, and recording the default data.
 
-``dvc commit data.dvc`` (never ``--force``) succeeds only when the files match the hashes committed
-in ``data.dvc``; then ``dvc status`` reports the data up to date. A mismatch is reported, not hidden.
+After ``dsim data`` writes ``data/``, ``dvc commit data.dvc`` (never ``--force``) succeeds only when the
+files match the hashes committed in ``data.dvc``; then ``dvc status`` reports the data up to date. A
+mismatch is reported, not hidden.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+#: set by DVC for every stage it runs: the project root, also for experiments run in a temporary copy
+DVC_ROOT = "DVC_ROOT"
+#: set by DVC for ``dvc exp run``: the experiment's name
+DVC_EXP_NAME = "DVC_EXP_NAME"
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """A relative path under the DVC project root when DVC runs us (``$DVC_ROOT``), else as given.
+
+    Queued experiments (``dvc exp run --queue``) run in temporary copies of the project; resolving the
+    MLflow store and the embedding cache against the root keeps their runs and features in the project.
+    """
+    path = Path(path).expanduser()
+    root = os.environ.get(DVC_ROOT)
+    return Path(root) / path if root and not path.is_absolute() else path
+
+
+def experiment_name() -> str | None:
+    """The DVC experiment being run (``dvc exp run``), if any."""
+    return os.environ.get(DVC_EXP_NAME) or None
 
 
 def sync_tracked(root: Path) -> str:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from dsim.cache import atomic_write_text
 from dsim.cell import RESULT_FILE
+from dsim.cell.run import json_safe
 
 COLUMNS = ["extractor", "metric", "pair", "value", "std", "ci_low", "ci_high", "n_reference", "n_candidate",
            "mlflow_run_id"]
@@ -75,3 +77,21 @@ def _shown(row) -> str:
     if not pd.isna(row.ci_low):
         text += f" [{row.ci_low:.4g}, {row.ci_high:.4g}]"
     return text
+
+
+def write_results_file(path: Path, records: list[dict]) -> None:
+    """A sweep's values as nested ``{pair: {extractor: {metric: value}}}`` JSON (DVC reads it as metrics)."""
+    nested: dict = {}
+    for record in records:
+        nested.setdefault(record["pair"], {}).setdefault(record["extractor"], {}).update(record["values"])
+    _write_json(path, nested)
+
+
+def write_values_file(path: Path, record: dict) -> None:
+    """One cell's values as flat ``{name: value}`` JSON: the same columns for every variant in ``dvc exp show``."""
+    _write_json(path, record["values"])
+
+
+def _write_json(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(json_safe(content), indent=2, sort_keys=True, allow_nan=False) + "\n")

@@ -6,7 +6,6 @@ launcher's worker process) finds it and attaches itself as a child.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -59,16 +58,7 @@ class SweepRecord(Callback):
             log_sweep_views(tracker, run_id, sweep_dir, config)  # analysis=distance: I_dist violins across cells
             tracker.finish(run_id)
         if config.results_file:
-            write_results_file(Path(config.results_file), records)
+            results.write_results_file(Path(config.results_file), records)
         print(f"\n{results.format_table(frame)}\n")
         print(f"results: {sweep_dir / RESULTS_CSV}")
         print(f"MLflow UI: {ui_command(tracker.uri)}   (then open http://127.0.0.1:5000)")
-
-
-def write_results_file(path: Path, records: list[dict]) -> None:
-    """A nested ``{pair: {extractor: {metric: value}}}`` JSON file (DVC reads it as metrics)."""
-    nested: dict = {}
-    for record in records:
-        nested.setdefault(record["pair"], {}).setdefault(record["extractor"], {}).update(record["values"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(nested, indent=2, sort_keys=True) + "\n")

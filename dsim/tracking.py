@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlparse
 
 from filelock import FileLock
 
+from dsim.dvc import project_path
 from dsim.errors import DsimError
 
 DEFAULT_STORE_DIR = "mlruns"
@@ -31,11 +32,14 @@ for _noisy in ("alembic", "mlflow.store.db.utils", "mlflow.store.db"):
 
 
 def resolve_uri(uri: str | None = None, store_dir: str | os.PathLike = DEFAULT_STORE_DIR) -> str:
-    """The tracking URI: ``uri`` if given, else ``MLFLOW_TRACKING_URI``, else SQLite in ``store_dir``."""
+    """The tracking URI: ``uri`` if given, else ``MLFLOW_TRACKING_URI``, else SQLite in ``store_dir``.
+
+    A relative ``store_dir`` is under the DVC project root when DVC runs us (see :func:`project_path`).
+    """
     chosen = uri or os.environ.get("MLFLOW_TRACKING_URI")
     if chosen:
         return chosen
-    db = Path(store_dir).expanduser().resolve() / DB_NAME
+    db = project_path(store_dir).resolve() / DB_NAME
     return f"sqlite:///{db}"
 
 

@@ -15,6 +15,7 @@ from dsim.cache import atomic_write_text
 from dsim.cell import distribution, paired
 from dsim.cell.context import CellOutput, pair_name, resolve_dataset
 from dsim.errors import DsimError
+from dsim.dvc import experiment_name
 from dsim.lineage import dvc_lineage
 from dsim.tracking import Tracker, resolve_uri
 
@@ -119,6 +120,7 @@ def build_record(cfg: dict, output: CellOutput, pair: str) -> dict:
         "n_skipped": len(output.reference.skipped) + len(output.candidate.skipped),
         "n_embedded": {"reference": output.reference.n_embedded, "candidate": output.candidate.n_embedded},
         "git_commit": git_commit(Path.cwd()),
+        "dvc_experiment": experiment_name(),
         "dsim_version": __version__,
     }
 
@@ -140,6 +142,8 @@ def run_tags(record: dict) -> dict[str, str]:
         "dsim.version": record["dsim_version"],
         "mlflow.source.git.commit": record["git_commit"].removesuffix("+dirty"),
     }
+    if record.get("dvc_experiment"):
+        tags["dsim.dvc_experiment"] = record["dvc_experiment"]
     if record["random_weights"]:
         tags["dsim.warning"] = "RANDOM WEIGHTS: plumbing test only, not a real result"
     return tags
