@@ -90,6 +90,7 @@ def task(cfg) -> None:
 
 # Tool subcommands: name -> module in dsim/commands/ with a ``run(argv)`` function (imported on use).
 SUBCOMMANDS = {
+    "cache": "dsim.commands.cache",
     "data": "dsim.commands.data",
     "embed": "dsim.commands.embed",
     "lineage": "dsim.commands.lineage",

@@ -1,7 +1,8 @@
 """``dsim embed``: embed one dataset with one extractor and save the features as an ``.npz`` file.
 
 This is the DVC pipeline's embedding stage (``dvc.yaml``: one stage per extractor × dataset): it fills
-the content-addressed cache the grid reads, and writes a portable, DVC-cached copy of the features.
+the content-addressed cache the grid reads, and writes a portable, DVC-cached copy of the features
+(``dsim cache import`` loads such copies into another cache).
 """
 
 from __future__ import annotations
@@ -9,22 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from dsim.cache import atomic_write_bytes
-from dsim.embed import DEFAULT_CACHE_DIR, Embeddings, embed
-
-
-def save_npz(embeddings: Embeddings, path: Path) -> None:
-    """Features, ids, hashes and identity of ``embeddings`` in one ``.npz`` (written atomically)."""
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, features=embeddings.features, ids=np.array(embeddings.ids), hashes=np.array(embeddings.hashes),
-             fingerprint=embeddings.fingerprint, extractor=embeddings.extractor,
-             extractor_identity=embeddings.extractor_identity, weights_checksum=embeddings.weights_checksum,
-             random_weights=embeddings.random_weights)
-    atomic_write_bytes(path, buffer.getvalue())
+from dsim.embed import DEFAULT_CACHE_DIR, embed
+from dsim.embedding_files import save_npz
 
 
 def run(argv: list[str]) -> None:

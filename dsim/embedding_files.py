@@ -1,0 +1,72 @@
+"""Portable embedding files (``.npz``): one dataset's features through one extractor, and their import.
+
+``dsim embed DATASET --out F.npz`` writes them (the DVC pipeline's cached, pushable embedding outputs);
+``dsim cache import`` puts them back into the content-addressed cache, so a teammate who ran
+``dvc pull`` computes metrics from the team's features without a forward pass.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dsim.cache import EmbeddingCache, atomic_write_bytes
+from dsim.embed import Embeddings
+from dsim.errors import DsimError
+
+SUFFIX = ".npz"
+
+
+def save_npz(embeddings: Embeddings, path: Path) -> None:
+    """Features, ids, hashes and identity of ``embeddings`` in one ``.npz`` (written atomically)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, features=embeddings.features, ids=np.array(embeddings.ids), hashes=np.array(embeddings.hashes),
+             fingerprint=embeddings.fingerprint, extractor=embeddings.extractor,
+             extractor_identity=embeddings.extractor_identity, weights_checksum=embeddings.weights_checksum,
+             random_weights=embeddings.random_weights)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+@dataclass(frozen=True)
+class Imported:
+    path: Path
+    extractor: str
+    identity: str
+    added: int    # vectors new to the cache
+    present: int  # vectors the cache already had
+
+
+def import_npz(path: Path, cache_dir: str | Path) -> Imported:
+    """Put every vector of one embedding file into the cache under its extractor identity."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            features, hashes = npz["features"], [str(h) for h in npz["hashes"]]
+            name, identity = str(npz["extractor"]), str(npz["extractor_identity"])
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        raise DsimError(f"{path}: not an embedding file written by `dsim embed` ({error})") from None
+    if features.ndim != 2 or features.shape[0] != len(hashes):
+        raise DsimError(f"{path}: {features.shape} features for {len(hashes)} images; re-create it with `dsim embed`")
+    cache = EmbeddingCache(cache_dir, name, identity, features.shape[1],
+                           describe={"name": name, "identity": identity, "imported_from": str(path)})
+    added = 0
+    for content_hash, vector in zip(hashes, features):
+        if cache.get(content_hash) is None:
+            cache.put(content_hash, vector)
+            added += 1
+    return Imported(path, name, identity, added, len(hashes) - added)
+
+
+def find_npz(paths: list[str | Path]) -> list[Path]:
+    """The ``.npz`` files among ``paths`` (folders are searched recursively), sorted, each once."""
+    found: set[Path] = set()
+    for path in map(Path, paths):
+        if path.is_dir():
+            found.update(path.rglob(f"*{SUFFIX}"))
+        elif path.is_file():
+            found.add(path)
+        else:
+            raise DsimError(f"{path}: no such file or folder")
+    return sorted(found)
