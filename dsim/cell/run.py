@@ -14,8 +14,8 @@ from dsim.analysis import visual, within_run
 from dsim.cache import atomic_write_text
 from dsim.cell import distribution, paired
 from dsim.cell.context import CellOutput, pair_name, resolve_dataset
-from dsim.errors import DsimError
 from dsim.dvc import experiment_name
+from dsim.errors import DsimError
 from dsim.lineage import dvc_lineage
 from dsim.tracking import Tracker, resolve_uri
 
