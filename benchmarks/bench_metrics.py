@@ -15,8 +15,8 @@ Cases (all features float32, as extractors produce them; dsim computes in float6
   i.e. scipy ``sqrtm``), end to end; ``fid_from_stats``: the same, given the statistics.
 * ``kid``: dsim ``kid_poly`` vs torch-fidelity's ``kid_features_to_metric`` on the same subsets — fed the
   float32 features (its native path: float32 arithmetic) and fed float64 (same precision as dsim) — for
-  each ``--kid-n`` (dsim switches from per-subset kernels to full kernels below ~8k samples at the
-  defaults; see ``dsim/metrics/_mmd.py``).
+  each ``--kid-n`` (dsim switches from per-subset kernels to full kernels below ~10k samples per set
+  at the defaults; see ``dsim/metrics/_mmd.py``).
 * ``prdc``: dsim ``prdc`` vs the ``prdc`` package's ``compute_prdc`` (full N×M distance matrices), and,
   with ``--torch-fidelity-prc``, torch-fidelity's precision/recall (``calculate_precision_recall_full``).
 """
@@ -213,8 +213,8 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="+", choices=["fid", "kid", "prdc"], default=["fid", "kid", "prdc"])
     p.add_argument("--fid-n", type=int, default=10_000, help="samples per set for FID (default 10000)")
     p.add_argument("--fid-d", type=int, default=2048)
-    p.add_argument("--kid-n", type=int, nargs="+", default=[5_000, 10_000],
-                   help="samples per set for KID, one row group each (default 5000 10000)")
+    p.add_argument("--kid-n", type=int, nargs="+", default=[2_000, 5_000, 10_000, 20_000],
+                   help="samples per set for KID, one row group each (default 2000 5000 10000 20000)")
     p.add_argument("--kid-d", type=int, default=2048)
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--kid-subset-size", type=int, default=1000)

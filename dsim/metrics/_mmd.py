@@ -8,8 +8,9 @@ Subsets are drawn exactly as torch-fidelity draws them, so the same seed gives t
         idx_y = rng.choice(n_y, m, replace=False)
 
 When the sets are small next to ``subsets·subset_size²`` (the cost model in :func:`subset_mmd2`), the
-kernel matrices of the full sets are evaluated once, in row chunks, and summed over each subset's pairs
-through 0/1 indicator matrices — the same sums in another order. Otherwise each subset is evaluated on
+kernel matrices of the full sets are evaluated once, in row blocks (:func:`kernel_blocks`, half of
+K_XX and K_YY), and summed over each subset's pairs through 0/1 indicator matrices — the same sums in
+another order. Otherwise each subset is evaluated on
 its own: one at a time in NumPy on CPU, as batches of at most ``CHUNK_BYTES`` of working memory on other
 devices; those numbers do not depend on the chunking, bit for bit.
 """
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from dsim.metrics._checks import SubsetSizeWarning, positive_int
-from dsim.metrics._linalg import clamp_min_, diagonal_sum, exp_, int_power, mm_nt, native, take_rows
+from dsim.metrics._linalg import clamp_min_, diagonal_sum, exp_, expm1_, int_power, mm_nt, native, take_rows
 
 Kernel = Callable  # (x, y) -> K for native arrays (NumPy on CPU, torch elsewhere), see _linalg.native
 
@@ -42,8 +43,11 @@ def polynomial_kernel(x, y, *, degree: int, gamma: float, coef0: float):
     return int_power(k, degree)
 
 
-def rbf_kernel(x, y, *, sigma: float):
-    """exp(-||x - y||² / (2σ²)) for batched row sets x (…, n, D) and y (…, m, D) → (…, n, m)."""
+def rbf_kernel(x, y, *, sigma: float, minus_one: bool = False):
+    """exp(-||x - y||² / (2σ²)) for batched row sets x (…, n, D) and y (…, m, D) → (…, n, m).
+
+    ``minus_one=True`` returns exp(…) - 1 (by ``expm1``), exact where the kernel is close to 1.
+    """
     xx = (x * x).sum(-1)[..., :, None]
     yy = xx.swapaxes(-1, -2) if y is x else (y * y).sum(-1)[..., None, :]
     sq_dist = mm_nt(x, y)
@@ -52,7 +56,7 @@ def rbf_kernel(x, y, *, sigma: float):
     sq_dist += yy
     sq_dist = clamp_min_(sq_dist, 0.0)
     sq_dist *= -1 / (2 * sigma**2)
-    return exp_(sq_dist)
+    return expm1_(sq_dist) if minus_one else exp_(sq_dist)
 
 
 def unbiased_mmd2(k_xx, k_xy, k_yy):
@@ -110,7 +114,7 @@ def subset_mmd2(
     n_x, n_y, d = x.shape[0], y.shape[0], x.shape[1]
     full = FULL_KERNELS
     if full is None:  # multiply-adds: full kernels + indicator products vs per-subset (K_XX, K_YY symmetric)
-        full = (n_x * n_x + n_y * n_y + n_x * n_y) * (d + subsets) < 2 * subsets * m * m * d
+        full = ((n_x * n_x + n_y * n_y) / 2 + n_x * n_y) * (d + subsets) < 2 * subsets * m * m * d
     if full:
         mmd2 = _mmd2_from_full_kernels(xn, yn, kernel, idx_x, idx_y)
     elif isinstance(xn, np.ndarray):
@@ -131,12 +135,36 @@ def subset_mmd2(
     return float(mmd2.mean()), float(mmd2.std())
 
 
+def kernel_blocks(p, q, kernel: Kernel, *, chunk_bytes: int):
+    """Blocks of K(p, q), each within ``chunk_bytes``: yields ``(rows, cols, K[rows, cols])`` (slices).
+
+    For K(p, p) — pass the same array twice — only the blocks on and right of the diagonal are formed
+    (K is symmetric): a diagonal block (``rows == cols``) as K(p_I, p_I), the symmetric half-cost
+    product on CPU, and the block right of it doubled in place to stand for its mirror image below the
+    diagonal. Sums over the blocks are sums over the whole matrix, at half the cost.
+    """
+    n, n_q = p.shape[0], q.shape[0]
+    step = max(1, chunk_bytes // (8 * 2 * n_q))
+    for start in range(0, n, step):
+        rows = slice(start, min(n, start + step))
+        if q is not p:
+            yield rows, slice(0, n_q), kernel(p[rows], q)
+            continue
+        block = p[rows]
+        yield rows, rows, kernel(block, block)
+        if rows.stop < n:
+            right = kernel(block, p[rows.stop :])
+            right *= 2
+            yield rows, slice(rows.stop, n), right
+
+
 def _mmd2_from_full_kernels(xn, yn, kernel: Kernel, idx_x: np.ndarray, idx_y: np.ndarray) -> np.ndarray:
     """Per-subset unbiased MMD², evaluating each kernel entry of the full sets once.
 
     With 0/1 indicator rows a_s, b_s of subset s: Σ_{i,j∈s} K_XX[i, j] = a_sᵀ·K_XX·a_s (minus the
-    diagonal for the unbiased terms), Σ K_XY = a_sᵀ·K_XY·b_s. Kernel rows are formed in chunks of at most
-    ``CHUNK_BYTES``; each chunk multiplies into the indicator matrices at once. Cheaper than
+    diagonal for the unbiased terms), Σ K_XY = a_sᵀ·K_XY·b_s. Kernel rows are formed in blocks of at most
+    ``CHUNK_BYTES`` (:func:`kernel_blocks`: half of K_XX and K_YY); each block multiplies into the
+    indicator matrices at once. Cheaper than
     per-subset kernels when the sets are small next to subsets·subset_size² (chosen by
     :func:`subset_mmd2`); the same sums, in another order (equal to float rounding).
     """
@@ -157,18 +185,12 @@ def _indicators(rows, index: np.ndarray):
 
 def _subset_sums(p, q, a, b, kernel: Kernel):
     """Σ_s a_sᵀ·K(p, q)·b_s for every subset s, and (when p is q) Σ_s Σ_i a_s[i]·K[i, i]."""
-    n, n_q = p.shape[0], q.shape[0]
-    rows = max(1, CHUNK_BYTES // (8 * 2 * n_q))
     total = 0
     diagonal = 0
-    for start in range(0, n, rows):
-        stop = min(n, start + rows)
-        k = kernel(p[start:stop], q)
-        total = total + _einsum("si,is->s", a[:, start:stop], k @ b.T)
-        if q is p:
-            diag = k[np.arange(stop - start), np.arange(start, stop)] if isinstance(k, np.ndarray) else (
-                torch.diagonal(k[:, start:stop]))
-            diagonal = diagonal + a[:, start:stop] @ diag
+    for rows, cols, k in kernel_blocks(p, q, kernel, chunk_bytes=CHUNK_BYTES):
+        total = total + _einsum("si,is->s", a[:, rows], k @ b[:, cols].T)
+        if q is p and rows == cols:
+            diagonal = diagonal + a[:, rows] @ (np.diagonal(k) if isinstance(k, np.ndarray) else torch.diagonal(k))
     return _to_numpy(total), _to_numpy(diagonal)
 
 

@@ -10,18 +10,21 @@ identical sets up to rounding.
 
 For σ = 10 on unit vectors every kernel value lies in [e^{-0.02}, 1], so the three means nearly cancel;
 we accumulate K - 1 (``expm1``) in float64, which keeps the difference accurate. Kernel matrices are
-never held whole: rows are taken in chunks of at most ``CHUNK_BYTES`` of working memory, and each
-chunk's row sums are kept, so the result depends on the chunk size only through float rounding
-(relative 1e-13 or less).
+never held whole: rows are taken in blocks of at most ``CHUNK_BYTES`` of working memory (for K(X, X)
+and K(Y, Y) only the half on and above the diagonal, see :func:`dsim.metrics._mmd.kernel_blocks`), so
+the result depends on the chunk size only through float rounding (relative 1e-13 or less).
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 
 from dsim.errors import DsimError
 from dsim.metrics._checks import feature_pair, positive_float
-from dsim.metrics._linalg import as_tensor, clamp_min_, expm1_, mm_nt, native
+from dsim.metrics._linalg import native
+from dsim.metrics._mmd import kernel_blocks, rbf_kernel
 from dsim.metrics._values import MetricValues
 
 KEY_CMMD = "cmmd"
@@ -56,10 +59,9 @@ def cmmd(
     sigma = positive_float(sigma, name="sigma", metric=metric)
     scale = positive_float(scale, name="scale", metric=metric)
     x, y = _unit_rows(x, "reference", metric), _unit_rows(y, "candidate", metric)
-    gamma = 1.0 / (2.0 * sigma * sigma)
-    k_xx = _mean_kernel_minus_one(x, x, gamma)
-    k_yy = _mean_kernel_minus_one(y, y, gamma)
-    k_xy = _mean_kernel_minus_one(x, y, gamma)
+    k_xx = _mean_kernel_minus_one(x, x, sigma)
+    k_yy = _mean_kernel_minus_one(y, y, sigma)
+    k_xy = _mean_kernel_minus_one(x, y, sigma)
     return MetricValues({KEY_CMMD: scale * float(k_xx + k_yy - 2 * k_xy)})
 
 
@@ -74,21 +76,10 @@ def _unit_rows(t: torch.Tensor, role: str, metric: str) -> torch.Tensor:
     return t / norms
 
 
-def _mean_kernel_minus_one(a: torch.Tensor, b: torch.Tensor, gamma: float) -> float:
-    """mean over all (i, j) of exp(-gamma·|a_i - b_j|²) - 1, row chunk by row chunk (float64)."""
+def _mean_kernel_minus_one(a: torch.Tensor, b: torch.Tensor, sigma: float) -> float:
+    """mean over all (i, j) of K(a_i, b_j) - 1, block of rows by block of rows (float64)."""
     an = native(a)
     bn = an if b is a else native(b)
-    sq_a = (an * an).sum(1)
-    sq_b = sq_a if bn is an else (bn * bn).sum(1)
-    rows = max(1, CHUNK_BYTES // (8 * 2 * b.shape[0]))
-    row_sums = []
-    for start in range(0, a.shape[0], rows):
-        stop = min(a.shape[0], start + rows)
-        sq_dist = mm_nt(an[start:stop], bn)
-        sq_dist *= -2
-        sq_dist += sq_a[start:stop, None]
-        sq_dist += sq_b[None, :]
-        sq_dist = clamp_min_(sq_dist, 0.0)
-        sq_dist *= -gamma
-        row_sums.append(as_tensor(expm1_(sq_dist).sum(1), a.device))
-    return float(torch.cat(row_sums).sum()) / (a.shape[0] * b.shape[0])
+    kernel = partial(rbf_kernel, sigma=sigma, minus_one=True)
+    total = sum(float(block.sum()) for _, _, block in kernel_blocks(an, bn, kernel, chunk_bytes=CHUNK_BYTES))
+    return total / (a.shape[0] * b.shape[0])

@@ -71,9 +71,30 @@ def test_cost_model_picks_the_cheaper_path(monkeypatch):
     chosen = []
     full = mmd._mmd2_from_full_kernels
     monkeypatch.setattr(mmd, "_mmd2_from_full_kernels", lambda *a: chosen.append("full") or full(*a))
-    kid_poly(features(300), features(300), subsets=100, subset_size=200)  # 2.7e5·132 < 2·100·4e4·32
-    kid_poly(features(3000, d=8), features(3000, d=8), subsets=2, subset_size=100)  # 2.7e7·10 > 2·2·1e4·8
+    kid_poly(features(300), features(300), subsets=100, subset_size=200)  # 1.8e5·132 < 2·100·4e4·32
+    kid_poly(features(3000, d=8), features(3000, d=8), subsets=2, subset_size=100)  # 1.8e7·10 > 2·2·1e4·8
     assert chosen == ["full"]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 8 * 2 * 50 * 7, 2**40])  # 1, 7 or all rows per block
+def test_kernel_blocks_cover_the_matrix_once(chunk_bytes):
+    x, y = features(50, d=4), features(30, d=4, seed=3)
+    kernel = lambda p, q: p @ q.T  # noqa: E731
+    for p, q in ((x, x), (x, y)):
+        full = kernel(p, q)
+        formed, total = np.zeros(full.shape, dtype=int), 0.0
+        for rows, cols, block in mmd.kernel_blocks(p, q, kernel, chunk_bytes=chunk_bytes):
+            doubled = 2 if q is p and rows != cols else 1  # stands for its mirror block, never formed
+            np.testing.assert_allclose(block, doubled * full[rows, cols], rtol=1e-12, atol=1e-12)
+            formed[rows, cols] += 1
+            total += block.sum()
+        assert total == pytest.approx(full.sum(), rel=1e-12)
+        if q is p:  # each entry on or above the diagonal once; below it only inside the diagonal blocks
+            np.testing.assert_array_equal(np.triu(formed), np.triu(np.ones_like(formed)))
+            rows, n = max(1, chunk_bytes // (8 * 2 * len(q))), len(p)
+            assert formed.sum() <= n * (n + rows) // 2
+        else:
+            np.testing.assert_array_equal(formed, 1)
 
 
 def test_subsets_equal_torch_fidelity(monkeypatch):
