@@ -13,10 +13,12 @@ Cases (all features float32, as extractors produce them; dsim computes in float6
 
 * ``fid``: dsim ``fid`` vs pytorch-fid's route (``np.mean``/``np.cov`` + ``calculate_frechet_distance``,
   i.e. scipy ``sqrtm``), end to end; ``fid_from_stats``: the same, given the statistics.
-* ``kid``: dsim ``kid_poly`` vs torch-fidelity's ``kid_features_to_metric`` on the same subsets — fed the
-  float32 features (its native path: float32 arithmetic) and fed float64 (same precision as dsim) — for
-  each ``--kid-n`` (dsim switches from per-subset kernels to full kernels below ~10k samples per set
-  at the defaults; see ``dsim/metrics/_mmd.py``).
+* ``kid``: dsim ``kid_poly`` vs torch-fidelity's ``kid_features_to_metric`` on the same subsets, at each
+  precision, for each ``--kid-n``: dsim's default (float64) against torch-fidelity fed float64 features,
+  and dsim's ``kernel_dtype="float32"`` (float32 products, float64 sums) against torch-fidelity fed the
+  float32 features (its native path: products and sums in float32); the float32 rows also give each
+  side's relative error against dsim's float64 value. dsim switches from per-subset kernels to full
+  kernels below ~10k samples per set at the defaults; see ``dsim/metrics/_mmd.py``.
 * ``prdc``: dsim ``prdc`` vs the ``prdc`` package's ``compute_prdc`` (full N×M distance matrices), and,
   with ``--torch-fidelity-prc``, torch-fidelity's precision/recall (``calculate_precision_recall_full``).
 """
@@ -125,10 +127,12 @@ def _case(name: str, args: dict):
         x, y = pair(args["kid_n"], args["kid_d"])
         subsets = dict(subsets=args["kid_subsets"], subset_size=args["kid_subset_size"], seed=0)
         few = dict(subsets=2, subset_size=100, seed=0)
-        if name == "kid:dsim":
+        if name.startswith("kid:dsim"):
             from dsim.metrics import kid_poly
 
-            return _measure(lambda: kid_poly(x, y, **subsets)["kid_poly"], lambda: kid_poly(x[:200], y[:200], **few))
+            kernel_dtype = name.rsplit(":", 1)[1]
+            return _measure(lambda: kid_poly(x, y, **subsets, kernel_dtype=kernel_dtype)["kid_poly"],
+                            lambda: kid_poly(x[:200], y[:200], **few, kernel_dtype=kernel_dtype))
         from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, kid_features_to_metric
 
         dtype = np.float64 if name.endswith("float64") else np.float32
@@ -192,14 +196,18 @@ def _rel(a, b) -> float:
     return abs(a - b) / max(abs(b), 1e-300)
 
 
-def compare(metric: str, size: str, ours: dict, peer: str, theirs: dict) -> dict:
-    return dict(
+def compare(metric: str, size: str, ours: dict, peer: str, theirs: dict, exact=None) -> dict:
+    """One row; ``exact``: a float64 value both sides are also measured against (``*_rel_err``)."""
+    row = dict(
         metric=metric, size=size, peer=peer,
         dsim_s=ours["seconds"], peer_s=theirs["seconds"], ratio=theirs["seconds"] / ours["seconds"],
         dsim_peak_mb=ours["peak_mb"], peer_peak_mb=theirs["peak_mb"],
         dsim_traced_mb=ours["traced_mb"], peer_traced_mb=theirs["traced_mb"],
         rel_diff=_rel(ours["value"], theirs["value"]), dsim_value=ours["value"], peer_value=theirs["value"],
     )
+    if exact is not None:
+        row.update(dsim_rel_err=_rel(ours["value"], exact), peer_rel_err=_rel(theirs["value"], exact))
+    return row
 
 
 def best_of(name: str, args: dict, repeat: int) -> dict:
@@ -238,12 +246,13 @@ def main(argv=None) -> int:
     for kid_n in args.kid_n if "kid" in args.only else []:
         b = dict(a, kid_n=kid_n)
         size = f"{args.kid_subsets}×{args.kid_subset_size} of {kid_n}×{args.kid_d}"
-        ours = best_of("kid:dsim", b, args.repeat)
-        rows.append(compare("KID (poly)", size, ours, "torch-fidelity, float32 input",
-                            best_of("kid:torch-fidelity:float32", b, args.repeat)))
+        exact = best_of("kid:dsim:float64", b, args.repeat)
         if not args.no_kid_float64:
-            rows.append(compare("KID (poly)", size, ours, "torch-fidelity, float64 input",
+            rows.append(compare("KID (poly), float64", size, exact, "torch-fidelity, float64 input",
                                 best_of("kid:torch-fidelity:float64", b, args.repeat)))
+        rows.append(compare("KID (poly), float32 products", size, best_of("kid:dsim:float32", b, args.repeat),
+                            "torch-fidelity, float32 input", best_of("kid:torch-fidelity:float32", b, args.repeat),
+                            exact=exact["value"]))
     if "prdc" in args.only:
         size = f"{args.prdc_n}×{args.prdc_n}, {args.prdc_d}-d, k={args.nearest_k}"
         ours = best_of("prdc:dsim", a, args.repeat)
@@ -275,13 +284,15 @@ def _cpu_model() -> str:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| metric | size | peer | dsim s | peer s | ratio (peer/dsim) | dsim peak MB | peer peak MB | rel. diff |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| metric | size | peer | dsim s | peer s | ratio (peer/dsim) | dsim peak MB | peer peak MB | rel. diff "
+        "| rel. error vs float64, dsim / peer |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        errors = f"{r['dsim_rel_err']:.1e} / {r['peer_rel_err']:.1e}" if "dsim_rel_err" in r else ""
         lines.append(
             f"| {r['metric']} | {r['size']} | {r['peer']} | {r['dsim_s']:.2f} | {r['peer_s']:.2f} | "
-            f"{r['ratio']:.1f}× | {r['dsim_peak_mb']:.0f} | {r['peer_peak_mb']:.0f} | {r['rel_diff']:.1e} |"
+            f"{r['ratio']:.1f}× | {r['dsim_peak_mb']:.0f} | {r['peer_peak_mb']:.0f} | {r['rel_diff']:.1e} | {errors} |"
         )
     return "\n".join(lines)
 

@@ -9,9 +9,10 @@ metric     values                                 params (defaults)             
 =========  =====================================  ===================================  ======  ==========
 fid        fid                                    —                                    feat.   lower
 kid_poly   kid_poly, kid_poly_std                 subsets=100, subset_size=1000,       feat.   lower
-                                                  seed=0, degree=3, gamma=1/D, coef0=1
+                                                  seed=0, degree=3, gamma=1/D, coef0=1,
+                                                  kernel_dtype="float64"
 kid_rbf    kid_rbf, kid_rbf_std                   subsets=100, subset_size=1000,       feat.   lower
-                                                  seed=0, sigma=10
+                                                  seed=0, sigma=10, kernel_dtype="float64"
 cmmd       cmmd                                   sigma=10, scale=1000                 feat.   lower
 prdc       precision, recall, density, coverage   nearest_k=3                          feat.   higher
 isc        isc, isc_std, isc_reference            splits=10, seed=0                    logits  higher
@@ -21,7 +22,8 @@ odist      odist                                  n_components=25               
 Parameter names mean the same thing everywhere: ``subsets`` / ``subset_size`` (random subsets for an
 estimate averaged over subsets), ``seed`` (the metric's own randomness: subset draw, split shuffle),
 ``sigma`` (RBF bandwidth, in feature units), ``nearest_k`` (k of the k-th-nearest-neighbour radii),
-``splits`` (consecutive splits for a per-split score), ``n_components`` (PCA components). Every metric
+``splits`` (consecutive splits for a per-split score), ``n_components`` (PCA components),
+``kernel_dtype`` (the dtype kernel values are evaluated in; sums are float64 either way). Every metric
 also takes ``device`` ("cpu", "cuda", …). A size parameter larger than the data allows is clipped with a
 :class:`ClippedParameterWarning` (:class:`SubsetSizeWarning` for KID subsets); bad inputs (fewer than 2
 rows, mismatched dimensions, NaN/inf, wrong shape) raise :class:`~dsim.errors.DsimError`.

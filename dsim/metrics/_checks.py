@@ -30,24 +30,30 @@ class SubsetSizeWarning(ClippedParameterWarning):
 
 
 def as_features(
-    x, *, role: str, metric: str, device: str | torch.device = "cpu", private: bool = False
+    x,
+    *,
+    role: str,
+    metric: str,
+    device: str | torch.device = "cpu",
+    private: bool = False,
+    dtype: str = "float64",
 ) -> torch.Tensor:
-    """Return ``x`` (numpy array, torch tensor or nested list, N×D) as a float64 tensor on ``device``.
+    """Return ``x`` (numpy array, torch tensor or nested list, N×D) as a ``dtype`` tensor on ``device``.
 
     The result may share memory with ``x``; with ``private=True`` it never does (callers may then
-    modify it in place — a float32 input is converted, hence copied, anyway).
+    modify it in place — an input of another dtype is converted, hence copied, anyway).
     """
     if torch.is_tensor(x):
         if x.is_complex() or x.dtype == torch.bool:
             raise DsimError(f"{metric}: {role} features have dtype {x.dtype}; pass real-valued features")
-        t = x.detach().to(device=device, dtype=torch.float64)
+        t = x.detach().to(device=device, dtype=getattr(torch, dtype))
         if private and t.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
             t = t.clone()
     else:
         a = np.asarray(x)
         if a.dtype.kind not in "iuf":
             raise DsimError(f"{metric}: {role} features have dtype {a.dtype}; pass a numeric N×D array")
-        converted = a.astype(np.float64, copy=False)
+        converted = a.astype(dtype, copy=False)
         if private and np.shares_memory(converted, a):
             converted = converted.copy()
         t = torch.from_numpy(converted).to(device)
@@ -71,10 +77,18 @@ def as_features(
     return t
 
 
-def feature_pair(reference, candidate, *, metric: str, device: str | torch.device = "cpu", private: bool = False):
-    """Check both feature sets and return them as float64 tensors with the same feature dimension."""
-    x = as_features(reference, role="reference", metric=metric, device=device, private=private)
-    y = as_features(candidate, role="candidate", metric=metric, device=device, private=private)
+def feature_pair(
+    reference,
+    candidate,
+    *,
+    metric: str,
+    device: str | torch.device = "cpu",
+    private: bool = False,
+    dtype: str = "float64",
+):
+    """Check both feature sets and return them as ``dtype`` tensors with the same feature dimension."""
+    x = as_features(reference, role="reference", metric=metric, device=device, private=private, dtype=dtype)
+    y = as_features(candidate, role="candidate", metric=metric, device=device, private=private, dtype=dtype)
     if x.shape[1] != y.shape[1]:
         raise DsimError(
             f"{metric}: reference has {x.shape[1]}-d features but candidate has {y.shape[1]}-d; "
@@ -88,6 +102,13 @@ def positive_int(value, *, name: str, metric: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise DsimError(f"{metric}: {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def one_of(value, options: tuple[str, ...], *, name: str, metric: str) -> str:
+    """Return ``value`` if it is one of ``options``, or raise naming them."""
+    if value not in options:
+        raise DsimError(f"{metric}: {name} must be one of {', '.join(options)}; got {value!r}")
+    return value
 
 
 def positive_float(value, *, name: str, metric: str) -> float:

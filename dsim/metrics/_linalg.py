@@ -9,7 +9,7 @@ deterministic for given inputs; between them results agree to floating-point rou
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -156,11 +156,6 @@ def clamp_min_(a, value: float):
     return a.clamp_min_(value)
 
 
-def exp_(a):
-    """In-place ``exp(a)``."""
-    return np.exp(a, out=a) if isinstance(a, np.ndarray) else a.exp_()
-
-
 def expm1_(a):
     """In-place ``exp(a) - 1``."""
     return np.expm1(a, out=a) if isinstance(a, np.ndarray) else a.expm1_()
@@ -171,18 +166,40 @@ def sqrt_(a):
     return np.sqrt(a, out=a) if isinstance(a, np.ndarray) else a.sqrt_()
 
 
-def int_power(a, degree: int):
-    """``a ** degree`` for an integer degree >= 1 by repeated multiplication (may reuse ``a``'s memory)."""
-    if degree == 1:
-        return a
-    result = a * a
-    for _ in range(degree - 2):
-        result *= a
-    return result
+def as_dtype(a, dtype: str):
+    """A native array in ``dtype`` ("float32" or "float64"); the array itself when it already is."""
+    if isinstance(a, np.ndarray):
+        return a.astype(dtype, copy=False)
+    return a.to(getattr(torch, dtype))
+
+
+def sum_last(a):
+    """Sum over the last dimension of a native array, accumulated in float64 whatever its dtype."""
+    if isinstance(a, np.ndarray):
+        return a.sum(-1, dtype=np.float64)
+    return a.sum(-1, dtype=torch.float64)
 
 
 def diagonal_sum(a):
-    """Sum of the diagonal of each matrix in a (…, m, m) native array → (…)."""
+    """Sum of the diagonal of each matrix in a (…, m, m) native array → (…), accumulated in float64."""
     if isinstance(a, np.ndarray):
-        return np.einsum("...ii->...", a)
-    return torch.diagonal(a, dim1=-2, dim2=-1).sum(-1)
+        return np.einsum("...ii->...", a, dtype=np.float64)
+    return torch.diagonal(a, dim1=-2, dim2=-1).sum(-1, dtype=torch.float64)
+
+
+@contextmanager
+def ieee_float32_matmul():
+    """Full-precision float32 products inside the block: TF32 off (on GPUs that have it), restored after.
+
+    TF32 keeps 10 mantissa bits — errors of 1e-3, which no float64 sum can undo. NumPy on CPU never
+    uses it. Torch ≥ 2.9 refuses reads that mix its new and legacy TF32 switches, so only the API that
+    this torch has is touched, and a legacy setting made by the user stays readable afterwards.
+    """
+    matmul = torch.backends.cuda.matmul
+    name, value = ("fp32_precision", "ieee") if hasattr(matmul, "fp32_precision") else ("allow_tf32", False)
+    before = getattr(matmul, name)
+    setattr(matmul, name, value)
+    try:
+        yield
+    finally:
+        setattr(matmul, name, before)

@@ -24,7 +24,7 @@ import torch
 from dsim.errors import DsimError
 from dsim.metrics._checks import feature_pair, positive_float
 from dsim.metrics._linalg import native
-from dsim.metrics._mmd import kernel_blocks, rbf_kernel
+from dsim.metrics._mmd import kernel_blocks, rbf_kernel_minus_one
 from dsim.metrics._values import MetricValues
 
 KEY_CMMD = "cmmd"
@@ -80,6 +80,6 @@ def _mean_kernel_minus_one(a: torch.Tensor, b: torch.Tensor, sigma: float) -> fl
     """mean over all (i, j) of K(a_i, b_j) - 1, block of rows by block of rows (float64)."""
     an = native(a)
     bn = an if b is a else native(b)
-    kernel = partial(rbf_kernel, sigma=sigma, minus_one=True)
+    kernel = partial(rbf_kernel_minus_one, sigma=sigma)
     total = sum(float(block.sum()) for _, _, block in kernel_blocks(an, bn, kernel, chunk_bytes=CHUNK_BYTES))
     return total / (a.shape[0] * b.shape[0])

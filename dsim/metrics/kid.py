@@ -2,6 +2,11 @@
 
 The estimator, the subset draw and the kernels match torch-fidelity's ``kid_features_to_metric``
 (see :mod:`dsim.metrics._mmd`); values slightly below 0 are valid and mean "very similar".
+
+``kernel_dtype="float32"`` evaluates the kernel products in float32 — twice the BLAS throughput, for
+large sets (≳ 10000 samples each at the default 100 subsets of 1000) where the per-subset products are
+all the work — while every sum stays float64: about 1e-10 absolute difference from the float64 value
+at 2048-d (torch-fidelity fed float32 features, which sums in float32 too, is about 1e-7 off).
 """
 
 from __future__ import annotations
@@ -10,12 +15,13 @@ from functools import partial
 
 import torch
 
-from dsim.metrics._checks import feature_pair, positive_float, positive_int
-from dsim.metrics._mmd import polynomial_kernel, rbf_kernel, subset_mmd2
+from dsim.metrics._checks import feature_pair, one_of, positive_float, positive_int
+from dsim.metrics._mmd import polynomial_kernel_minus_one, rbf_kernel_minus_one, subset_mmd2
 from dsim.metrics._values import MetricValues
 
 KEY_KID_POLY, KEY_KID_POLY_STD = "kid_poly", "kid_poly_std"
 KEY_KID_RBF, KEY_KID_RBF_STD = "kid_rbf", "kid_rbf_std"
+KERNEL_DTYPES = ("float64", "float32")
 
 
 def kid_poly(
@@ -28,12 +34,14 @@ def kid_poly(
     degree: int = 3,
     gamma: float | None = None,
     coef0: float = 1.0,
+    kernel_dtype: str = "float64",
     device: str | torch.device = "cpu",
 ) -> MetricValues:
     """KID with the polynomial kernel (x·y·gamma + coef0)^degree, gamma = 1/D by default.
 
     Returns the mean and std of the unbiased MMD² over ``subsets`` random subsets of ``subset_size``
-    samples from each set (clipped, with a warning, to the smaller set).
+    samples from each set (clipped, with a warning, to the smaller set). ``kernel_dtype``: "float64"
+    or "float32" (faster on large sets, see the module docstring).
 
     >>> import numpy as np
     >>> from dsim.metrics import kid_poly
@@ -45,10 +53,11 @@ def kid_poly(
     (['kid_poly', 'kid_poly_std'], True)
     """
     metric = "KID (polynomial)"
-    x, y = feature_pair(reference, candidate, metric=metric, device=device)
+    kernel_dtype = one_of(kernel_dtype, KERNEL_DTYPES, name="kernel_dtype", metric=metric)
+    x, y = feature_pair(reference, candidate, metric=metric, device=device, dtype=kernel_dtype)
     gamma = 1.0 / x.shape[1] if gamma is None else positive_float(gamma, name="gamma", metric=metric)
     kernel = partial(
-        polynomial_kernel,
+        polynomial_kernel_minus_one,
         degree=positive_int(degree, name="degree", metric=metric),
         gamma=gamma,
         coef0=float(coef0),
@@ -65,12 +74,14 @@ def kid_rbf(
     subset_size: int = 1000,
     seed: int = 0,
     sigma: float = 10.0,
+    kernel_dtype: str = "float64",
     device: str | torch.device = "cpu",
 ) -> MetricValues:
     """KID with the Gaussian RBF kernel exp(-||x - y||² / (2·sigma²)).
 
     Returns the mean and std of the unbiased MMD² over ``subsets`` random subsets of ``subset_size``
-    samples from each set (clipped, with a warning, to the smaller set).
+    samples from each set (clipped, with a warning, to the smaller set). ``kernel_dtype``: "float64"
+    or "float32" (faster on large sets, see the module docstring).
 
     >>> import numpy as np
     >>> from dsim.metrics import kid_rbf
@@ -82,8 +93,9 @@ def kid_rbf(
     (['kid_rbf', 'kid_rbf_std'], True)
     """
     metric = "KID (RBF)"
-    x, y = feature_pair(reference, candidate, metric=metric, device=device)
-    kernel = partial(rbf_kernel, sigma=positive_float(sigma, name="sigma", metric=metric))
+    kernel_dtype = one_of(kernel_dtype, KERNEL_DTYPES, name="kernel_dtype", metric=metric)
+    x, y = feature_pair(reference, candidate, metric=metric, device=device, dtype=kernel_dtype)
+    kernel = partial(rbf_kernel_minus_one, sigma=positive_float(sigma, name="sigma", metric=metric))
     mean, std = subset_mmd2(x, y, kernel, subsets=subsets, subset_size=subset_size, seed=seed, metric=metric)
     return MetricValues({KEY_KID_RBF: mean, KEY_KID_RBF_STD: std})
 

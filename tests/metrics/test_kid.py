@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import dsim.metrics._linalg as linalg
 import dsim.metrics._mmd as mmd
 from dsim.errors import DsimError
 from dsim.metrics import SubsetSizeWarning, kid_poly, kid_rbf
@@ -160,25 +161,29 @@ def test_rejects_bad_inputs(fn):
 
 def test_rejects_bad_kernel_params():
     x = features(50)
+    with pytest.raises(DsimError, match="kernel_dtype must be one of float64, float32; got 'float16'"):
+        kid_poly(x, x, kernel_dtype="float16")
     with pytest.raises(DsimError, match="sigma must be a positive number"):
         kid_rbf(x, x, sigma=0)
     with pytest.raises(DsimError, match="degree must be an integer"):
         kid_poly(x, x, degree=2.5)
 
 
+@pytest.mark.parametrize("kernel_dtype", ["float64", "float32"])
 @pytest.mark.parametrize("fn", [kid_poly, kid_rbf])
-def test_same_numbers_whatever_the_chunking(fn, path, monkeypatch):
+def test_same_numbers_whatever_the_chunking(fn, kernel_dtype, path, monkeypatch):
     x, y = pair()
     results = []
     for chunk_bytes in (1, 3 * 8 * (4 * 200 * 200 + 2 * 200 * 32), 2**40):  # 1, 3, all subsets (or rows) per chunk
         monkeypatch.setattr(mmd, "CHUNK_BYTES", chunk_bytes)
-        results.append(fn(x, y, **SUBSETS))
-        results.append(fn(torch.from_numpy(x), y, **SUBSETS, device=torch.device("cpu")))
+        results.append(fn(x, y, **SUBSETS, kernel_dtype=kernel_dtype))
+        results.append(fn(torch.from_numpy(x), y, **SUBSETS, kernel_dtype=kernel_dtype, device=torch.device("cpu")))
     if path == "per_subset":  # each subset on its own: the same bits
         assert all(r == results[0] for r in results)
-    else:  # kernel rows summed chunk by chunk: the same up to rounding
-        assert all(list(r.values()) == pytest.approx(list(results[0].values()), rel=1e-12) for r in results)
-    assert fn(x, y, **{**SUBSETS, "seed": 8}) != results[0]
+    else:  # kernel rows summed chunk by chunk: the same up to rounding (of float32 products, for float32)
+        tolerance = dict(rel=1e-12) if kernel_dtype == "float64" else dict(rel=1e-6, abs=1e-10)
+        assert all(list(r.values()) == pytest.approx(list(results[0].values()), **tolerance) for r in results)
+    assert fn(x, y, **{**SUBSETS, "seed": 8}, kernel_dtype=kernel_dtype) != results[0]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -187,3 +192,70 @@ def test_cuda_matches_cpu(fn):
     x, y = pair()
     on_cpu, on_cuda = fn(x, y, **SUBSETS), fn(x, y, **SUBSETS, device="cuda")
     assert list(on_cuda.values()) == pytest.approx(list(on_cpu.values()), rel=1e-9)
+    x32, y32 = near_pair_float32()
+    subsets = dict(subsets=4, subset_size=1000, seed=0)
+    exact = fn(x32, y32, **subsets)
+    for device in ("cpu", "cuda"):  # float32 products on the GPU: TF32 off, so within float32 rounding
+        fast = fn(x32, y32, **subsets, kernel_dtype="float32", device=device)
+        assert max(abs(a - b) for a, b in zip(fast.values(), exact.values())) <= 1e-9
+
+
+@pytest.mark.parametrize("degree", [1, 2, 3, 4])
+@pytest.mark.parametrize("coef0", [1.0, 0.5, 0.0])
+def test_polynomial_kernel_minus_one_is_the_kernel_minus_one(degree, coef0):
+    x, y = features(30, d=8, seed=1), features(20, d=8, seed=2)
+    direct = (x @ y.T * 0.1 + coef0) ** degree - 1
+    for p, q, expected in ((x, y, direct), (x, x, (x @ x.T * 0.1 + coef0) ** degree - 1)):
+        got = mmd.polynomial_kernel_minus_one(p, q, degree=degree, gamma=0.1, coef0=coef0)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def near_pair_float32(n=1200, d=128):
+    """Two large float32 samples of one distribution: KID ≈ 0, where float32 sums lose the most."""
+    mixing = np.random.default_rng(9).normal(size=(d, d)) / np.sqrt(d)
+    x, y = (np.random.default_rng(seed).normal(size=(n, d)) @ mixing + 0.3 for seed in (10, 11))
+    return x.astype(np.float32), y.astype(np.float32)
+
+
+@pytest.mark.parametrize("case", ["poly_default", "rbf_default"])
+def test_float32_kernels_sum_in_float64(case, path):
+    """float32 kernels cost only their own rounding: far closer to float64 than an all-float32 evaluation."""
+    fn, params, kernel, tf_kwargs = KERNELS[case]
+    x, y = near_pair_float32()
+    subsets = dict(subsets=4, subset_size=1000, seed=0)
+    exact = fn(x, y, **subsets, **params)
+    fast = fn(x, y, **subsets, **params, kernel_dtype="float32")
+    error = max(abs(a - b) for a, b in zip(fast.values(), exact.values()))
+    assert error <= 1e-9  # measured 3.7e-10 (poly), 2.5e-11 (RBF), on KID ≈ 2e-3 and 2e-4
+    if kernel == "poly":  # torch-fidelity on float32 features: kernels and sums in float32 (its RBF sums in float64)
+        all_float32, _ = torch_fidelity_kid(x, y, kernel, tf_kwargs, **subsets)
+        assert abs(all_float32 - exact[fn.__name__]) > 20 * error
+
+
+@pytest.mark.parametrize("fn", [kid_poly, kid_rbf])
+def test_float32_torch_path_matches_numpy_path(fn, path, monkeypatch):
+    x, y = pair()
+    on_numpy = fn(x, y, **SUBSETS, kernel_dtype="float32")
+    monkeypatch.setattr(linalg, "NUMPY_ON_CPU", False)
+    on_torch = fn(x, y, **SUBSETS, kernel_dtype="float32")
+    assert list(on_torch.values()) == pytest.approx(list(on_numpy.values()), rel=1e-6, abs=1e-9)
+
+
+def test_float32_products_turn_tf32_off_and_restore_it(monkeypatch):
+    matmul = torch.backends.cuda.matmul  # attributes behind __getattr__: set and restored by hand
+    name, on, off = ("fp32_precision", "tf32", "ieee") if hasattr(matmul, "fp32_precision") else ("allow_tf32", True, False)
+    before = getattr(matmul, name)
+    seen = []
+    real = mmd.mm_nt
+    monkeypatch.setattr(mmd, "mm_nt", lambda a, b: seen.append(getattr(matmul, name)) or real(a, b))
+    x, y = pair()
+    try:
+        setattr(matmul, name, on)
+        kid_poly(x, y, **SUBSETS, kernel_dtype="float32")
+        assert set(seen) == {off}
+        assert getattr(matmul, name) == on
+        seen.clear()
+        kid_poly(x, y, **SUBSETS)  # float64 products: TF32 does not apply, the setting is left alone
+        assert set(seen) == {on}
+    finally:
+        setattr(matmul, name, before)
