@@ -11,9 +11,9 @@ The kernels here return K − 1. The unbiased MMD² does not change when a const
 (the constants of its three terms cancel), and K − 1 keeps the digits that matter where K is close to
 1 — the polynomial kernel at small x·y/D, the RBF kernel between near points. Kernel values are
 evaluated in the features' dtype — float64, or float32 (``kernel_dtype="float32"`` in
-:mod:`dsim.metrics.kid`) for twice the BLAS throughput — and every sum over kernel entries is accumulated in
-float64, so float32 kernels cost only their own rounding (about 1e-10 absolute on KID at 1000 × 2048-d
-subsets, against about 1e-7 when the sums run in float32 as well).
+:mod:`dsim.metrics.kid`) for twice the BLAS throughput — and every sum over kernel entries is
+accumulated in float64, so float32 kernels cost only their own rounding (about 1e-10 absolute on KID
+at 1000 × 2048-d subsets, against about 1e-7 when the sums run in float32 as well).
 
 When the sets are small next to ``subsets·subset_size²`` (the cost model in :func:`subset_mmd2`), the
 kernel matrices of the full sets are evaluated once, in row blocks (:func:`kernel_blocks`, half of
@@ -75,10 +75,11 @@ def polynomial_kernel_minus_one(x, y, *, degree: int, gamma: float, coef0: float
 
 
 def rbf_kernel_minus_one(x, y, *, sigma: float):
-    """exp(−||x − y||² / (2σ²)) − 1 (by ``expm1``) for batched row sets x (…, n, D), y (…, m, D) → (…, n, m).
+    """exp(−||x − y||² / (2σ²)) − 1 (by ``expm1``) for batched row sets x (…, n, D), y (…, m, D).
 
-    The squared distances ||x||² + ||y||² − 2·x·y are assembled in float64 whatever the products' dtype:
-    they cancel where x ≈ y, and a float32 norm would add one rounding error to a whole row.
+    Returns (…, n, m). The squared distances ||x||² + ||y||² − 2·x·y are assembled in float64 whatever
+    the products' dtype: they cancel where x ≈ y, and a float32 norm would add one rounding error to a
+    whole row.
     """
     xx = _squared_norms(x)[..., :, None]
     yy = xx.swapaxes(-1, -2) if y is x else _squared_norms(y)[..., None, :]

@@ -243,7 +243,8 @@ def test_float32_torch_path_matches_numpy_path(fn, path, monkeypatch):
 
 def test_float32_products_turn_tf32_off_and_restore_it(monkeypatch):
     matmul = torch.backends.cuda.matmul  # attributes behind __getattr__: set and restored by hand
-    name, on, off = ("fp32_precision", "tf32", "ieee") if hasattr(matmul, "fp32_precision") else ("allow_tf32", True, False)
+    new_api = hasattr(matmul, "fp32_precision")
+    name, on, off = ("fp32_precision", "tf32", "ieee") if new_api else ("allow_tf32", True, False)
     before = getattr(matmul, name)
     seen = []
     real = mmd.mm_nt
