@@ -12,34 +12,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temporary sibling and an atomic rename.
-
-    ``durable`` also fsyncs before the rename; cache entries skip that (a torn entry after a power
-    loss is detected on read and recomputed).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+from dsim.fileio import atomic_write_bytes, atomic_write_text
 
 
 class EmbeddingCache:
@@ -54,6 +31,15 @@ class EmbeddingCache:
         self.dim = dim
         self.directory = self.root / f"{name}-{identity[:16]}"
         self._describe = describe
+
+    @staticmethod
+    def known_dim(root: str | os.PathLike, name: str, identity: str) -> int | None:
+        """The feature dimension this cache records for an identity (``None`` when it has no entry yet)."""
+        meta = Path(root) / f"{name}-{identity[:16]}" / "extractor.json"
+        try:
+            return int(json.loads(meta.read_text())["dim"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def _entry(self, content_hash: str) -> Path:
         return self.directory / content_hash[:2] / f"{content_hash}.npy"

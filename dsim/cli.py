@@ -1,25 +1,39 @@
 """The ``dsim`` command: a Hydra app for grid cells, plus tool subcommands (``dsim data``).
 
-``dsim key=value ...`` runs one cell; ``dsim -m group=a,b ...`` sweeps. Bad choices, paths and inputs
-end in one ``dsim: error: ...`` line, not a traceback.
+``dsim key=value ...`` runs one cell; ``dsim -m group=a,b ...`` sweeps. Bad choices, keys, values, paths
+and inputs end in one ``dsim: error: ...`` line, not a traceback; a full disk names the file it could not
+write. In a sweep, a failing cell is recorded (``failure.json``) and reported in one line, the other cells
+run on, and the command exits non-zero at the end.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import re
+import signal
 import sys
+import traceback
 import warnings
 from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("extractor", "metric", "pair", "pairing", "dataset", "experiment", "analysis")
+from dsim.configs import CONF_DIR, GROUPS, group_choices  # noqa: F401  (CONF_DIR, group_choices: public)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"dsim: warning: {message}\n"
 
 
-warnings.formatwarning = _one_line_warning  # the command's warnings read like its errors
+def setup_process() -> None:
+    """In every process that runs cells (launcher workers too): one-line warnings, file names that are not
+    UTF-8 printed escaped instead of crashing the output."""
+    warnings.formatwarning = _one_line_warning  # the command's warnings read like its errors
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
+setup_process()
 
 
 def fail(message: str, code: int = 2):
@@ -27,21 +41,28 @@ def fail(message: str, code: int = 2):
     raise SystemExit(code)
 
 
-def group_choices(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+def _register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    from dsim.sweep import unique_dir
+
+    if not OmegaConf.has_resolver("dsim_unique_dir"):
+        OmegaConf.register_new_resolver("dsim_unique_dir", unique_dir, use_cache=True)
+
+
+def _overrides(args: list[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        return OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    except HydraException as error:
+        fail(str(error).splitlines()[0])
 
 
 def check_group_overrides(args: list[str]) -> None:
     """Reject an unknown config-group choice (``extractor=nope``) with one line naming the choices."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    overrides = [a for a in args if not a.startswith("-")]
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException as error:
-        fail(str(error).splitlines()[0])
-    for override in parsed:
+    for override in _overrides(args):
         group = override.key_or_group
         if group not in GROUPS or override.is_delete() or override.package:
             continue
@@ -54,38 +75,137 @@ def check_group_overrides(args: list[str]) -> None:
                 fail(f"unknown {group} {name!r} (choose from: {', '.join(known)})")
 
 
+def _choices(args: list[str]) -> dict:
+    """Group choices of the command line (first value of a sweep), for explaining an unknown key."""
+    chosen = {}
+    for override in _overrides(args):
+        if override.key_or_group in GROUPS and not override.is_delete():
+            values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.value()]
+            chosen[override.key_or_group] = values[0] if values else None
+    return chosen
+
+
+def explain_composition_error(error: Exception, args: list[str]) -> str:
+    """Hydra's composition error as one line; an unknown key names the closest real one (never ``+key``)."""
+    from dsim import configs
+
+    text = str(error)
+    found = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
+    if found:
+        defaults = configs.defaults({**_default_choices(), **_choices(args)})
+        return configs.unknown_key_message(found.group(1), defaults)
+    cause = getattr(error, "__cause__", None)
+    line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return line if cause is None else f"{line} ({str(cause).splitlines()[0]})"
+
+
+def _default_choices() -> dict:
+    import yaml
+
+    chosen = {}
+    for entry in (yaml.safe_load((CONF_DIR / "config.yaml").read_text()) or {}).get("defaults", []):
+        if isinstance(entry, dict):
+            chosen.update(entry)
+    return chosen
+
+
+#: a single cell's user-facing error, raised by :func:`main` once Hydra has returned
+_DEFERRED: list[Exception] = []
+
+
 def task(cfg) -> None:
-    """One grid cell (the Hydra task function)."""
+    """One grid cell (the Hydra task function). In a sweep, a failure is recorded, not raised."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-    from omegaconf import OmegaConf
 
-    from dsim import results
+    setup_process()
+    hydra_cfg = HydraConfig.get()
+    job_dir = Path(hydra_cfg.runtime.output_dir)
+    from dsim.errors import DsimError
+    from dsim.fileio import is_disk_full
+
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        try:
+            record = _run(cfg, hydra_cfg, job_dir)
+        except (DsimError, OSError) as error:  # raised again after Hydra returns: one line, no Hydra preamble
+            if isinstance(error, OSError) and not is_disk_full(error):
+                raise
+            _DEFERRED.append(error)
+            return
+        _print_single(record, job_dir, cfg.tracking)
+        return
+
+    try:
+        record = _run(cfg, hydra_cfg, job_dir)
+    except (DsimError, OSError) as error:
+        if isinstance(error, OSError) and not is_disk_full(error):
+            raise
+        _record_failure(hydra_cfg, job_dir, str(error))
+        return
+    except Exception as error:  # noqa: BLE001 - a bug: recorded with its traceback, the sweep goes on
+        trace = job_dir / "traceback.txt"
+        try:
+            trace.parent.mkdir(parents=True, exist_ok=True)
+            trace.write_text(traceback.format_exc())
+        except OSError:
+            pass
+        _record_failure(hydra_cfg, job_dir, f"{type(error).__name__}: {error} (traceback in {trace})".splitlines()[0])
+        return
+    shown = ", ".join(f"{k}={v:.6g}" for k, v in record["values"].items())
+    note = " (reused: same cell key as run " + str(record.get("mlflow_run_id")) + ")" if record.get("reused") else ""
+    print(f"[cell {hydra_cfg.job.num}] {record['extractor']} · {record['metric']} · {record['pair']}: {shown}{note}")
+
+
+def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     from dsim.cell import run_cell
     from dsim.dvc import project_path
     from dsim.errors import DsimError
-    from dsim.sweep import parent_run_id
-    from dsim.tracking import resolve_uri, ui_command
+    from dsim.runlog import parent_run_id
 
-    hydra_cfg = HydraConfig.get()
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    job_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         plain = OmegaConf.to_container(cfg, resolve=True)
-        plain["cache_dir"] = str(project_path(plain["cache_dir"]))
-        parent = parent_run_id(hydra_cfg.sweep.dir) if multirun else None
-        record = run_cell(plain, job_dir, parent_run_id=parent)
-    except DsimError as error:
-        fail(str(error))
-    if multirun:
-        shown = ", ".join(f"{k}={v:.6g}" for k, v in record["values"].items())
-        print(f"[cell {hydra_cfg.job.num}] {record['extractor']} · {record['metric']} · {record['pair']}: {shown}")
-    else:
-        print(results.format_table(results.to_frame([record])))
-        print(f"record: {job_dir / 'result.json'}")
-        if plain["results_file"]:
-            results.write_values_file(Path(plain["results_file"]), record)
-        print(f"MLflow UI: {ui_command(resolve_uri(plain['tracking']['uri'], plain['tracking']['store_dir']))}")
+    except OmegaConfBaseException as error:
+        raise DsimError(str(error).splitlines()[0]) from None
+    plain["cache_dir"] = str(project_path(plain["cache_dir"]))
+    choices = {k: v for k, v in OmegaConf.to_container(hydra_cfg.runtime.choices).items() if "/" not in k}
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        sweep_dir = hydra_cfg.sweep.dir
+        return run_cell(plain, job_dir, parent_run_id=parent_run_id(sweep_dir), sweep_dir=sweep_dir, choices=choices)
+    record = run_cell(plain, job_dir, choices=choices)
+    if plain["results_file"]:
+        from dsim import results
+
+        results.write_values_file(Path(plain["results_file"]), record)
+    return record
+
+
+def _print_single(record: dict, job_dir: Path, tracking) -> None:
+    from dsim import results
+    from dsim.tracking import resolve_uri, ui_command
+
+    print(results.format_table(results.to_frame([record])))
+    print(f"record: {job_dir / 'result.json'}")
+    if record.get("reused"):
+        print(f"reused the finished run {record.get('mlflow_run_id')} of the same cell key (config, data, extractor, "
+              "dsim version); force=true recomputes")
+    elif record.get("tracking") == "pending":
+        print("MLflow: not logged yet (the store is unavailable); `dsim sync` logs it")
+    print(f"MLflow UI: {ui_command(resolve_uri(tracking.uri, tracking.store_dir))}")
+
+
+def _record_failure(hydra_cfg, job_dir: Path, message: str) -> None:
+    from dsim.record import FAILURE_FILE, write_json
+
+    overrides = " ".join(hydra_cfg.overrides.task)
+    try:
+        write_json(job_dir / FAILURE_FILE, {"job": hydra_cfg.job.num, "overrides": overrides, "error": message})
+    except Exception:  # noqa: BLE001 - the line below still reports it
+        pass
+    print(f"dsim: error: [cell {hydra_cfg.job.num}] {message}", file=sys.stderr)
 
 
 # Tool subcommands: name -> module in dsim/commands/ with a ``run(argv)`` function (imported on use).
@@ -95,24 +215,61 @@ SUBCOMMANDS = {
     "embed": "dsim.commands.embed",
     "lineage": "dsim.commands.lineage",
     "report": "dsim.commands.report",
+    "sync": "dsim.commands.sync",
     "weights": "dsim.commands.weights",
 }
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
-    if args and args[0] in SUBCOMMANDS:
-        from dsim.errors import DsimError
+    setup_process()
+    from dsim.errors import DsimError
+    from dsim.fileio import disk_full, is_disk_full
 
-        try:
+    try:
+        if args and args[0] in SUBCOMMANDS:
             return importlib.import_module(SUBCOMMANDS[args[0]]).run(args[1:])
-        except DsimError as error:
-            fail(str(error))
+        _hydra_main(args)
+    except DsimError as error:
+        fail(str(error))
+    except OSError as error:
+        if not is_disk_full(error):
+            raise
+        fail(str(disk_full(error, error.filename or "a file")))
+    except KeyboardInterrupt:
+        from dsim import sweep
+
+        sweep.abort("KILLED")
+        fail("interrupted; finished cells are recorded (rerunning computes only the missing ones)", 130)
+
+
+def _hydra_main(args: list[str]) -> None:
     check_group_overrides(args)
     import hydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
+    from dsim import sweep
+
+    _register_resolvers()
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # exceptions reach us (and become one line), not Hydra's printer
+    signal.signal(signal.SIGTERM, _terminate)
     sys.argv = [sys.argv[0] if sys.argv else "dsim", *args]
-    hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
+    try:
+        hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
+    except (HydraException, OmegaConfBaseException) as error:
+        sweep.abort("FAILED")
+        fail(explain_composition_error(error, args))
+    finally:
+        sweep.abort("KILLED")  # only when a sweep is still marked running (an exception on the way out)
+    if _DEFERRED:
+        raise _DEFERRED.pop()
+    if sweep.STATE.failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from dsim.cache import EmbeddingCache
 from dsim.errors import DsimError, ImageReadError
 from dsim.extractors import Extractor, build
-from dsim.images import ImageFileRef, dataset_fingerprint, list_images, load_rgb
+from dsim.images import ImageFileRef, dataset_fingerprint, load_rgb, scan_images
 
 ON_ERROR_CHOICES = ("raise", "skip")
 DEFAULT_CACHE_DIR = "cache"
@@ -90,6 +90,25 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(name)
 
 
+def _count(value, name: str, *, minimum: int) -> int:
+    """``value`` as an int ≥ ``minimum``, or a one-line error naming the option."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise DsimError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def loader_context():
+    """The multiprocessing context for decode workers: fork where the platform has it, else spawn.
+
+    Named explicitly, never the process's default: inside a joblib (loky) worker the default start method
+    is loky's, whose processes DataLoader cannot start (``'Process' object has no attribute 'env'``).
+    """
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods and sys.platform != "darwin" else "spawn")
+
+
 def _default_workers(n_images: int, batch_size: int) -> int:
     if n_images <= batch_size:
         return 0
@@ -117,14 +136,15 @@ def embed(
     """
     if on_error not in ON_ERROR_CHOICES:
         raise DsimError(f"on_error must be one of {', '.join(ON_ERROR_CHOICES)}, got {on_error!r}")
-    if batch_size < 1:
-        raise DsimError(f"batch_size must be at least 1, got {batch_size}")
+    batch_size = _count(batch_size, "batch_size", minimum=1)
+    num_workers = None if num_workers is None else _count(num_workers, "num_workers", minimum=0)
     if isinstance(extractor, str):
         extractor = build(extractor, **({} if weights is None else {"weights": weights}))
     elif weights is not None:
         raise DsimError("pass weights= only with an extractor name, not with an Extractor instance")
 
-    files = list_images(path)
+    listing = scan_images(path, on_error=on_error, progress=progress)
+    files = listing.files
     source = extractor.resolved_weights
     cache = EmbeddingCache(cache_dir, extractor.name, extractor.identity, extractor.dim, extractor.describe())
 
@@ -139,12 +159,13 @@ def embed(
         else:
             vectors[ref.sha256] = cached
 
-    skipped: dict[str, str] = {}
+    skipped: dict[str, str] = dict(listing.unreadable)
+    failed = []
     if todo:
         failed = _forward(extractor, list(todo.values()), cache, vectors, device=resolve_device(device),
                           batch_size=batch_size, num_workers=num_workers, progress=progress,
                           label=Path(path).name, on_error=on_error)
-        skipped = {ref.relpath: reason for ref, reason in failed}
+        skipped.update({ref.relpath: reason for ref, reason in failed})
 
     kept = [ref for ref in files if ref.sha256 in vectors]
     if on_error == "skip":  # duplicates of a failed file fail too
@@ -163,7 +184,7 @@ def embed(
         extractor_identity=extractor.identity,
         weights_checksum=source.checksum,
         random_weights=extractor.is_random,
-        n_computed=len(todo) - len(skipped),
+        n_computed=len(todo) - len(failed),
         skipped=skipped,
         manifest=[(ref.relpath, ref.sha256) for ref in files],
     )
@@ -173,7 +194,8 @@ def _forward(extractor, todo, cache, vectors, *, device, batch_size, num_workers
     """Run the network over ``todo``, writing each batch to the cache as soon as it is done."""
     workers = _default_workers(len(todo), batch_size) if num_workers is None else num_workers
     loader = DataLoader(_DecodeDataset(todo, extractor.preprocess), batch_size=batch_size,
-                        num_workers=workers, collate_fn=_collate, pin_memory=device.type == "cuda")
+                        num_workers=workers, collate_fn=_collate, pin_memory=device.type == "cuda",
+                        multiprocessing_context=loader_context() if workers else None)
     model = extractor.load(device)
     failed = []
     bar = tqdm(total=len(todo), desc=f"embed {label} [{extractor.name}]", unit="img",

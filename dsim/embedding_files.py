@@ -8,12 +8,14 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from dsim.cache import EmbeddingCache, atomic_write_bytes
+from dsim.cache import EmbeddingCache
+from dsim.fileio import atomic_write_bytes
 from dsim.embed import Embeddings
 from dsim.errors import DsimError
 
@@ -45,12 +47,31 @@ def import_npz(path: Path, cache_dir: str | Path) -> Imported:
         with np.load(path, allow_pickle=False) as npz:
             features, hashes = npz["features"], [str(h) for h in npz["hashes"]]
             name, identity = str(npz["extractor"]), str(npz["extractor_identity"])
-    except (OSError, ValueError, KeyError, EOFError) as error:
-        raise DsimError(f"{path}: not an embedding file written by `dsim embed` ({error})") from None
-    if features.ndim != 2 or features.shape[0] != len(hashes):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        reason = " ".join(str(error).split())[:160] or type(error).__name__
+        if "allow_pickle" in reason:  # not an .npz archive: NumPy would have to unpickle it, which dsim never does
+            reason = "not an .npz archive of arrays"
+        raise DsimError(f"{path}: not an embedding file written by `dsim embed`, or a truncated one ({reason}); "
+                        "re-create it with `dsim embed`") from None
+    if features.ndim != 2 or features.shape[0] != len(hashes) or features.shape[1] == 0:
         raise DsimError(f"{path}: {features.shape} features for {len(hashes)} images; re-create it with `dsim embed`")
+    if features.dtype.kind != "f":
+        raise DsimError(f"{path}: features of dtype {features.dtype}, expected floats; re-create it with `dsim embed`")
+    bad = ~np.isfinite(features).all(axis=1)
+    if bad.any():
+        raise DsimError(f"{path}: {int(bad.sum())} of {len(hashes)} feature vectors contain NaN or inf; nothing "
+                        "was imported (re-create the file with `dsim embed`)")
+    malformed = [h for h in hashes if len(h) != 64 or any(c not in "0123456789abcdef" for c in h)]
+    if malformed:
+        raise DsimError(f"{path}: {len(malformed)} image hash(es) are not SHA-256 hex (e.g. {malformed[0][:20]!r}); "
+                        "re-create it with `dsim embed`")
+    known = EmbeddingCache.known_dim(cache_dir, name, identity)
+    if known is not None and known != features.shape[1]:
+        raise DsimError(f"{path}: {features.shape[1]}-d features, but identity {identity[:16]} of {name} is "
+                        f"{known}-d in {cache_dir}; the file is not from that extractor (re-create it with `dsim embed`)")
     cache = EmbeddingCache(cache_dir, name, identity, features.shape[1],
-                           describe={"name": name, "identity": identity, "imported_from": str(path)})
+                           describe={"name": name, "identity": identity, "dim": int(features.shape[1]),
+                                     "imported_from": str(path)})
     added = 0
     for content_hash, vector in zip(hashes, features):
         if cache.get(content_hash) is None:

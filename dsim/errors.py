@@ -19,3 +19,12 @@ class ImageReadError(DsimError):
             f"cannot read image {self.path}: {reason} "
             "(fix or remove the file, or pass dataset.on_error=skip to skip unreadable images)"
         )
+
+
+class DiskFullError(DsimError):
+    """No space (or quota) left on the device while writing a file; nothing half-written is kept."""
+
+    def __init__(self, path, reason: str = "no space left on device"):
+        self.path = str(path)
+        super().__init__(f"{reason} while writing {self.path}: free some space there (or point the cache, "
+                         "the MLflow store or the output folder elsewhere) and run again; finished work is kept")

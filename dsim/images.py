@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from dsim.errors import DsimError, ImageReadError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 _HASH_CHUNK = 1 << 20
+HASH_THREADS = min(8, 2 * (os.cpu_count() or 1))  # parallel hashing of files the memo does not know
+PROGRESS_FROM = 2000  # show a hashing progress bar from this many new files
 
 # A truncated file must fail loudly, never decode as half an image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -56,32 +59,156 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def list_images(path: str | os.PathLike) -> list[ImageFileRef]:
-    """All images under ``path`` (recursive, sorted by relative path), with their content hashes.
+@dataclass(frozen=True)
+class Listing:
+    """What :func:`scan_images` found: the images (sorted by relative path) and the files it could not read."""
 
-    Hidden files and folders (names starting with ``.``) are ignored.
+    root: Path
+    files: list[ImageFileRef]
+    unreadable: dict[str, str]  # relpath → reason (only with on_error="skip")
+
+
+def scan_images(path: str | os.PathLike, *, on_error: str = "raise", progress: bool = False) -> Listing:
+    """All images under ``path`` with their content hashes, taking unchanged files' hashes from the memo.
+
+    Search is recursive; hidden files and folders (names starting with ``.``) are ignored; each real
+    folder is visited once, so a symlink loop neither repeats images nor hangs. File names that are not
+    valid UTF-8 are kept as Python keeps them (lone surrogates) and written back as their bytes. Files
+    whose ``(path, size, mtime_ns, inode)`` the hash memo (:mod:`dsim.hashstate`) knows are not read;
+    the others are hashed in parallel threads. A file that cannot be read raises
+    :class:`ImageReadError`, or with ``on_error="skip"`` lands in :attr:`Listing.unreadable`.
     """
     root = resolve_dataset_dir(path)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            file = Path(dirpath) / name
-            found.append((file.relative_to(root).as_posix(), file))
+    found = _walk(root)
     if not found:
         exts = ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
         raise DsimError(f"no images found in {root} (looked recursively for {exts})")
+    digests, unreadable = _hashes(root, found, progress=progress)
+    if unreadable and on_error != "skip":
+        rel = next(iter(unreadable))
+        raise ImageReadError(root / rel, unreadable[rel])
+    files = [ImageFileRef(path=Path(file), relpath=rel, sha256=digests[rel]) for rel, file in found if rel in digests]
+    if not files:
+        raise DsimError(f"no readable images in {root} ({len(unreadable)} unreadable)")
+    return Listing(root=root, files=files, unreadable=unreadable)
+
+
+def list_images(path: str | os.PathLike) -> list[ImageFileRef]:
+    """All images under ``path`` (recursive, sorted by relative path), with their content hashes.
+
+    See :func:`scan_images`; here an unreadable file is an error.
+    """
+    return scan_images(path).files
+
+
+def _walk(root: Path) -> list[tuple[str, str]]:
+    """``(relpath, path)`` of every image file under ``root``, sorted by relpath; each real folder once."""
+    found: list[tuple[str, str]] = []
+    seen: set[tuple[int, int]] = set()
+    stack = [(os.fspath(root), "")]
+    while stack:
+        directory, prefix = stack.pop()
+        try:
+            info = os.stat(directory)
+        except OSError:
+            continue  # a folder that vanished, or a broken link to one
+        if (info.st_dev, info.st_ino) in seen:
+            continue  # a symlink back to a folder already listed (e.g. a loop)
+        seen.add((info.st_dev, info.st_ino))
+        try:
+            with os.scandir(directory) as entries:
+                children = sorted(entries, key=lambda e: e.name)
+        except OSError as error:
+            raise DsimError(f"cannot list folder {directory}: {error.strerror or error}") from None
+        folders = []
+        for entry in children:
+            if entry.name.startswith("."):
+                continue
+            try:
+                is_folder = entry.is_dir()  # follows symlinks
+            except OSError:
+                is_folder = False
+            if is_folder:
+                folders.append((entry.path, f"{prefix}{entry.name}/"))
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                found.append((f"{prefix}{entry.name}", entry.path))
+        stack.extend(reversed(folders))
     found.sort()
-    return [ImageFileRef(path=file, relpath=rel, sha256=file_sha256(file)) for rel, file in found]
+    return found
+
+
+def _hashes(root: Path, found: list[tuple[str, str]], *, progress: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """Content hash of every found file (memo first, then parallel reads); and the unreadable ones."""
+    from dsim.hashstate import HashState
+
+    state = HashState.open()
+    try:
+        known = state.under(root)
+        digests: dict[str, str] = {}
+        unreadable: dict[str, str] = {}
+        todo: list[tuple[str, str, os.stat_result]] = []
+        for rel, file in found:
+            try:
+                info = os.stat(file)
+            except OSError as error:
+                unreadable[rel] = _reason(error)
+                continue
+            cached = state.matches(known.get(os.fsencode(file)), info)
+            if cached is not None:
+                digests[rel] = cached
+            else:
+                todo.append((rel, file, info))
+        if todo:
+            fresh = _hash_in_parallel(todo, root=root, progress=progress, unreadable=unreadable)
+            digests.update({rel: digest for rel, _, _, digest, _ in fresh})
+            state.remember([(os.fsencode(file), info, digest, when) for _, file, info, digest, when in fresh])
+    finally:
+        state.close()
+    return digests, dict(sorted(unreadable.items()))
+
+
+def _hash_in_parallel(todo, *, root: Path, progress: bool, unreadable: dict[str, str]):
+    """SHA-256 of each ``(rel, file, stat)`` in ``todo`` on a thread pool (hashlib releases the GIL)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    def one(item):
+        rel, file, info = item
+        try:
+            return rel, file, info, file_sha256(file), time.time()
+        except OSError as error:
+            return rel, file, info, None, _reason(error)
+
+    workers = min(HASH_THREADS, len(todo))
+    done = []
+    bar = tqdm(total=len(todo), desc=f"hash {root.name}", unit="file", leave=False, file=sys.stderr,
+               disable=not progress or len(todo) < PROGRESS_FROM)
+    with bar, ThreadPoolExecutor(max_workers=workers) as pool:
+        for rel, file, info, digest, extra in pool.map(one, todo, chunksize=64):
+            if digest is None:
+                unreadable[rel] = extra
+            else:
+                done.append((rel, file, info, digest, extra))
+            bar.update()
+    return done
+
+
+def _reason(error: OSError) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "file vanished or is a broken link"
+    return error.strerror or type(error).__name__
 
 
 def dataset_fingerprint(files: list[ImageFileRef]) -> str:
-    """Content fingerprint of a dataset: SHA-256 over its sorted (relative path, content hash) pairs."""
+    """Content fingerprint of a dataset: SHA-256 over its sorted (relative path, content hash) pairs.
+
+    Relative paths enter as their bytes on disk (``os.fsencode``), so names that are not valid UTF-8 count too.
+    """
     digest = hashlib.sha256()
     for ref in sorted(files, key=lambda r: r.relpath):
-        digest.update(f"{ref.relpath}\0{ref.sha256}\n".encode())
+        digest.update(os.fsencode(ref.relpath) + b"\0" + ref.sha256.encode() + b"\n")
     return digest.hexdigest()
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from dsim.cache import atomic_write_text
-from dsim.cell import RESULT_FILE
-from dsim.cell.run import json_safe
+from dsim.record import read_records, write_json
 
 COLUMNS = ["extractor", "metric", "pair", "value", "std", "ci_low", "ci_high", "n_reference", "n_candidate",
            "mlflow_run_id"]
@@ -17,13 +14,7 @@ COLUMNS = ["extractor", "metric", "pair", "value", "std", "ci_low", "ci_high", "
 
 def collect(directory: str | Path) -> list[dict]:
     """Every ``result.json`` under ``directory`` (a sweep or run dir), in job order."""
-    files = sorted(Path(directory).rglob(RESULT_FILE), key=lambda p: _job_order(p, Path(directory)))
-    return [json.loads(file.read_text()) for file in files]
-
-
-def _job_order(path: Path, root: Path):
-    first = path.relative_to(root).parts[0]
-    return (0, int(first), "") if first.isdigit() else (1, 0, str(path))
+    return read_records(directory)
 
 
 #: value-name endings that qualify another value rather than being a headline number of their own
@@ -38,35 +29,80 @@ def headline_values(values: dict) -> list[str]:
             and not name.endswith(DETAIL_SUFFIXES)]
 
 
+def variant_keys(configs: list[dict], cells: list[tuple]) -> list[str]:
+    """Config keys whose values differ between cells of the same (extractor, metric, pair).
+
+    ``configs`` are flat ``{key: value}`` configs, ``cells`` their (extractor, metric, pair). Such keys
+    (``pairing.method`` in ``pairing=random,nearest``) keep two otherwise identical-looking rows apart.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for config, cell in zip(configs, cells):
+        groups.setdefault(cell, []).append(config)
+    varying = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        for key in set().union(*members):
+            if len({repr(m.get(key)) for m in members}) > 1:
+                varying.add(key)
+    return sorted(varying)
+
+
+def variant_label(config: dict, keys: list[str]) -> str:
+    """``key=value`` of the variant keys, joined by spaces (empty when there are none)."""
+    return " ".join(f"{key}={config.get(key)}" for key in keys)
+
+
 def to_frame(records: list[dict]) -> pd.DataFrame:
     """One row per headline value of each cell (``fid``; ``precision``, ``recall``, ...), with its
-    ``<name>_std`` and ``<name>_ci_low``/``_ci_high`` when the cell has them."""
+    ``<name>_std`` and ``<name>_ci_low``/``_ci_high`` when the cell has them.
+
+    Cells that differ in config keys besides extractor, metric and pair get those keys as extra columns
+    (before ``value``); ``random_weights`` and the skipped images per side are kept for the printed table.
+    """
+    configs = [record.get("config") or {} for record in records]
+    keys = variant_keys(configs, [(r["extractor"], r["metric"], r["pair"]) for r in records])
     rows = []
-    for record in records:
+    for record, config in zip(records, configs):
         values = record["values"]
+        skipped = record.get("skipped") or {}
         for name in headline_values(values):
             rows.append({
                 "extractor": record["extractor"],
                 "metric": name,
                 "pair": record["pair"],
+                **{key: config.get(key) for key in keys},
                 "value": values[name],
                 "std": values.get(f"{name}_std"),
                 "ci_low": values.get(f"{name}_ci_low"),
                 "ci_high": values.get(f"{name}_ci_high"),
                 "n_reference": record["n_reference"],
                 "n_candidate": record["n_candidate"],
+                "skipped_reference": len(skipped.get("reference") or {}),
+                "skipped_candidate": len(skipped.get("candidate") or {}),
+                "random_weights": bool(record.get("random_weights")),
                 "mlflow_run_id": record.get("mlflow_run_id"),
             })
-    return pd.DataFrame(rows, columns=COLUMNS)
+    columns = COLUMNS[:3] + keys + COLUMNS[3:-1] + ["skipped_reference", "skipped_candidate", "random_weights",
+                                                      COLUMNS[-1]]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def format_table(frame: pd.DataFrame) -> str:
-    """A fixed-width text table: extractor, metric, pair, value (± std when known)."""
+    """A fixed-width text table: extractor, metric, pair (and any variant keys), value (± std when known),
+    n = reference/candidate images, with skipped images per side and a RANDOM WEIGHTS mark when there are."""
     if frame.empty:
         return "(no results)"
-    shown = frame[["extractor", "metric", "pair"]].copy()
+    variants = [c for c in frame.columns if c not in COLUMNS and c not in (
+        "skipped_reference", "skipped_candidate", "random_weights")]
+    shown = frame[["extractor", "metric", "pair", *variants]].copy()
     shown["value"] = [_shown(row) for row in frame.itertuples()]
     shown["n"] = [f"{a}/{b}" for a, b in zip(frame["n_reference"], frame["n_candidate"])]
+    skipped = frame.get("skipped_reference", 0) + frame.get("skipped_candidate", 0)
+    if "skipped_reference" in frame and (skipped > 0).any():
+        shown["skipped"] = [f"{a}/{b}" for a, b in zip(frame["skipped_reference"], frame["skipped_candidate"])]
+    if "random_weights" in frame and frame["random_weights"].any():
+        shown["note"] = ["RANDOM WEIGHTS: not a result" if random else "" for random in frame["random_weights"]]
     return shown.to_string(index=False)
 
 
@@ -93,5 +129,4 @@ def write_values_file(path: Path, record: dict) -> None:
 
 
 def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(json_safe(content), indent=2, sort_keys=True, allow_nan=False) + "\n")
+    write_json(path, content, sort_keys=True)

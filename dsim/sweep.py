@@ -1,64 +1,162 @@
-"""Hydra callback that gives a multirun one MLflow parent run and prints the results table at the end.
+"""Hydra callback that gives a multirun one MLflow parent run, its results table and its sweep analyses.
 
-The parent run id is written into the sweep directory, where every cell (in this process or in a
-launcher's worker process) finds it and attaches itself as a child.
+- Start: the sweep folder is taken under a lock (two sweeps never share one: the default folder gets a
+  ``-2`` suffix when its second is taken, an explicit ``hydra.sweep.dir`` in use is a one-line error),
+  and the parent run is created; its id is written into the sweep folder, where every cell (in this
+  process or in a launcher's worker) finds it and attaches itself as a child.
+- End: every cell's ``result.json`` becomes ``results.csv`` and the printed table; failed cells
+  (``failure.json``) are listed one line each; the sweep analyses are logged on the parent, which is
+  marked FINISHED, or FAILED when a cell failed; the command then exits non-zero. A store that is
+  unavailable at either end delays the parent's record (``dsim sync``), never the results.
+- Interrupted (Ctrl-C, SIGTERM): :func:`abort` marks the parent KILLED.
 """
 
 from __future__ import annotations
 
+import sys
+import warnings
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from dsim import results
-from dsim.analysis.sweep import log_sweep_analysis
-from dsim.analysis.visual import log_sweep_views
-from dsim.cache import atomic_write_text
-from dsim.tracking import Tracker, resolve_uri, ui_command
+from dsim.errors import DsimError
+from dsim.fileio import atomic_write_text
+from dsim.record import read_failures
+from dsim.runlog import PARENT_RUN_FILE, RunPlan, open_store, parent_run_id, submit, sync
+from dsim.tracking import DEFAULT_RETRY_S, StoreUnavailable, resolve_uri, ui_command
 
-PARENT_RUN_FILE = ".dsim_parent_run_id"
 RESULTS_CSV = "results.csv"
+LOCK_FILE = ".dsim_sweep.lock"
+SWEEP_TAGS = {"dsim.kind": "sweep"}
 
 
-def parent_run_id(sweep_dir: str | Path) -> str | None:
-    """The sweep's parent run id, if this sweep has one."""
-    file = Path(sweep_dir) / PARENT_RUN_FILE
-    return file.read_text().strip() if file.exists() else None
+class _State:
+    """The sweep this process is running (the callback's state, for :func:`abort` and the exit code)."""
+
+    lock: FileLock | None = None
+    sweep_dir: Path | None = None
+    config: DictConfig | None = None
+    failed: int = 0
 
 
-def _tracker(config: DictConfig) -> Tracker:
-    return Tracker(resolve_uri(config.tracking.uri, config.tracking.store_dir), experiment=config.tracking.experiment)
+STATE = _State()
+
+
+def unique_dir(base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``, ... : the first that this process creates (atomically).
+
+    The default ``hydra.sweep.dir`` is ``${dsim_unique_dir:multirun/<date>/<time>}``, so two sweeps started
+    in the same second in one folder still get folders of their own.
+    """
+    path = Path(base)
+    for n in range(1, 10_000):
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+            return str(candidate)
+        except FileExistsError:
+            continue
+    raise DsimError(f"no free sweep folder next to {base}")
+
+
+def _store(config: DictConfig) -> dict:
+    return dict(uri=resolve_uri(config.tracking.uri, config.tracking.store_dir), experiment=config.tracking.experiment,
+                store_dir=config.tracking.store_dir, retry_s=float(config.tracking.get("retry_s", DEFAULT_RETRY_S)))
 
 
 class SweepRecord(Callback):
-    """``on_multirun_start``: open the parent run; ``on_multirun_end``: table, CSV, close the parent."""
+    """``on_multirun_start``: lock the folder, open the parent run; ``on_multirun_end``: table, CSV, parent."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        tracker = _tracker(config)
-        run_id = tracker.start_run(f"sweep {sweep_dir.name}", tags={"dsim.sweep_dir": str(sweep_dir.resolve()),
-                                                                     "dsim.kind": "sweep"})
-        overrides = list(config.hydra.overrides.task)
-        tracker.log(run_id, params={"overrides": " ".join(overrides) or "(none)"})
-        atomic_write_text(sweep_dir / PARENT_RUN_FILE, run_id + "\n")
+        lock = FileLock(str(sweep_dir / LOCK_FILE), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise DsimError(f"sweep folder {sweep_dir} is in use by another running sweep: give this one its own "
+                            "hydra.sweep.dir (or leave it unset: each sweep then gets a new folder)") from None
+        STATE.lock, STATE.sweep_dir, STATE.config, STATE.failed = lock, sweep_dir, config, 0
+        (sweep_dir / PARENT_RUN_FILE).unlink(missing_ok=True)  # a rerun into the same folder: a new parent
+        store = _store(config)
+        overrides = " ".join(config.hydra.overrides.task) or "(none)"
+        try:
+            tracker = open_store(store["uri"], store["experiment"], store_dir=store["store_dir"],
+                                 retry_s=store["retry_s"])
+            run_id = tracker.start_run(f"sweep {sweep_dir.name}", tags={**SWEEP_TAGS,
+                                                                          "dsim.sweep_dir": str(sweep_dir.resolve())})
+            tracker.log(run_id, params={"overrides": overrides})
+            atomic_write_text(sweep_dir / PARENT_RUN_FILE, run_id + "\n")
+        except StoreUnavailable as error:
+            warnings.warn(f"no parent run yet ({error}); the cells' records wait for it in the pending queue "
+                          "(`dsim sync` once the store is back)", stacklevel=2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        from dsim.analysis.sweep import sweep_analysis
+        from dsim.analysis.visual import sweep_visual_analysis
+
         sweep_dir = Path(config.hydra.sweep.dir)
         records = results.collect(sweep_dir)
+        failures = read_failures(sweep_dir)
         frame = results.to_frame(records)
         atomic_write_text(sweep_dir / RESULTS_CSV, frame.to_csv(index=False))
-        tracker = _tracker(config)
-        run_id = parent_run_id(sweep_dir)
-        if run_id:
-            tracker.log(run_id, metrics={"n_cells": len(records)})
-            tracker.log_artifact(run_id, sweep_dir / RESULTS_CSV)
-            log_sweep_analysis(tracker, run_id, records, sweep_dir, cache_dir=config.cache_dir)  # entropy, metric x metric
-            log_sweep_views(tracker, run_id, sweep_dir, config)  # analysis=distance: I_dist violins across cells
-            tracker.finish(run_id)
+        metrics = {"n_cells": len(records), "n_failed": len(failures)}
+        artifacts = [(str(sweep_dir / RESULTS_CSV), None)]
+        for produce in (lambda: sweep_analysis(records, sweep_dir, cache_dir=config.cache_dir),
+                        lambda: sweep_visual_analysis(sweep_dir, config)):
+            found, files = produce()
+            metrics.update(found)
+            artifacts += [(str(path), folder) for path, folder in files]
+        store = _store(config)
+        _finish_parent(sweep_dir, config, store, metrics=metrics, artifacts=artifacts,
+                       status="FAILED" if failures else "FINISHED")
         if config.results_file:
             results.write_results_file(Path(config.results_file), records)
         print(f"\n{results.format_table(frame)}\n")
         print(f"results: {sweep_dir / RESULTS_CSV}")
-        print(f"MLflow UI: {ui_command(tracker.uri)}   (then open http://127.0.0.1:5000)")
+        print(f"MLflow UI: {ui_command(store['uri'])}   (then open http://127.0.0.1:5000)")
+        for failure in failures:
+            print(f"dsim: error: cell {failure.get('job', '?')} ({failure.get('overrides', '')}) failed: "
+                  f"{failure.get('error', '?')}", file=sys.stderr)
+        if failures:
+            print(f"dsim: error: {len(failures)} of {len(failures) + len(records)} cells failed; the others are "
+                  f"recorded (rerunning the sweep computes only the missing cells)", file=sys.stderr)
+        STATE.failed = len(failures)
+        _release()
+
+
+def _finish_parent(sweep_dir: Path, config: DictConfig, store: dict, *, metrics: dict, artifacts: list,
+                   status: str) -> None:
+    """Complete the parent run (or create it, when the store was unavailable at the start)."""
+    run_id = parent_run_id(sweep_dir)
+    overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task)) or "(none)"
+    plan = RunPlan(name=f"sweep {sweep_dir.name}", uri=store["uri"], experiment=store["experiment"],
+                   tags={**SWEEP_TAGS, "dsim.sweep_dir": str(sweep_dir.resolve())},
+                   params={} if run_id else {"overrides": overrides}, metrics=metrics, artifacts=artifacts,
+                   sweep_dir=str(sweep_dir), status=status, kind="sweep", run_id=run_id)
+    if submit(plan, store_dir=store["store_dir"], retry_s=store["retry_s"]) and run_id is None:
+        sync(store["store_dir"], uri=store["uri"], retry_s=min(store["retry_s"], 5.0))  # its waiting children
+
+
+def abort(status: str = "KILLED") -> None:
+    """Mark the running sweep's parent run ``status`` (an interrupted sweep); best effort, then unlock."""
+    if STATE.sweep_dir is None:
+        return
+    run_id = parent_run_id(STATE.sweep_dir)
+    if run_id and STATE.config is not None:
+        store = _store(STATE.config)
+        try:
+            open_store(store["uri"], store["experiment"], store_dir=store["store_dir"],
+                       retry_s=min(store["retry_s"], 10.0)).finish(run_id, status=status)
+        except Exception:  # noqa: BLE001 - the next dsim command reaps it (its process is gone)
+            pass
+    _release()
+
+
+def _release() -> None:
+    if STATE.lock is not None:
+        STATE.lock.release()
+    STATE.lock, STATE.sweep_dir, STATE.config = None, None, None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+
 import pytest
 
 from dsim_testing import write_crops
@@ -16,3 +18,10 @@ def crops(tmp_path_factory) -> dict[str, Path]:
     write_crops(root / "a", 24, seed=1)
     write_crops(root / "b", 24, seed=2)
     return {"a": root / "a", "b": root / "b"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_hash_memo(tmp_path_factory):
+    """Each test session keeps its hash memo (``dsim.hashstate``) to itself, subprocesses included."""
+    os.environ["DSIM_STATE_DIR"] = str(tmp_path_factory.mktemp("dsim-state"))
+    yield

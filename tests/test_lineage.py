@@ -48,7 +48,7 @@ def test_changed_image_is_detected_reembedded_alone_and_flagged_on_old_runs(proj
     first = _cell(project, "run1")
     assert first["candidate_lineage"]["dvc_md5"].endswith(".dir")
     assert first["candidate_lineage"]["path_in_tracked"] == "cand"
-    assert first["n_embedded"] == {"reference": 12, "candidate": 12}
+    assert first["embedded"] == {"reference": 12, "candidate": 12}
     shown = run_dsim("lineage", first["mlflow_run_id"], cwd=project).stdout
     assert "workspace data matches" in shown and first["candidate_lineage"]["dvc_md5"] in shown
 
@@ -57,7 +57,7 @@ def test_changed_image_is_detected_reembedded_alone_and_flagged_on_old_runs(proj
     assert "modified" in dvc("status", cwd=project)
 
     second = _cell(project, "run2")
-    assert second["n_embedded"] == {"reference": 0, "candidate": 1}
+    assert second["embedded"] == {"reference": 0, "candidate": 1}
     assert second["candidate_fingerprint"] != first["candidate_fingerprint"]
     assert second["reference_fingerprint"] == first["reference_fingerprint"]
 

@@ -19,6 +19,7 @@ I_dist(y) is the summed PCA-space distance from a candidate image y to every ref
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -110,11 +111,23 @@ def read_score_file(path, column: str = "score") -> pd.DataFrame:
 def with_scores(frame: pd.DataFrame, scores: pd.DataFrame, *, source: str = "score file") -> pd.DataFrame:
     """``frame`` plus a ``score`` column: matched by ``relpath`` (and ``dataset`` where the scores have one).
 
-    Images without a score get NaN; scores that match no image of ``frame`` at all are an error.
+    Images without a score get NaN; score rows that match no image are counted in a warning (duplicates:
+    the last row wins, also with a warning); scores that match no image of ``frame`` at all are an error.
     """
     keys = ["dataset", "relpath"] if "dataset" in scores.columns else ["relpath"]
+    duplicated = int(scores.duplicated(keys, keep="last").sum())
+    if duplicated:
+        warnings.warn(f"{source}: {duplicated} duplicate row(s) for the same image; the last one of each is used",
+                      stacklevel=2)
     scores = scores.drop_duplicates(keys, keep="last")
     out = frame.drop(columns=["score"], errors="ignore").merge(scores[keys + ["score"]], on=keys, how="left")
+    matched = scores.merge(frame[keys].drop_duplicates(), on=keys, how="inner")
+    unmatched = len(scores) - len(matched)
+    if unmatched and len(matched):
+        example = scores.merge(frame[keys].drop_duplicates(), on=keys, how="left", indicator=True)
+        first = example.loc[example["_merge"] == "left_only", "relpath"].iloc[0]
+        warnings.warn(f"{source}: {unmatched} of its {len(scores)} rows match no image and are ignored (e.g. "
+                      f"{first!r}; relpaths are relative to the dataset folder)", stacklevel=2)
     if out["score"].notna().sum() == 0:
         sample = ", ".join(map(str, frame["relpath"].head(3)))
         raise DsimError(f"{source}: none of its {len(scores)} rows matches an image of "

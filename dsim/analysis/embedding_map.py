@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from dsim.analysis import plots
-from dsim.cache import atomic_write_bytes, atomic_write_text
+from dsim.fileio import atomic_write_bytes, atomic_write_text
 from dsim.errors import DsimError
 
 CHUNK_BYTES = 64 * 2**20  # working memory of one distance block in the ranking pass

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dsim.cache import atomic_write_bytes
+from dsim.fileio import atomic_write_bytes
 
 THUMBNAIL = 160  # px, longer side of the images in a match grid
 

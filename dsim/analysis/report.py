@@ -1,7 +1,7 @@
 """The cross-run report: runs read back from an MLflow store → a pivot (rows: pairs; columns: extractor × metric).
 
-Only finished cell runs count (not sweep parents); when a cell (pair, extractor, metric) was run more than
-once, the newest run wins. A column whose runs used random weights is labelled ``<extractor> [RANDOM
+Only finished cell runs count (not sweep parents); when a cell (pair, extractor, metric and any other
+config key that differs between runs) was run more than once, the newest run wins. A column whose runs used random weights is labelled ``<extractor> [RANDOM
 WEIGHTS]`` so a plumbing run can never pass for a result.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dsim.analysis import plots
-from dsim.cache import atomic_write_text
+from dsim.fileio import atomic_write_text
 from dsim.errors import DsimError
 
 RANDOM_LABEL = " [RANDOM WEIGHTS]"
@@ -43,11 +43,19 @@ def select_sweep(parents: list[dict], sweep: str) -> str:
 
 
 def long_frame(runs: list[dict], *, values: str = "primary", parent: str | None = None) -> pd.DataFrame:
-    """One row per (run, value): the cell's primary value (``values="primary"``) or every value (``"all"``);
-    only the children of the sweep run ``parent`` when given."""
+    """One row per (run, value): the cell's headline values (``values="primary"``: ``fid``; ``precision``,
+    ``recall``, ``density``, ``coverage`` for prdc) or every value (``"all"``); only the children of the
+    sweep run ``parent`` when given.
+
+    Runs of the same pair, extractor and metric that differ in another config key (``pairing.method``)
+    stay apart: the differing keys are added to the metric's label, ``psnr [pairing.method=random]``.
+    """
+    from dsim.cell.key import is_operational
+    from dsim.results import headline_values, variant_keys, variant_label
+
     if values not in ("primary", "all"):
         raise DsimError(f"values must be 'primary' or 'all', got {values!r}")
-    rows = []
+    cells = []
     for run in runs:
         tags = run["tags"]
         metric = tags.get("dsim.metric")
@@ -58,13 +66,18 @@ def long_frame(runs: list[dict], *, values: str = "primary", parent: str | None 
         extractor = tags.get("dsim.extractor", "none")
         if tags.get("dsim.extractor.random_weights") == "true":
             extractor += RANDOM_LABEL
-        names = [metric] if values == "primary" else sorted(run["metrics"])
+        config = {k: v for k, v in run["params"].items() if not is_operational(k)}
+        cells.append((run, extractor, metric, config))
+    keys = variant_keys([c[3] for c in cells], [(c[1], c[2], c[0]["tags"].get("dsim.pair", "?")) for c in cells])
+    rows = []
+    for run, extractor, metric, config in cells:
+        variant = variant_label(config, keys)
+        names = headline_values(run["metrics"]) if values == "primary" else sorted(run["metrics"])
         for name in names:
-            if name in run["metrics"]:
-                rows.append({"pair": tags.get("dsim.pair", "?"), "extractor": extractor, "metric": name,
-                             "value": run["metrics"][name], "run_id": run["run_id"],
-                             "experiment": run["experiment"], "sweep": tags.get("mlflow.parentRunId"),
-                             "start_time": run["start_time"]})
+            rows.append({"pair": run["tags"].get("dsim.pair", "?"), "extractor": extractor,
+                         "metric": f"{name} [{variant}]" if variant else name, "value": run["metrics"][name],
+                         "run_id": run["run_id"], "experiment": run["experiment"],
+                         "sweep": run["tags"].get("mlflow.parentRunId"), "start_time": run["start_time"]})
     frame = pd.DataFrame(rows, columns=LONG_COLUMNS)
     frame = frame.sort_values("start_time", ascending=False, kind="stable")
     return frame.drop_duplicates(["pair", "extractor", "metric"], keep="first").reset_index(drop=True)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from dsim.analysis import plots
 from dsim.analysis.correlation import ENTROPY_KEYS, correlate
-from dsim.cache import atomic_write_text
+from dsim.fileio import atomic_write_text
 from dsim.entropy import dataset_entropies
 from dsim.errors import DsimError
 
@@ -100,23 +100,20 @@ def analyse(records: list[dict], out_dir: Path, *, cache_dir="cache") -> tuple[d
     return metrics, files
 
 
-def log_sweep_analysis(tracker, run_id: str, records: list[dict], sweep_dir: Path, *, cache_dir="cache") -> None:
-    """:func:`analyse` the sweep and log its metrics and files on the parent run (a failure only warns)."""
+def sweep_analysis(records: list[dict], sweep_dir: Path, *, cache_dir="cache") -> tuple[dict, list]:
+    """:func:`analyse` the sweep into ``<sweep_dir>/sweep_analysis``: (metrics, [(file, artifact folder)])."""
     out_dir = Path(sweep_dir) / ANALYSIS_DIR
-    log_on_parent(tracker, run_id, "sweep analysis", out_dir, lambda: analyse(records, out_dir, cache_dir=cache_dir))
+    return guarded("sweep analysis", out_dir, lambda: analyse(records, out_dir, cache_dir=cache_dir))
 
 
-def log_on_parent(tracker, run_id: str, label: str, out_dir: Path, produce) -> None:
-    """Run ``produce() -> (metrics, files)`` and log the result on the sweep's parent run, files under
-    ``out_dir``'s name. A failure only warns: the cells are recorded already and must not be lost."""
+def guarded(label: str, out_dir: Path, produce) -> tuple[dict, list]:
+    """Run ``produce() -> (metrics, files)`` for the sweep's parent run; files come back with ``out_dir``'s
+    name as their artifact folder. A failure only warns: the cells are recorded already and must not be lost."""
     try:
         metrics, files = produce()
-        if metrics:
-            tracker.log(run_id, metrics=metrics)
-        for path in files:
-            tracker.log_artifact(run_id, path, out_dir.name)
     except Exception as error:  # noqa: BLE001 - see the docstring
         warnings.warn(f"{label} failed: {error}".splitlines()[0], stacklevel=3)
-        return
+        return {}, []
     if files:
         print(f"{label}: {out_dir}")
+    return metrics, [(path, out_dir.name) for path in files]

@@ -17,7 +17,7 @@ logged as artifacts of the cell's MLflow run:
     ``distance_splits.csv`` (halves and thirds: n, I_dist mean and std[, score mean and std]),
     ``distance_violin.png`` and, with a score file, ``distance_score.png``.
 
-:func:`log_sweep_views` runs at the end of a multirun with ``analysis.distance``: every cell's per-image
+:func:`sweep_visual_analysis` runs at the end of a multirun with ``analysis.distance``: every cell's per-image
 I_dist (its ``distance_per_image.csv``, or an ``odist`` cell's ``per_image_candidate.csv``) is gathered
 per extractor × reference into one violin plot of all the sweep's candidates, a split table and, when
 scored, a score figure, logged on the sweep's parent run under ``visual_analysis/``.
@@ -35,15 +35,14 @@ import pandas as pd
 
 from dsim.analysis import distance_views as dv
 from dsim.analysis import embedding_map as em
-from dsim.analysis.sweep import log_on_parent
-from dsim.cache import atomic_write_text
+from dsim.analysis.sweep import guarded
+from dsim.fileio import atomic_write_text
 from dsim.cell.context import resolve_dataset
 from dsim.embed import Embeddings, embed, resolve_device
 from dsim.errors import DsimError
+from dsim.record import ARTIFACT_DIR, RESULT_FILE
 
 SWEEP_DIR = "visual_analysis"
-RESULT_FILE = "result.json"
-ARTIFACT_DIR = "artifacts"
 
 
 def options(cfg) -> dict:
@@ -320,10 +319,9 @@ def sweep_views(sweep_dir: Path, out_dir: Path) -> list[Path]:
     return files
 
 
-def log_sweep_views(tracker, run_id: str, sweep_dir: Path, config) -> None:
-    """:func:`sweep_views` when the sweep asks for ``analysis.distance``; log on the parent run (failures warn)."""
+def sweep_visual_analysis(sweep_dir: Path, config) -> tuple[dict, list]:
+    """:func:`sweep_views` when the sweep asks for ``analysis.distance``: (metrics, [(file, artifact folder)])."""
     if not options(config).get("distance"):
-        return
+        return {}, []
     out_dir = Path(sweep_dir) / SWEEP_DIR
-    log_on_parent(tracker, run_id, "sweep visual analysis", out_dir,
-                  lambda: ({}, sweep_views(Path(sweep_dir), out_dir)))
+    return guarded("sweep visual analysis", out_dir, lambda: ({}, sweep_views(Path(sweep_dir), out_dir)))

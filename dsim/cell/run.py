@@ -1,173 +1,119 @@
-"""Run one cell from a resolved config and record it: ``result.json`` in the job dir, one MLflow run."""
+"""Run one cell from a resolved config and record it: ``result.json`` in the job dir first, then one MLflow run.
+
+Order matters for reliability: the config is checked and both datasets are found before any work; a
+cell whose key (:mod:`dsim.cell.key`) already has a finished run in the store is reused, not recomputed;
+the record and its tables are written into the job folder before the store is touched; the MLflow run
+is then created through :func:`dsim.runlog.submit`, which keeps the record for ``dsim sync`` when the
+store is locked, full or unreachable.
+"""
 
 from __future__ import annotations
 
-import json
-import math
-import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
-import pandas as pd
-
-from dsim import __version__, metrics
+from dsim import __version__, configs, metrics
 from dsim.analysis import visual, within_run
-from dsim.cache import atomic_write_text
 from dsim.cell import distribution, paired
-from dsim.cell.context import CellOutput, pair_name, resolve_dataset
-from dsim.dvc import experiment_name
+from dsim.cell.context import pair_name, resolve_dataset
+from dsim.cell.key import CELL_KEY_TAG, cell_key, key_config
+from dsim.cell.record import build_record, dataset_input, flatten, run_tags, write_tables
 from dsim.errors import DsimError
-from dsim.lineage import dvc_lineage
-from dsim.tracking import Tracker, resolve_uri
-
-RESULT_FILE = "result.json"
-ARTIFACT_DIR = "artifacts"
+from dsim.images import dataset_fingerprint, resolve_dataset_dir, scan_images
+from dsim.record import ARTIFACT_DIR, RESULT_FILE, read_json, write_json
+from dsim.runlog import RunPlan, open_store, queued, submit
+from dsim.tracking import DEFAULT_RETRY_S, StoreUnavailable, resolve_uri
 
 #: metric kind → runner module with ``run(cfg, reference, candidate) -> CellOutput``
 RUNNERS = {"distribution": distribution, "paired": paired}
 
 
-def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None) -> dict:
-    """Run one cell from a resolved config (``dict``); return the record written to ``result.json``."""
+def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None, sweep_dir: str | Path | None = None,
+             choices: dict | None = None) -> dict:
+    """Run one cell from a resolved config (``dict``); return the record written to ``result.json``.
+
+    ``parent_run_id`` (or ``sweep_dir``, whose parent run may not exist yet) makes the run a sweep's
+    child; ``choices`` are Hydra's group choices, for checking the config against its files.
+    """
+    configs.check(cfg, choices)
     metric_name = cfg["metric"]["name"]
     spec = metrics.METRICS.get(metric_name)
     if spec is None:
         raise DsimError(f"unknown metric {metric_name!r} (choose from: {', '.join(metrics.available())})")
     reference = resolve_dataset(cfg["pair"]["reference"], cfg["dataset"])
     candidate = resolve_dataset(cfg["pair"]["candidate"], cfg["dataset"])
+    for ref in (reference, candidate):
+        resolve_dataset_dir(ref.path)  # both folders exist before any work starts
+    job_dir = Path(job_dir)
+    key = _key(cfg, spec, reference, candidate)
+    uri = resolve_uri(cfg["tracking"]["uri"], cfg["tracking"]["store_dir"])
+    retry_s = float(cfg["tracking"].get("retry_s", DEFAULT_RETRY_S))
+    tracker = None
+    if not cfg.get("force"):
+        tracker, reused = _reusable(cfg, key, uri, retry_s)
+        if reused is not None:
+            reused["reused"] = True
+            write_json(job_dir / RESULT_FILE, reused)
+            return reused
+
     output = RUNNERS[spec.kind].run(cfg, reference, candidate)
     within_run.augment(cfg, output, job_dir / ARTIFACT_DIR)  # entropy bias of per-item values, plots
     visual.augment(cfg, output, job_dir / ARTIFACT_DIR)  # analysis=umap/distance: UMAP map, missed features, I_dist views
 
     record = build_record(cfg, output, pair_name(cfg["pair"], reference, candidate))
-    tracker = Tracker(resolve_uri(cfg["tracking"]["uri"], cfg["tracking"]["store_dir"]),
-                      experiment=cfg["tracking"]["experiment"])
-    run_id = tracker.start_run(f"{record['extractor']} {metric_name} {record['pair']}", tags=run_tags(record),
-                               parent_id=parent_run_id)
-    record["mlflow_run_id"] = run_id
-    try:
-        job_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(job_dir / RESULT_FILE, json.dumps(json_safe(record), indent=2, allow_nan=False) + "\n")
-        artifacts = _write_tables(output, job_dir / ARTIFACT_DIR)
-        tracker.log(run_id, params=flatten(cfg), metrics=output.values)
-        for side in ("reference", "candidate"):
-            log_dataset_input(tracker, run_id, record, side)
-        tracker.log_artifact(run_id, job_dir / RESULT_FILE)
-        for path in artifacts + output.files:
-            tracker.log_artifact(run_id, path, ARTIFACT_DIR)
-    except BaseException:
-        tracker.finish(run_id, status="FAILED")
-        raise
-    tracker.finish(run_id)
+    record.update(cell_key=key, config=flatten(key_config(cfg, device=cfg["device"])), mlflow_run_id=None,
+                  tracking="pending", reused=False)
+    write_json(job_dir / RESULT_FILE, record)
+    artifacts = write_tables(output, job_dir / ARTIFACT_DIR)
+    plan = RunPlan(name=f"{record['extractor']} {metric_name} {record['pair']}", uri=uri,
+                   experiment=cfg["tracking"]["experiment"], tags={**run_tags(record), CELL_KEY_TAG: key},
+                   params=flatten(cfg), metrics=output.values,
+                   datasets=[dataset_input(record, side) for side in ("reference", "candidate")],
+                   artifacts=[(str(job_dir / RESULT_FILE), None)]
+                   + [(str(path), ARTIFACT_DIR) for path in artifacts + output.files],
+                   parent_run_id=parent_run_id, sweep_dir=str(sweep_dir) if sweep_dir else None,
+                   result_file=str(job_dir / RESULT_FILE))
+    record["mlflow_run_id"] = submit(plan, store_dir=cfg["tracking"]["store_dir"], retry_s=retry_s, tracker=tracker)
+    record["tracking"] = "logged" if record["mlflow_run_id"] else "pending"
     return record
 
 
-def json_safe(value):
-    """Strict JSON: non-finite floats (e.g. a correlation of a constant series) become ``null``."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def _key(cfg: dict, spec, reference, candidate) -> str:
+    """The cell key (lists both datasets through the hash memo; resolves the extractor's weights)."""
+    from dsim.embed import resolve_device
+
+    fingerprints = [dataset_fingerprint(scan_images(ref.path, on_error=cfg["dataset"]["on_error"]).files)
+                    for ref in (reference, candidate)]
+    identity = "none"
+    if spec.kind == "distribution":
+        layer = "logits" if spec.input == "logits" else None
+        identity = distribution.build_extractor(cfg["extractor"], layer=layer).identity
+    return cell_key(cfg, device=resolve_device(cfg["device"]).type, reference_fingerprint=fingerprints[0],
+                    candidate_fingerprint=fingerprints[1], extractor_identity=identity, version=__version__)
 
 
-def log_dataset_input(tracker: Tracker, run_id: str, record: dict, side: str) -> None:
-    """The pair side as an MLflow dataset input: name, content digest, source path, DVC lineage."""
-    lineage = record[f"{side}_lineage"]
-    tracker.log_dataset(run_id, name=record[f"{side}_name"], digest=record[f"{side}_fingerprint"],
-                        source=Path(record[side]).as_uri(), context=side,
-                        profile={"n_images": record[f"n_{side}"], "fingerprint": record[f"{side}_fingerprint"],
-                                 **{k: v for k, v in lineage.items() if v is not None}})
-
-
-def _write_tables(output: CellOutput, directory: Path) -> list[Path]:
-    """Per-image tables and both datasets' manifests (relpath, sha256) as CSV files in ``directory``."""
-    tables = dict(output.tables)
-    for side in ("reference", "candidate"):
-        tables[f"manifest_{side}"] = pd.DataFrame(getattr(output, side).manifest, columns=["relpath", "sha256"])
-    written = []
-    for name, table in tables.items():
-        path = directory / f"{name}.csv"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, table.to_csv(index=False))
-        written.append(path)
-    return written
-
-
-def build_record(cfg: dict, output: CellOutput, pair: str) -> dict:
-    extractor = output.extractor
-    weights = extractor.resolved_weights if extractor is not None else None
-    return {
-        "extractor": extractor.name if extractor is not None else "none",
-        "metric": cfg["metric"]["name"],
-        "pair": pair,
-        "reference": str(output.reference.root),
-        "candidate": str(output.candidate.root),
-        "n_reference": output.reference.n,
-        "n_candidate": output.candidate.n,
-        "values": output.values,
-        "reference_name": output.reference.name,
-        "candidate_name": output.candidate.name,
-        "reference_fingerprint": output.reference.fingerprint,
-        "candidate_fingerprint": output.candidate.fingerprint,
-        "reference_lineage": dvc_lineage(output.reference.root).as_dict(),
-        "candidate_lineage": dvc_lineage(output.candidate.root).as_dict(),
-        "extractor_identity": extractor.identity if extractor is not None else "none",
-        "weights_checksum": weights.checksum if weights is not None else "none",
-        "random_weights": bool(output.random_weights or (extractor is not None and extractor.is_random)),
-        "skipped": {"reference": output.reference.skipped, "candidate": output.candidate.skipped},
-        "n_skipped": len(output.reference.skipped) + len(output.candidate.skipped),
-        "n_embedded": {"reference": output.reference.n_embedded, "candidate": output.candidate.n_embedded},
-        "git_commit": git_commit(Path.cwd()),
-        "dvc_experiment": experiment_name(),
-        "dsim_version": __version__,
-    }
-
-
-def run_tags(record: dict) -> dict[str, str]:
-    tags = {
-        "dsim.extractor": record["extractor"],
-        "dsim.extractor.identity": record["extractor_identity"],
-        "dsim.extractor.weights_checksum": record["weights_checksum"],
-        "dsim.extractor.random_weights": str(record["random_weights"]).lower(),
-        "dsim.metric": record["metric"],
-        "dsim.pair": record["pair"],
-        "dsim.reference.fingerprint": record["reference_fingerprint"],
-        "dsim.candidate.fingerprint": record["candidate_fingerprint"],
-        "dsim.reference.dvc_md5": str(record["reference_lineage"]["dvc_md5"]),
-        "dsim.candidate.dvc_md5": str(record["candidate_lineage"]["dvc_md5"]),
-        "dsim.n_skipped": str(record["n_skipped"]),
-        "dsim.git_commit": record["git_commit"],
-        "dsim.version": record["dsim_version"],
-        "mlflow.source.git.commit": record["git_commit"].removesuffix("+dirty"),
-    }
-    if record.get("dvc_experiment"):
-        tags["dsim.dvc_experiment"] = record["dvc_experiment"]
-    if record["random_weights"]:
-        tags["dsim.warning"] = "RANDOM WEIGHTS: plumbing test only, not a real result"
-    return tags
-
-
-def git_commit(directory: Path) -> str:
-    """``HEAD`` of the git work tree at ``directory`` (``+dirty`` when modified), or ``unknown``."""
+def _reusable(cfg: dict, key: str, uri: str, retry_s: float):
+    """``(tracker, record)``: the record of a finished run with this cell key (or of one still pending)."""
+    for path in queued(cfg["tracking"]["store_dir"]):  # computed before, not logged yet
+        try:
+            plan = RunPlan.from_json(path.read_text())
+            if plan.tags.get(CELL_KEY_TAG) == key and plan.result_file and Path(plan.result_file).exists():
+                return None, read_json(Path(plan.result_file))
+        except (OSError, ValueError, TypeError):
+            continue
     try:
-        head = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
-def flatten(mapping: dict, prefix: str = "") -> dict[str, object]:
-    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists kept as values)."""
-    flat = {}
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
+        tracker = open_store(uri, cfg["tracking"]["experiment"], store_dir=cfg["tracking"]["store_dir"],
+                             retry_s=retry_s)
+        runs = tracker.runs_tagged(CELL_KEY_TAG, key, status="FINISHED")
+    except StoreUnavailable as error:
+        print(f"dsim: warning: cannot look for an earlier run of this cell ({error}); computing it", file=sys.stderr)
+        return None, None
+    for run in runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            found = tracker.download_artifact(run.info.run_id, RESULT_FILE, tmp)
+            if found is not None:
+                record = read_json(found)
+                record.update(mlflow_run_id=run.info.run_id, tracking="logged")
+                return tracker, record
+    return tracker, None

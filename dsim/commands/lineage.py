@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dsim.cell.run import ARTIFACT_DIR, RESULT_FILE
+from dsim.record import ARTIFACT_DIR, RESULT_FILE
 from dsim.errors import DsimError
 from dsim.images import dataset_fingerprint, list_images
 from dsim.tracking import Tracker, resolve_uri

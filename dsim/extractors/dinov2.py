@@ -40,8 +40,10 @@ class _DINOv2(Extractor):
         options = {"img_size": IMAGE_SIZE}
         with weights_lib.seeded():
             if weights.kind == "file":  # timm's own loader: key filtering and position-embedding resampling
-                return timm.create_model(self.timm_name, pretrained=True,
-                                         pretrained_cfg_overlay={"file": str(weights.path)}, **options)
+                weights_lib.read_state_dict(weights.path, extractor=self.name)  # tensors only, or one line
+                with weights_lib.checkpoint_errors(weights.path, extractor=self.name):
+                    return timm.create_model(self.timm_name, pretrained=True,
+                                             pretrained_cfg_overlay={"file": str(weights.path)}, **options)
             return timm.create_model(self.timm_name, pretrained=False, **options)
 
     def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:

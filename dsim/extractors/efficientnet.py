@@ -36,8 +36,8 @@ class _EfficientNetLite(Extractor):
 
         with weights_lib.seeded():
             model = timm.create_model(self.timm_arch, pretrained=False)
-        if weights.kind == "file":
-            timm.models.load_checkpoint(model, str(weights.path), remap=True)
+        if weights.kind == "file":  # the packages' keys follow another naming scheme: by order, as timm's remap
+            weights_lib.load_into(model, weights.path, extractor=self.name, remap=True)
         return model
 
     def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:

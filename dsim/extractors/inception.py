@@ -12,7 +12,8 @@ Layers: ``pool`` (2048-d pool3 features, for FID/KID/PRDC) and ``logits`` (1008 
 torch-fidelity's ``logits_unbiased``: what the Inception Score is defined on).
 
 Weights: torch-fidelity's ``weights-inception-2015-12-05-6726825d.pth``, downloaded by ``torch.hub`` into
-``$TORCH_HOME/hub/checkpoints/``; ``extractor.weights=PATH`` loads a local copy of that file.
+``$TORCH_HOME/hub/checkpoints/`` and checked against its pinned SHA-256; ``extractor.weights=PATH`` loads a
+local copy of that file. Either way the file is read as tensors only (never unpickled as code).
 """
 
 from __future__ import annotations
@@ -25,25 +26,29 @@ from dsim.extractors import weights as weights_lib
 from dsim.extractors.base import Extractor, Preprocess
 from dsim.extractors.registry import register
 
+#: SHA-256 of torch-fidelity's weights-inception-2015-12-05-6726825d.pth (its name carries the first 8 hex)
+WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 # dsim layer name -> torch-fidelity feature name
 _FEATURES = {"pool": "2048", "logits": "logits_unbiased"}
 
 
-def _random_init_class():
-    """torch-fidelity's Inception with its weight loading turned into a no-op (for ``weights=random``).
+def _inception_class():
+    """torch-fidelity's Inception whose constructor leaves the weights to dsim.
 
-    Its constructor always loads a state dict (from a path or the URL); given an empty one, this
-    subclass keeps the seeded initialisation instead. Nothing else of the network changes.
+    Its constructor always loads a state dict itself, with ``torch.load(weights_only=False)`` — which
+    would run any code a planted pickle carries. dsim hands it an empty dict of its own making (ignored
+    here) and loads the real weights through :func:`dsim.extractors.weights.load_state_dict` (tensors
+    only) afterwards. Nothing else of the network changes.
     """
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    class RandomInceptionV3(FeatureExtractorInceptionV3):
+    class SafelyLoadedInceptionV3(FeatureExtractorInceptionV3):
         def load_state_dict(self, state_dict, *args, **kwargs):
             if len(state_dict) == 0:
                 return None
             return super().load_state_dict(state_dict, *args, **kwargs)
 
-    return RandomInceptionV3
+    return SafelyLoadedInceptionV3
 
 
 def _empty_state_dict() -> io.BytesIO:
@@ -79,18 +84,15 @@ class InceptionV3(Extractor):
     def default_weights(self) -> weights_lib.Location:
         from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
-        return weights_lib.TorchHubFile(URL_INCEPTION_V3)
+        return weights_lib.TorchHubFile(URL_INCEPTION_V3, sha256=WEIGHTS_SHA256)
 
     def build_model(self, weights: weights_lib.WeightsSource) -> torch.nn.Module:
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-        feature = [_FEATURES[self.layer]]
         with weights_lib.seeded():
-            if weights.kind == "random":
-                return _random_init_class()("inception-v3-compat", feature,
-                                            feature_extractor_weights_path=_empty_state_dict())
-            return FeatureExtractorInceptionV3("inception-v3-compat", feature,
-                                               feature_extractor_weights_path=str(weights.path))
+            model = _inception_class()("inception-v3-compat", [_FEATURES[self.layer]],
+                                       feature_extractor_weights_path=_empty_state_dict())
+        if weights.kind == "file":
+            weights_lib.load_into(model, weights.path, extractor=self.name)
+        return model
 
     def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
         return model(batch)[0]

@@ -45,7 +45,7 @@ class MobileNetV2(Extractor):
         with weights_lib.seeded():
             model = mobilenet_v2(weights=None)
         if weights.kind == "file":
-            model.load_state_dict(torch.load(weights.path, map_location="cpu", weights_only=True))
+            weights_lib.load_into(model, weights.path, extractor=self.name)
         return model
 
     def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:

@@ -68,6 +68,96 @@ def from_file(path: str | os.PathLike, *, extractor: str, expected_sha256: str |
     return WeightsSource(kind="file", checksum=f"sha256:{digest}", path=file.resolve())
 
 
+def read_state_dict(path: str | os.PathLike, *, extractor: str) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint file — never code: ``.safetensors``, or ``torch.load(weights_only=True)``.
+
+    A pickle that holds anything but tensors and plain containers (which could run code when unpickled),
+    a corrupt or truncated file, or a file that is no state dict is a one-line :class:`DsimError`. A
+    ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is unwrapped.
+    """
+    import pickle
+
+    file = Path(path)
+    try:
+        if _is_safetensors(file):
+            from safetensors.torch import load_file
+
+            state = load_file(str(file), device="cpu")
+        else:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise DsimError(f"weights file {file} for extractor {extractor!r} holds Python objects besides tensors, "
+                        "which dsim never unpickles (they could run code); save a plain state_dict "
+                        "(torch.save(model.state_dict(), PATH)) or a .safetensors file") from error
+    except Exception as error:  # noqa: BLE001 - zip, safetensors and pickle errors all mean "unreadable"
+        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        raise DsimError(f"cannot read weights file {file} for extractor {extractor!r}: {reason} (a truncated "
+                        "or corrupt download? delete it and fetch it again)") from error
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise DsimError(f"weights file {file} for extractor {extractor!r} is not a state dict of tensors")
+    return state
+
+
+def _is_safetensors(file: Path) -> bool:
+    if file.suffix == ".safetensors":
+        return True
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(10)
+    except OSError:
+        return False
+    return len(head) == 10 and head[8:10] == b'{"'  # 8-byte header length, then the JSON header
+
+
+def load_into(model: torch.nn.Module, path: str | os.PathLike, *, extractor: str, remap: bool = False) -> None:
+    """Load a checkpoint file into ``model`` (all keys, matching shapes), or raise one line saying why not.
+
+    ``remap=True`` takes the tensors in order, ignoring their names (timm's ``remap`` for checkpoints
+    whose keys follow another naming scheme).
+    """
+    state = read_state_dict(path, extractor=extractor)
+    target = model.state_dict()
+    if remap:
+        if len(state) != len(target):
+            raise DsimError(f"weights file {path} does not fit extractor {extractor!r}: {len(state)} tensors, the "
+                            f"network has {len(target)} (a checkpoint of another network?)")
+        mapped = {}
+        for (key, wanted), (source, tensor) in zip(target.items(), state.items()):
+            if tensor.numel() != wanted.numel():
+                raise DsimError(f"weights file {path} does not fit extractor {extractor!r}: {source} has shape "
+                                f"{tuple(tensor.shape)}, {key} needs {tuple(wanted.shape)} (a checkpoint of another "
+                                "network?)")
+            mapped[key] = tensor.reshape(wanted.shape)
+        state = mapped
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())[:200]
+        raise DsimError(f"weights file {path} does not fit extractor {extractor!r} (a checkpoint of another "
+                        f"network?): {detail}") from error
+
+
+@contextlib.contextmanager
+def checkpoint_errors(path, *, extractor: str):
+    """Around a library's own checkpoint loader: its failures become one line naming the file."""
+    import pickle
+
+    try:
+        yield
+    except DsimError:
+        raise
+    except pickle.UnpicklingError as error:
+        raise DsimError(f"weights file {path} for extractor {extractor!r} holds Python objects besides tensors, "
+                        "which dsim never unpickles (they could run code)") from error
+    except (RuntimeError, OSError, ValueError, KeyError, AssertionError, EOFError) as error:
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise DsimError(f"cannot load weights file {path} for extractor {extractor!r}: {reason} "
+                        "(truncated, corrupt, or a checkpoint of another network?)") from error
+
+
 def folder_sha256(root: Path, files: list[str]) -> str:
     """SHA-256 over the sorted (relative path, content SHA-256) list of ``files`` under ``root``."""
     digest = hashlib.sha256()
@@ -370,6 +460,20 @@ class HFHubFile(Location):
     def how_to_get(self) -> str:
         return (f"on a connected machine run `hf download {self.repo_id} {self.filenames[0]}` and copy its "
                 f"{hf_hub_cache().name}/models--{self.repo_id.replace('/', '--')} folder into {hf_hub_cache()}")
+
+    def checksum_of(self, path: Path, extractor: str) -> WeightsSource:
+        """The file's checksum; a Hub cache entry must also match the SHA-256 its blob is named after.
+
+        The Hub cache stores a large (LFS) file as ``blobs/<sha256>``, the hash the Hub published for
+        it; a snapshot file linked to such a blob is checked against it, so a corrupt or replaced
+        download is refused.
+        """
+        expected = self.sha256
+        if expected is None and path.is_symlink():
+            blob = Path(os.path.realpath(path)).name
+            if len(blob) == 64 and all(c in "0123456789abcdef" for c in blob):
+                expected = blob
+        return from_file(path, extractor=extractor, expected_sha256=expected)
 
     def fetch(self) -> Path:
         from huggingface_hub import hf_hub_download

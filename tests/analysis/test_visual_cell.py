@@ -37,7 +37,7 @@ def test_views_come_from_the_cache_not_a_second_embedding(analysed_cell):
     assert {name for name, _ in calls} == {"ref", "cand", "extra"}
     assert all(n_computed == 0 for _, n_computed in calls), calls
     # the runner embedded the pair (first time), the analysis found all of it in the cache
-    assert analysed_cell["record"]["n_embedded"] == {"reference": N_REF, "candidate": N_CAND}
+    assert analysed_cell["record"]["embedded"] == {"reference": N_REF, "candidate": N_CAND}
 
 
 def test_missed_and_far_images_are_the_planted_ones(analysed_cell):

@@ -64,10 +64,6 @@ def test_sweep_parent_gets_violins_of_every_candidate_per_reference(tmp_path, im
 
 
 def test_sweep_views_only_when_asked(tmp_path):
-    class NoTracker:
-        def log_artifact(self, *args):
-            raise AssertionError("nothing to log")
-
-    visual.log_sweep_views(NoTracker(), "run", tmp_path, OmegaConf.create({"analysis": {}}))
-    visual.log_sweep_views(NoTracker(), "run", tmp_path, {"analysis": {"distance": {"n_components": 5}}})  # no cells
+    assert visual.sweep_visual_analysis(tmp_path, OmegaConf.create({"analysis": {}})) == ({}, [])
+    assert visual.sweep_visual_analysis(tmp_path, {"analysis": {"distance": {"n_components": 5}}}) == ({}, [])  # no cells
     assert not (tmp_path / visual.SWEEP_DIR).exists() or not any((tmp_path / visual.SWEEP_DIR).iterdir())

@@ -44,7 +44,9 @@ def test_hub_files_are_found_where_the_libraries_cache_them(offline_home):
     checkpoints = offline_home / "torch" / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / "weights-inception-2015-12-05-6726825d.pth").write_bytes(b"stand-in")
-    assert build("inception").resolved_weights.path == checkpoints / "weights-inception-2015-12-05-6726825d.pth"
+    assert build("inception").default_weights().locate() == checkpoints / "weights-inception-2015-12-05-6726825d.pth"
+    with pytest.raises(DsimError, match="wrong checksum.*expected 6726825d0af5f729"):  # the pinned sha256
+        build("inception").identity
     # Hugging Face Hub: <HF_HOME>/hub/models--org--name/snapshots/<revision>/<file>, with refs/main
     repo = offline_home / "hf" / "hub" / "models--timm--vit_base_patch14_dinov2.lvd142m"
     (repo / "refs").mkdir(parents=True)

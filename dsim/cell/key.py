@@ -1,0 +1,46 @@
+"""The cell key: what makes two cells the same computation, so a finished one is reused, not redone.
+
+``cell_key`` hashes the cell's resolved config (without the keys that only change how it runs: progress
+bars, workers, batch size, where the cache and the store are), both datasets' content fingerprints, the
+extractor identity (name, weights checksum, layer, preprocessing) and the dsim version. A finished MLflow
+run tagged with the same ``dsim.cell_key`` holds the answer already; ``force=true`` recomputes anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+CELL_KEY_TAG = "dsim.cell_key"
+#: config keys that change how a cell runs, never its numbers
+OPERATIONAL_KEYS = ("progress", "num_workers", "batch_size", "cache_dir", "tracking", "results_file", "force")
+#: dataset keys that say where the data lives (its content is in the fingerprints)
+LOCATION_KEYS = ("root", "catalog")
+
+
+def key_config(cfg: dict, *, device: str) -> dict:
+    """The part of a resolved config that determines a cell's numbers (``device`` resolved: cpu, cuda)."""
+    kept = {k: v for k, v in cfg.items() if k not in OPERATIONAL_KEYS}
+    kept["dataset"] = {k: v for k, v in (cfg.get("dataset") or {}).items() if k not in LOCATION_KEYS}
+    kept["pairing"] = {k: v for k, v in (cfg.get("pairing") or {}).items() if not k.startswith("resolved_")}
+    kept["device"] = device
+    return kept
+
+
+def cell_key(cfg: dict, *, device: str, reference_fingerprint: str, candidate_fingerprint: str,
+             extractor_identity: str, version: str) -> str:
+    """Hex SHA-256 over the cell's number-determining config, data fingerprints, extractor and dsim version."""
+    payload = {"config": key_config(cfg, device=device), "reference": reference_fingerprint,
+               "candidate": candidate_fingerprint, "extractor": extractor_identity, "dsim": version}
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def is_operational(flat_key: str) -> bool:
+    """Whether a flattened config key (``tracking.uri``, ``dataset.root``) never changes a cell's numbers."""
+    head, _, rest = flat_key.partition(".")
+    if head in OPERATIONAL_KEYS:
+        return True
+    if head == "dataset" and rest.split(".")[0] in LOCATION_KEYS:
+        return True
+    return head == "pairing" and rest.startswith("resolved_")

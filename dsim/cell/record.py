@@ -1,0 +1,115 @@
+"""A cell's record: the ``result.json`` content, its MLflow tags, params and dataset inputs, and its tables."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from dsim import __version__
+from dsim.cell.context import CellOutput
+from dsim.dvc import experiment_name
+from dsim.fileio import atomic_write_text
+from dsim.lineage import dvc_lineage
+
+
+def dataset_input(record: dict, side: str) -> dict:
+    """The pair side as an MLflow dataset input: name, content digest, source path, DVC lineage."""
+    lineage = record[f"{side}_lineage"]
+    return dict(name=record[f"{side}_name"], digest=record[f"{side}_fingerprint"],
+                source=Path(record[side]).as_uri(), context=side,
+                profile={"n_images": record[f"n_{side}"], "fingerprint": record[f"{side}_fingerprint"],
+                         **{k: v for k, v in lineage.items() if v is not None}})
+
+
+def write_tables(output: CellOutput, directory: Path) -> list[Path]:
+    """Per-image tables and both datasets' manifests (relpath, sha256) as CSV files in ``directory``."""
+    tables = dict(output.tables)
+    for side in ("reference", "candidate"):
+        tables[f"manifest_{side}"] = pd.DataFrame(getattr(output, side).manifest, columns=["relpath", "sha256"])
+    written = []
+    for name, table in tables.items():
+        path = directory / f"{name}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, table.to_csv(index=False))
+        written.append(path)
+    return written
+
+
+def build_record(cfg: dict, output: CellOutput, pair: str) -> dict:
+    extractor = output.extractor
+    weights = extractor.resolved_weights if extractor is not None else None
+    return {
+        "extractor": extractor.name if extractor is not None else "none",
+        "metric": cfg["metric"]["name"],
+        "pair": pair,
+        "reference": str(output.reference.root),
+        "candidate": str(output.candidate.root),
+        "n_reference": output.reference.n,
+        "n_candidate": output.candidate.n,
+        "values": output.values,
+        "reference_name": output.reference.name,
+        "candidate_name": output.candidate.name,
+        "reference_fingerprint": output.reference.fingerprint,
+        "candidate_fingerprint": output.candidate.fingerprint,
+        "reference_lineage": dvc_lineage(output.reference.root).as_dict(),
+        "candidate_lineage": dvc_lineage(output.candidate.root).as_dict(),
+        "extractor_identity": extractor.identity if extractor is not None else "none",
+        "weights_checksum": weights.checksum if weights is not None else "none",
+        "random_weights": bool(output.random_weights or (extractor is not None and extractor.is_random)),
+        "skipped": {"reference": output.reference.skipped, "candidate": output.candidate.skipped},
+        "n_skipped": len(output.reference.skipped) + len(output.candidate.skipped),
+        "embedded": {"reference": output.reference.n_embedded, "candidate": output.candidate.n_embedded},
+        "git_commit": git_commit(Path.cwd()),
+        "dvc_experiment": experiment_name(),
+        "dsim_version": __version__,
+    }
+
+
+def run_tags(record: dict) -> dict[str, str]:
+    tags = {
+        "dsim.extractor": record["extractor"],
+        "dsim.extractor.identity": record["extractor_identity"],
+        "dsim.extractor.weights_checksum": record["weights_checksum"],
+        "dsim.extractor.random_weights": str(record["random_weights"]).lower(),
+        "dsim.metric": record["metric"],
+        "dsim.pair": record["pair"],
+        "dsim.reference.fingerprint": record["reference_fingerprint"],
+        "dsim.candidate.fingerprint": record["candidate_fingerprint"],
+        "dsim.reference.dvc_md5": str(record["reference_lineage"]["dvc_md5"]),
+        "dsim.candidate.dvc_md5": str(record["candidate_lineage"]["dvc_md5"]),
+        "dsim.n_skipped": str(record["n_skipped"]),
+        "dsim.git_commit": record["git_commit"],
+        "dsim.version": record["dsim_version"],
+        "mlflow.source.git.commit": record["git_commit"].removesuffix("+dirty"),
+    }
+    if record.get("dvc_experiment"):
+        tags["dsim.dvc_experiment"] = record["dvc_experiment"]
+    if record["random_weights"]:
+        tags["dsim.warning"] = "RANDOM WEIGHTS: plumbing test only, not a real result"
+    return tags
+
+
+def git_commit(directory: Path) -> str:
+    """``HEAD`` of the git work tree at ``directory`` (``+dirty`` when modified), or ``unknown``."""
+    try:
+        head = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def flatten(mapping: dict, prefix: str = "") -> dict[str, object]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists kept as values)."""
+    flat = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat

@@ -1,0 +1,36 @@
+"""``dsim sync``: log the records that wait in the pending queue (the store was locked, full or away).
+
+A cell always writes its ``result.json`` first; when the MLflow store then kept failing for
+``tracking.retry_s`` seconds, the run it wanted waits as a JSON file in ``<store dir>/pending/``. This
+command logs each one exactly once (a record already logged by another process is recognised by its
+``dsim.record_id``) and removes it from the queue. Every dsim run on the same store does the same on
+its way in.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dsim.errors import DsimError
+from dsim.runlog import queued, sync
+from dsim.tracking import DEFAULT_RETRY_S, DEFAULT_STORE_DIR
+
+
+def run(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="dsim sync", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("--store-dir", default=DEFAULT_STORE_DIR, help="the store folder whose queue to log "
+                        "(default: mlruns; each record knows its tracking URI)")
+    parser.add_argument("--retry-s", type=float, default=DEFAULT_RETRY_S,
+                        help="how long to retry a busy store (default: 60)")
+    args = parser.parse_args(argv)
+    waiting = len(queued(args.store_dir))
+    if not waiting:
+        print(f"nothing to sync: no pending records in {args.store_dir}")
+        return
+    report = sync(args.store_dir, retry_s=args.retry_s)
+    print(f"{len(report.logged)} of {waiting} pending record(s) logged"
+          + (f", {report.busy} being logged by another process" if report.busy else ""))
+    for line in report.failed:
+        print(f"  not logged: {line}")
+    if report.failed:
+        raise DsimError(f"{len(report.failed)} record(s) still pending; run `dsim sync` again when the store is back")

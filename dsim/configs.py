@@ -1,0 +1,178 @@
+"""The shipped configuration (``conf/``) as a schema: every value a user sets is checked against it.
+
+A resolved cell config is compared, key by key, with the defaults of the config files it was composed
+from (``conf/config.yaml`` and the chosen file of each group). A key the files do not have is a typo
+(``unknown key 'metrc' (did you mean 'metric'?)``); a value of another type than its default, or outside
+the documented range or choices, is a one-line :class:`~dsim.errors.DsimError` naming the key, what it
+must be and what it got. Open tables (the dataset catalogue, metric parameters, extractor options) are
+left to their owners, which check names and values themselves.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+from pathlib import Path
+
+import yaml
+
+from dsim.errors import DsimError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+GROUPS = ("extractor", "metric", "pair", "pairing", "dataset", "experiment", "analysis")
+
+#: tables whose keys are not fixed by the files: their owners check them
+OPEN_TABLES = frozenset({"dataset.catalog", "metric.params"})
+#: keys a run adds to its own config (never set by users)
+ADDED_KEYS = frozenset({"pairing.resolved_extractor", "pairing.resolved_extractor_identity"})
+#: range limits beyond the type of the default: key → (minimum, what it is)
+MINIMUM = {
+    "batch_size": 1, "num_workers": 0, "tracking.retry_s": 0, "metric.bootstrap": 0, "pairing.k": 1,
+    "pairing.size": 1, "pairing.seed": 0, "analysis.umap.n_neighbors": 2, "analysis.umap.min_dist": 0,
+    "analysis.umap.nearest_k": 1, "analysis.umap.thumbnail": 8, "analysis.umap.max_thumbnails": 0,
+    "analysis.umap.grid_max": 1, "analysis.umap.seed": 0, "analysis.distance.n_components": 1, "extractor.size": 1,
+}
+#: keys with a fixed set of values
+CHOICES = {
+    "dataset.on_error": ("raise", "skip"),
+    "pairing.method": ("nearest", "by_name", "random"),
+    "pairing.distance": ("cosine", "euclidean"),
+}
+#: keys whose default is null but whose values have a type
+TYPED_NULLABLE = {"num_workers": int, "pairing.size": int, "results_file": str, "tracking.uri": str,
+                  "pair.name": str, "analysis.distance.score_file": str,
+                  "extractor.size": int}
+
+
+def group_choices(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
+    """The option names of a config group (its ``.yaml`` files)."""
+    return sorted(p.stem for p in (Path(conf_dir) / group).glob("*.yaml"))
+
+
+def _load(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text()) or {}
+    defaults = data.pop("defaults", None) or []
+    merged: dict = {}
+    for entry in defaults:  # a group file composed of siblings (analysis/umap_distance.yaml)
+        if isinstance(entry, str) and entry != "_self_" and (path.parent / f"{entry}.yaml").is_file():
+            _merge(merged, _load(path.parent / f"{entry}.yaml"))
+    return _merge(merged, data)
+
+
+def _merge(into: dict, other: dict) -> dict:
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+    return into
+
+
+def defaults(choices: dict[str, object], conf_dir: Path = CONF_DIR) -> dict:
+    """The default config for the given group choices (``{"extractor": "pixels", ...}``), from the files."""
+    conf_dir = Path(conf_dir)
+    base = _load(conf_dir / "config.yaml")
+    base.pop("hydra", None)
+    for group in GROUPS:
+        chosen = choices.get(group)
+        names = chosen if isinstance(chosen, (list, tuple)) else [chosen]
+        node: dict = {}
+        for name in names:
+            if name in (None, "null", "None"):
+                continue
+            file = conf_dir / group / f"{name}.yaml"
+            if file.is_file() and "@package _global_" not in file.read_text().split("\n", 1)[0]:
+                _merge(node, _load(file))
+        if node or group not in base:
+            base[group] = node
+    return base
+
+
+def choices_of(cfg: dict) -> dict[str, object]:
+    """Group choices read off a resolved config (for callers without Hydra's runtime choices)."""
+    return {"extractor": (cfg.get("extractor") or {}).get("name"), "metric": (cfg.get("metric") or {}).get("name"),
+            "pairing": (cfg.get("pairing") or {}).get("method"), "dataset": "default",
+            "pair": "near", "analysis": [k for k in ("umap", "distance") if k in (cfg.get("analysis") or {})]}
+
+
+def check(cfg: dict, choices: dict[str, object] | None = None, conf_dir: Path = CONF_DIR) -> None:
+    """Raise a one-line :class:`DsimError` for the first unknown key or bad value of a resolved cell config."""
+    schema = defaults(choices or choices_of(cfg), conf_dir)
+    schema.setdefault("force", False)
+    _check_node(cfg, schema, "")
+
+
+def _check_node(value: dict, schema: dict, prefix: str) -> None:
+    for key, item in value.items():
+        path = f"{prefix}{key}"
+        if path in ADDED_KEYS:
+            continue
+        if key not in schema:
+            raise DsimError(f"unknown key {path!r}{_suggest(key, schema, prefix)}")
+        if path in OPEN_TABLES:
+            if not isinstance(item, dict):
+                raise DsimError(f"{path} must be a table of keys, got {item!r}")
+            continue
+        default = schema[key]
+        if isinstance(default, dict):
+            if not isinstance(item, dict):
+                raise DsimError(f"{path} must be a table of keys ({', '.join(default) or 'none'}), got {item!r}")
+            _check_node(item, default, path + ".")
+        else:
+            check_value(path, item, default)
+
+
+def check_value(path: str, value, default) -> None:
+    """Check one value against its default's type and the documented range and choices."""
+    if path in CHOICES:
+        if value not in CHOICES[path]:
+            raise DsimError(f"{path} must be one of {', '.join(CHOICES[path])}, got {value!r}")
+        return
+    kind = TYPED_NULLABLE.get(path) if default is None else type(default)
+    if value is None:
+        if default is None:
+            return
+        raise DsimError(f"{path} must be {_describe(kind, path)}, got null")
+    if kind is None:
+        return
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    elif kind is str:
+        ok = isinstance(value, str) and value != ""
+    elif kind is list:
+        ok = isinstance(value, (list, tuple))
+    else:
+        ok = True
+    if ok and path in MINIMUM and isinstance(value, numbers.Real):
+        ok = value >= MINIMUM[path]
+    if not ok:
+        raise DsimError(f"{path} must be {_describe(kind, path)}, got {value!r}")
+
+
+def _describe(kind, path: str) -> str:
+    minimum = f" >= {MINIMUM[path]}" if path in MINIMUM else ""
+    return {bool: "true or false", int: f"an integer{minimum}", float: f"a number{minimum}",
+            str: "a non-empty string", list: "a list"}.get(kind, "set")
+
+
+def unknown_key_message(path: str, schema: dict) -> str:
+    """``unknown key 'a.b'`` with the closest real key of its table (from ``schema``, see :func:`defaults`)."""
+    node, prefix = schema, ""
+    parts = path.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            break
+        node, prefix = node[part], f"{prefix}{part}."
+    key = path[len(prefix):]
+    return f"unknown key {path!r}{_suggest(key, node, prefix)}"
+
+
+def _suggest(key: str, schema: dict, prefix: str) -> str:
+    close = difflib.get_close_matches(key, [str(k) for k in schema], n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {prefix + close[0]!r}?)"
+    return f" (known keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(sorted(map(str, schema)))})"

@@ -1,0 +1,230 @@
+"""Getting a finished result into the MLflow store — now, or later with ``dsim sync`` — exactly once.
+
+A cell (or a sweep's parent) first writes its result and artifacts into its job folder, then describes
+the MLflow run it wants as a :class:`RunPlan` and :func:`submit` s it. When the store cannot take it
+(locked, full, unreachable for ``tracking.retry_s`` seconds), the plan is kept as a JSON file in the
+*pending queue* ``<tracking.store_dir>/pending/`` and one warning line says so; nothing computed is lost.
+``dsim sync`` — and every later dsim command that opens the same store — logs the queued plans.
+
+Exactly once: every plan has a ``record_id`` (tag ``dsim.record_id``). Logging first looks for a run with
+that id: a FINISHED one means the plan was logged already (by another process, or before a crash), an
+unfinished one is a torn earlier attempt and is deleted before the plan is logged again. Each queued
+file is taken under a lock, so two processes never log the same plan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from dsim.dvc import project_path
+from dsim.errors import DsimError
+from dsim.fileio import atomic_write_text, read_text
+
+PENDING_DIR = "pending"
+RECORD_ID_TAG = "dsim.record_id"
+PARENT_RUN_FILE = ".dsim_parent_run_id"
+
+
+@dataclass
+class RunPlan:
+    """One MLflow run to create: what it holds, where its files are, and whose child it is.
+
+    ``parent_run_id`` or, when the sweep's parent run is itself not created yet, ``sweep_dir`` (whose
+    :data:`PARENT_RUN_FILE` names the parent once it exists). ``result_file``: a ``result.json`` whose
+    ``mlflow_run_id`` is filled in once the run exists. ``status``: the run's final status.
+    """
+
+    name: str
+    uri: str
+    experiment: str
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    datasets: list[dict] = field(default_factory=list)  # keyword arguments of Tracker.log_dataset
+    artifacts: list[tuple[str, str | None]] = field(default_factory=list)  # (file, artifact folder)
+    parent_run_id: str | None = None
+    sweep_dir: str | None = None
+    result_file: str | None = None
+    status: str = "FINISHED"
+    kind: str = "cell"  # cell | sweep (sweeps are logged first, so their children find them)
+    run_id: str | None = None  # an existing run to complete (a sweep's parent) instead of a new one
+    record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunPlan":
+        data = json.loads(text)
+        data["artifacts"] = [tuple(a) for a in data.get("artifacts", [])]
+        return cls(**data)
+
+
+def pending_dir(store_dir: str | os.PathLike) -> Path:
+    """The pending queue of a store folder (relative folders under the DVC project root, as the store)."""
+    return project_path(store_dir) / PENDING_DIR
+
+
+def parent_run_id(sweep_dir: str | os.PathLike) -> str | None:
+    """The sweep's parent run id, if its parent run exists."""
+    file = Path(sweep_dir) / PARENT_RUN_FILE
+    try:
+        return file.read_text().strip() or None
+    except OSError:
+        return None
+
+
+class ParentNotLogged(Exception):
+    """A sweep's child whose parent run does not exist yet: it waits in the queue for its parent."""
+
+
+def log_plan(tracker, plan: RunPlan) -> str:
+    """Create the run ``plan`` describes (once: an already logged ``record_id`` is found, not repeated)."""
+    if plan.run_id:
+        return _complete(tracker, plan)
+    for run in tracker.runs_tagged(RECORD_ID_TAG, plan.record_id):
+        if run.info.status == "FINISHED" or (plan.status != "FINISHED" and run.info.status == plan.status):
+            _note_run_id(plan, run.info.run_id)
+            return run.info.run_id
+        tracker.delete_run(run.info.run_id)  # a torn earlier attempt
+    parent = plan.parent_run_id
+    if parent is None and plan.kind == "cell" and plan.sweep_dir:
+        parent = parent_run_id(plan.sweep_dir)
+        if parent is None:
+            raise ParentNotLogged(f"the parent run of sweep {plan.sweep_dir} is not logged yet")
+    run_id = tracker.start_run(plan.name, tags={**plan.tags, RECORD_ID_TAG: plan.record_id}, parent_id=parent)
+    try:
+        tracker.log(run_id, params=plan.params, metrics=plan.metrics)
+        for dataset in plan.datasets:
+            tracker.log_dataset(run_id, **dataset)
+        for path, folder in plan.artifacts:
+            if Path(path).exists():
+                tracker.log_artifact(run_id, path, folder)
+    except BaseException:
+        try:
+            tracker.finish(run_id, status="FAILED")  # not FINISHED: the next attempt replaces it
+        except Exception:  # noqa: BLE001 - the store is failing already; the plan stays pending
+            pass
+        raise
+    tracker.finish(run_id, status=plan.status)
+    _note_run_id(plan, run_id)
+    return run_id
+
+
+def _complete(tracker, plan: RunPlan) -> str:
+    """Log ``plan``'s content into its existing run (a sweep's parent) and set its final status."""
+    tracker.log(plan.run_id, params=plan.params, metrics=plan.metrics, tags=plan.tags)
+    for path, folder in plan.artifacts:
+        if Path(path).exists():
+            tracker.log_artifact(plan.run_id, path, folder)
+    tracker.finish(plan.run_id, status=plan.status)
+    return plan.run_id
+
+
+def _note_run_id(plan: RunPlan, run_id: str) -> None:
+    if plan.kind == "sweep" and plan.sweep_dir:
+        atomic_write_text(Path(plan.sweep_dir) / PARENT_RUN_FILE, run_id + "\n")
+    if plan.result_file and Path(plan.result_file).exists():
+        record = json.loads(read_text(plan.result_file))
+        if record.get("mlflow_run_id") != run_id or record.get("tracking") != "logged":
+            record.update(mlflow_run_id=run_id, tracking="logged")
+            atomic_write_text(plan.result_file, json.dumps(record, indent=2, allow_nan=False) + "\n")
+
+
+def submit(plan: RunPlan, *, store_dir: str | os.PathLike, retry_s: float, tracker=None) -> str | None:
+    """Log ``plan`` now; when the store is unavailable, queue it for ``dsim sync`` and warn in one line.
+
+    Returns the run id, or ``None`` when the plan was queued.
+    """
+    try:
+        tracker = tracker or open_store(plan.uri, plan.experiment, store_dir=store_dir, retry_s=retry_s)
+        return log_plan(tracker, plan)
+    except Exception as error:  # noqa: BLE001 - whatever the store did, the record must not be lost
+        kept = enqueue(plan, store_dir)
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        warnings.warn(f"not logged to MLflow: {reason}; the record waits in {kept} (result.json is in the job "
+                      "folder): `dsim sync` or the next dsim run on this store logs it", stacklevel=2)
+        return None
+
+
+def enqueue(plan: RunPlan, store_dir: str | os.PathLike) -> Path:
+    """Write ``plan`` into the pending queue; return its file."""
+    path = pending_dir(store_dir) / f"{plan.kind}-{plan.record_id}.json"
+    atomic_write_text(path, plan.to_json())
+    return path
+
+
+def queued(store_dir: str | os.PathLike) -> list[Path]:
+    """The queued plans of a store folder: sweeps first (their children need their run ids), then by age."""
+    folder = pending_dir(store_dir)
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.glob("*.json") if not p.name.startswith(".") and p.is_file()]
+    return sorted(files, key=lambda p: (not p.name.startswith("sweep-"), p.stat().st_mtime_ns, p.name))
+
+
+@dataclass
+class SyncReport:
+    logged: list[str] = field(default_factory=list)  # run ids
+    failed: list[str] = field(default_factory=list)  # one line each
+    busy: int = 0  # plans another process was logging
+
+
+def sync(store_dir: str | os.PathLike, *, uri: str | None = None, retry_s: float, tracker=None) -> SyncReport:
+    """Log every queued plan of ``store_dir`` (only those for ``uri`` when given); remove each once logged."""
+    from dsim.tracking import StoreUnavailable, Tracker
+
+    report = SyncReport()
+    trackers = {}
+    if tracker is not None:
+        trackers[(tracker.uri, tracker.experiment)] = tracker
+    for path in queued(store_dir):
+        lock = FileLock(str(path.with_name("." + path.name + ".lock")), timeout=0)
+        try:
+            with lock:
+                if not path.exists():
+                    continue  # logged by another process meanwhile
+                try:
+                    plan = RunPlan.from_json(read_text(path))
+                except (OSError, ValueError, TypeError) as error:
+                    report.failed.append(f"{path}: unreadable pending record ({error})")
+                    continue
+                if uri is not None and plan.uri != uri:
+                    continue
+                key = (plan.uri, plan.experiment)
+                try:
+                    if key not in trackers:
+                        trackers[key] = Tracker(plan.uri, plan.experiment, retry_s=retry_s)
+                    report.logged.append(log_plan(trackers[key], plan))
+                except (StoreUnavailable, ParentNotLogged) as error:
+                    report.failed.append(f"{path.name}: {error}")
+                    continue
+                path.unlink(missing_ok=True)
+        except Timeout:
+            report.busy += 1
+    return report
+
+
+def open_store(uri: str, experiment: str, *, store_dir: str | os.PathLike, retry_s: float):
+    """A :class:`~dsim.tracking.Tracker` on the store, after the store's housekeeping.
+
+    Housekeeping: RUNNING runs of dead dsim processes on this host are marked KILLED, and this store's
+    queued plans are logged (quietly; failures stay queued for ``dsim sync``).
+    """
+    from dsim.tracking import StoreUnavailable, Tracker
+
+    tracker = Tracker(uri, experiment, retry_s=retry_s)
+    try:
+        tracker.reap_dead_runs()
+        if queued(store_dir):
+            sync(store_dir, uri=uri, retry_s=min(retry_s, 5.0), tracker=tracker)
+    except (StoreUnavailable, OSError, DsimError) as error:
+        warnings.warn(f"store housekeeping skipped: {error}", stacklevel=2)
+    return tracker
