@@ -151,7 +151,10 @@ def task(cfg) -> None:
             pass
         _record_failure(hydra_cfg, job_dir, f"{type(error).__name__}: {error} (traceback in {trace})".splitlines()[0])
         return
-    shown = ", ".join(f"{k}={v:.6g}" for k, v in record["values"].items())
+    from dsim.results import headline_values
+
+    values = record["values"]
+    shown = ", ".join(f"{k}={values[k]:.6g}" for k in headline_values(values))
     note = " (reused: same cell key as run " + str(record.get("mlflow_run_id")) + ")" if record.get("reused") else ""
     print(f"[cell {hydra_cfg.job.num}] {record['extractor']} · {record['metric']} · {record['pair']}: {shown}{note}")
 
@@ -227,19 +230,19 @@ def _terminate(signum, frame):
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     setup_process()
-    from dsim.errors import DsimError
+    from dsim.errors import Abort, DsimError
     from dsim.fileio import disk_full, is_disk_full
 
     try:
         if args and args[0] in SUBCOMMANDS:
             return importlib.import_module(SUBCOMMANDS[args[0]]).run(args[1:])
         _hydra_main(args)
-    except DsimError as error:
+    except (DsimError, Abort) as error:
         fail(str(error))
     except OSError as error:
         if not is_disk_full(error):
             raise
-        fail(str(disk_full(error, error.filename or "a file")))
+        fail(str(disk_full(error)))
     except KeyboardInterrupt:
         from dsim import sweep
 

@@ -106,12 +106,12 @@ def entropies_for(root: str | os.PathLike, relpaths, *, cache_dir: str | os.Path
 
     An image that cannot be read gives NaN (it is then left out of any correlation).
     """
-    from dsim.images import file_sha256
+    from dsim.images import file_sha256, image_path
 
     cache = EntropyCache(cache_dir)
     values = np.full(len(relpaths), np.nan)
     for i, rel in enumerate(relpaths):
-        path = Path(root) / rel
+        path = image_path(root, str(rel))
         try:
             digest = hashes[i] if hashes is not None else file_sha256(path)
             values[i] = cache.entropy_of(ImageFileRef(path=path, relpath=str(rel), sha256=digest))

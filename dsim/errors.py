@@ -28,3 +28,12 @@ class DiskFullError(DsimError):
         self.path = str(path)
         super().__init__(f"{reason} while writing {self.path}: free some space there (or point the cache, "
                          "the MLflow store or the output folder elsewhere) and run again; finished work is kept")
+
+
+class Abort(BaseException):
+    """A :class:`DsimError` carried past code that swallows ``Exception`` (Hydra turns a callback's
+    exceptions into warnings): the CLI prints it as one ``dsim: error:`` line and exits 2."""
+
+    def __init__(self, error: DsimError):
+        self.error = error
+        super().__init__(str(error))

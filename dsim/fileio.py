@@ -20,6 +20,9 @@ from pathlib import Path
 from dsim.errors import DiskFullError
 
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # what open() would give: temporary files start private (0600)
 TEXT_ERRORS = "surrogateescape"  # non-UTF-8 file names round-trip as their bytes
 
 
@@ -28,9 +31,33 @@ def is_disk_full(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
 
 
-def disk_full(error: OSError, path: str | os.PathLike) -> DiskFullError:
-    """The one-line error for ``error`` (ENOSPC/EDQUOT) while writing ``path``."""
-    return DiskFullError(path, error.strerror or "no space left on device")
+def disk_full(error: OSError, path: str | os.PathLike | None = None) -> DiskFullError:
+    """The one-line error for ``error`` (ENOSPC/EDQUOT) while writing ``path``.
+
+    Without ``path`` (a library's write failed: Hydra saving its config, a log handler), the file is
+    looked up in the failing frames: the first ``pathlib.Path`` being written or a ``path``/``filename``
+    local, innermost first.
+    """
+    return DiskFullError(path or error.filename or _path_in_traceback(error) or "a file (unknown)",
+                         error.strerror or "no space left on device")
+
+
+def _path_in_traceback(error: BaseException) -> str | None:
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        names = frame.f_locals
+        if isinstance(names.get("output_dir"), (str, Path)) and isinstance(names.get("filename"), str):
+            return str(Path(names["output_dir"]) / names["filename"])
+        if isinstance(names.get("self"), Path):
+            return str(names["self"])
+        for name in ("path", "filename", "file", "output_dir"):
+            if isinstance(names.get(name), (str, Path)):
+                return str(names[name])
+    return None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> None:
@@ -46,6 +73,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = 
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)
             handle.write(data)
             handle.flush()
             if durable:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -73,7 +74,7 @@ def scan_images(path: str | os.PathLike, *, on_error: str = "raise", progress: b
 
     Search is recursive; hidden files and folders (names starting with ``.``) are ignored; each real
     folder is visited once, so a symlink loop neither repeats images nor hangs. File names that are not
-    valid UTF-8 are kept as Python keeps them (lone surrogates) and written back as their bytes. Files
+    valid UTF-8 get ids with ``\\xNN`` escapes (:func:`display_name`; :func:`image_path` maps back). Files
     whose ``(path, size, mtime_ns, inode)`` the hash memo (:mod:`dsim.hashstate`) knows are not read;
     the others are hashed in parallel threads. A file that cannot be read raises
     :class:`ImageReadError`, or with ``on_error="skip"`` lands in :attr:`Listing.unreadable`.
@@ -99,6 +100,26 @@ def list_images(path: str | os.PathLike) -> list[ImageFileRef]:
     See :func:`scan_images`; here an unreadable file is an error.
     """
     return scan_images(path).files
+
+
+def display_name(name: str) -> str:
+    """A file name as dsim shows and records it: itself, or — when it is not valid UTF-8 (Python keeps the
+    undecodable bytes as lone surrogates) — with each such byte written ``\\xNN``, so every table, JSON
+    file and MLflow store can hold it. :func:`image_path` maps it back to the file."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def image_path(root: str | os.PathLike, relpath: str) -> Path:
+    """The file of an image id (``relpath``) under ``root``, also for ids of non-UTF-8 names."""
+    path = Path(root) / relpath
+    if "\\x" not in relpath or path.exists():
+        return path
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m.group(1), 16)]), relpath.encode("utf-8"))
+    return Path(root) / os.fsdecode(raw)
 
 
 def _walk(root: Path) -> list[tuple[str, str]]:
@@ -129,9 +150,9 @@ def _walk(root: Path) -> list[tuple[str, str]]:
             except OSError:
                 is_folder = False
             if is_folder:
-                folders.append((entry.path, f"{prefix}{entry.name}/"))
+                folders.append((entry.path, f"{prefix}{display_name(entry.name)}/"))
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-                found.append((f"{prefix}{entry.name}", entry.path))
+                found.append((f"{prefix}{display_name(entry.name)}", entry.path))
         stack.extend(reversed(folders))
     found.sort()
     return found
@@ -204,11 +225,11 @@ def _reason(error: OSError) -> str:
 def dataset_fingerprint(files: list[ImageFileRef]) -> str:
     """Content fingerprint of a dataset: SHA-256 over its sorted (relative path, content hash) pairs.
 
-    Relative paths enter as their bytes on disk (``os.fsencode``), so names that are not valid UTF-8 count too.
+    Relative paths are the images' ids (:func:`display_name`: names that are not UTF-8 escaped).
     """
     digest = hashlib.sha256()
     for ref in sorted(files, key=lambda r: r.relpath):
-        digest.update(os.fsencode(ref.relpath) + b"\0" + ref.sha256.encode() + b"\n")
+        digest.update(f"{ref.relpath}\0{ref.sha256}\n".encode())
     return digest.hexdigest()
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from dsim.errors import DsimError
-from dsim.images import ImageFileRef, dataset_fingerprint, list_images
+from dsim.images import ImageFileRef, dataset_fingerprint, image_path, list_images
 
 METHODS = ("by_name", "nearest", "random")
 DISTANCES = ("cosine", "euclidean")
@@ -208,7 +208,7 @@ def _nearest(reference, candidate, *, extractor, weights, distance, device, cach
     idx, dist = nearest_indices(ref.features, cand.features, distance=distance, device=resolve_device(device))
 
     def refs(e, order):
-        return [ImageFileRef(path=Path(e.root) / e.ids[i], relpath=e.ids[i], sha256=e.hashes[i]) for i in order]
+        return [ImageFileRef(path=image_path(e.root, e.ids[i]), relpath=e.ids[i], sha256=e.hashes[i]) for i in order]
 
     return Pairing("nearest", refs(ref, idx), refs(cand, range(len(cand))), distance=dist, extractor=chosen,
                    reference_fingerprint=ref.fingerprint, candidate_fingerprint=cand.fingerprint,

@@ -30,6 +30,7 @@ from dsim.fileio import atomic_write_text, read_text
 PENDING_DIR = "pending"
 RECORD_ID_TAG = "dsim.record_id"
 PARENT_RUN_FILE = ".dsim_parent_run_id"
+PENDING_COPY = ".dsim_pending_run.json"  # a waiting plan's copy beside its result
 
 
 @dataclass
@@ -129,6 +130,7 @@ def _complete(tracker, plan: RunPlan) -> str:
 
 
 def _note_run_id(plan: RunPlan, run_id: str) -> None:
+    """Once logged: the run id into result.json (or the sweep folder), the plan's waiting copies removed."""
     if plan.kind == "sweep" and plan.sweep_dir:
         atomic_write_text(Path(plan.sweep_dir) / PARENT_RUN_FILE, run_id + "\n")
     if plan.result_file and Path(plan.result_file).exists():
@@ -136,22 +138,65 @@ def _note_run_id(plan: RunPlan, run_id: str) -> None:
         if record.get("mlflow_run_id") != run_id or record.get("tracking") != "logged":
             record.update(mlflow_run_id=run_id, tracking="logged")
             atomic_write_text(plan.result_file, json.dumps(record, indent=2, allow_nan=False) + "\n")
+    folder = _home(plan)
+    if folder is not None:
+        copy = folder / PENDING_COPY
+        if copy.exists() and record_id_of(copy) == plan.record_id:
+            copy.unlink(missing_ok=True)
+
+
+def _home(plan: RunPlan) -> Path | None:
+    """The folder the plan's result lives in (a cell's job folder, a sweep's folder)."""
+    if plan.result_file:
+        return Path(plan.result_file).parent
+    return Path(plan.sweep_dir) if plan.kind == "sweep" and plan.sweep_dir else None
+
+
+def record_id_of(path: Path) -> str | None:
+    try:
+        return json.loads(read_text(path)).get("record_id")
+    except (OSError, ValueError):
+        return None
 
 
 def submit(plan: RunPlan, *, store_dir: str | os.PathLike, retry_s: float, tracker=None) -> str | None:
-    """Log ``plan`` now; when the store is unavailable, queue it for ``dsim sync`` and warn in one line.
+    """Log ``plan`` now; when the store is unavailable, keep it for ``dsim sync`` and warn in one line.
 
-    Returns the run id, or ``None`` when the plan was queued.
+    Returns the run id, or ``None`` when the plan was kept: in the store folder's pending queue and as a
+    copy beside the result (``.dsim_pending_run.json`` in the job folder), so that even a full store
+    folder loses nothing (``dsim sync JOB_FOLDER`` logs a copy).
     """
     try:
         tracker = tracker or open_store(plan.uri, plan.experiment, store_dir=store_dir, retry_s=retry_s)
         return log_plan(tracker, plan)
     except Exception as error:  # noqa: BLE001 - whatever the store did, the record must not be lost
-        kept = enqueue(plan, store_dir)
         reason = " ".join(str(error).split())[:300] or type(error).__name__
-        warnings.warn(f"not logged to MLflow: {reason}; the record waits in {kept} (result.json is in the job "
-                      "folder): `dsim sync` or the next dsim run on this store logs it", stacklevel=2)
+        kept = keep(plan, store_dir)
+        where = " and ".join(str(p) for p in kept)
+        how = "`dsim sync` or the next dsim run on this store logs it" if any(
+            p.parent == pending_dir(store_dir) for p in kept) else f"`dsim sync {kept[0].parent}` logs it"
+        warnings.warn(f"not logged to MLflow: {reason}; the record waits in {where}: {how}", stacklevel=2)
         return None
+
+
+def keep(plan: RunPlan, store_dir: str | os.PathLike) -> list[Path]:
+    """Write ``plan`` beside its result and into the pending queue (whichever works); return the files.
+
+    Raises the first write error when neither can be written (e.g. both disks full).
+    """
+    kept, first_error = [], None
+    folder = _home(plan)
+    targets = ([folder / PENDING_COPY] if folder is not None else []) + [
+        pending_dir(store_dir) / f"{plan.kind}-{plan.record_id}.json"]
+    for target in targets:
+        try:
+            atomic_write_text(target, plan.to_json())
+            kept.append(target)
+        except (OSError, DsimError) as error:
+            first_error = first_error or error
+    if not kept:
+        raise first_error
+    return kept
 
 
 def enqueue(plan: RunPlan, store_dir: str | os.PathLike) -> Path:
@@ -161,13 +206,23 @@ def enqueue(plan: RunPlan, store_dir: str | os.PathLike) -> Path:
     return path
 
 
-def queued(store_dir: str | os.PathLike) -> list[Path]:
-    """The queued plans of a store folder: sweeps first (their children need their run ids), then by age."""
+def queued(store_dir: str | os.PathLike, paths: tuple = ()) -> list[Path]:
+    """Waiting plans: the store folder's queue and the copies under ``paths`` (job or sweep folders);
+    sweeps first (their children need their run ids), then by age."""
     folder = pending_dir(store_dir)
-    if not folder.is_dir():
-        return []
-    files = [p for p in folder.glob("*.json") if not p.name.startswith(".") and p.is_file()]
-    return sorted(files, key=lambda p: (not p.name.startswith("sweep-"), p.stat().st_mtime_ns, p.name))
+    files = [p for p in folder.glob("*.json") if not p.name.startswith(".") and p.is_file()] if folder.is_dir() else []
+    for path in map(Path, paths):
+        files += [path] if path.name == PENDING_COPY else list(path.rglob(PENDING_COPY))
+    return sorted(files, key=lambda p: (_kind(p) != "sweep", p.stat().st_mtime_ns, str(p)))
+
+
+def _kind(path: Path) -> str:
+    if path.name == PENDING_COPY:
+        try:
+            return json.loads(read_text(path)).get("kind", "cell")
+        except (OSError, ValueError):
+            return "cell"
+    return path.name.split("-", 1)[0]
 
 
 @dataclass
@@ -177,15 +232,18 @@ class SyncReport:
     busy: int = 0  # plans another process was logging
 
 
-def sync(store_dir: str | os.PathLike, *, uri: str | None = None, retry_s: float, tracker=None) -> SyncReport:
-    """Log every queued plan of ``store_dir`` (only those for ``uri`` when given); remove each once logged."""
+def sync(store_dir: str | os.PathLike, *, uri: str | None = None, retry_s: float, tracker=None,
+         paths: tuple = ()) -> SyncReport:
+    """Log every waiting plan (the queue of ``store_dir`` and the copies under ``paths``; only those for
+    ``uri`` when given); each once, then its queue entry and copy are removed."""
     from dsim.tracking import StoreUnavailable, Tracker
 
     report = SyncReport()
     trackers = {}
     if tracker is not None:
         trackers[(tracker.uri, tracker.experiment)] = tracker
-    for path in queued(store_dir):
+    done: set[str] = set()
+    for path in queued(store_dir, paths):
         lock = FileLock(str(path.with_name("." + path.name + ".lock")), timeout=0)
         try:
             with lock:
@@ -198,18 +256,35 @@ def sync(store_dir: str | os.PathLike, *, uri: str | None = None, retry_s: float
                     continue
                 if uri is not None and plan.uri != uri:
                     continue
-                key = (plan.uri, plan.experiment)
-                try:
-                    if key not in trackers:
-                        trackers[key] = Tracker(plan.uri, plan.experiment, retry_s=retry_s)
-                    report.logged.append(log_plan(trackers[key], plan))
-                except (StoreUnavailable, ParentNotLogged) as error:
-                    report.failed.append(f"{path.name}: {error}")
-                    continue
+                if plan.record_id not in done:
+                    key = (plan.uri, plan.experiment)
+                    try:
+                        if key not in trackers:
+                            trackers[key] = Tracker(plan.uri, plan.experiment, retry_s=retry_s)
+                        report.logged.append(log_plan(trackers[key], plan))
+                    except (StoreUnavailable, ParentNotLogged) as error:
+                        report.failed.append(f"{path.name}: {error}")
+                        continue
+                    done.add(plan.record_id)
                 path.unlink(missing_ok=True)
         except Timeout:
             report.busy += 1
+    _remove_stale_locks(pending_dir(store_dir))
     return report
+
+
+def _remove_stale_locks(folder: Path) -> None:
+    """Lock files of plans that are logged and gone (held locks are left alone)."""
+    if not folder.is_dir():
+        return
+    for lock_file in folder.glob(".*.json.lock"):
+        if (folder / lock_file.name[1:-len(".lock")]).exists():
+            continue
+        try:
+            with FileLock(str(lock_file), timeout=0):
+                lock_file.unlink(missing_ok=True)
+        except Timeout:
+            continue
 
 
 def open_store(uri: str, experiment: str, *, store_dir: str | os.PathLike, retry_s: float):

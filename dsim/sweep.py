@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from dsim import results
-from dsim.errors import DsimError
+from dsim.errors import Abort, DsimError
 from dsim.fileio import atomic_write_text
 from dsim.record import read_failures
 from dsim.runlog import PARENT_RUN_FILE, RunPlan, open_store, parent_run_id, submit, sync
@@ -71,6 +71,19 @@ class SweepRecord(Callback):
     """``on_multirun_start``: lock the folder, open the parent run; ``on_multirun_end``: table, CSV, parent."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        try:
+            self._start(config)
+        except DsimError as error:  # Hydra would make it a warning and run the sweep anyway
+            raise Abort(error) from None
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        try:
+            self._end(config)
+        except DsimError as error:
+            abort("FAILED")
+            raise Abort(error) from None
+
+    def _start(self, config: DictConfig) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(sweep_dir / LOCK_FILE), timeout=0)
@@ -94,7 +107,7 @@ class SweepRecord(Callback):
             warnings.warn(f"no parent run yet ({error}); the cells' records wait for it in the pending queue "
                           "(`dsim sync` once the store is back)", stacklevel=2)
 
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+    def _end(self, config: DictConfig) -> None:
         from dsim.analysis.sweep import sweep_analysis
         from dsim.analysis.visual import sweep_visual_analysis
 

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -45,8 +46,14 @@ _PERMANENT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXIST
                               "ENDPOINT_NOT_FOUND", "FEATURE_DISABLED"})
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars on stderr for small downloads
-for _noisy in ("alembic", "mlflow.store.db.utils", "mlflow.store.db"):
+# dsim retries a failing store itself (bounded by tracking.retry_s); MLflow's own HTTP retries (7, with
+# exponential backoff) would make one call to an unreachable server hang for minutes.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+for _noisy in ("alembic", "mlflow.store.db"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
+# Store errors are retried and then reported in one line by dsim; MLflow's own traceback dumps are noise.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 class StoreUnavailable(DsimError):
@@ -117,7 +124,11 @@ def _is_permanent(error: Exception) -> bool:
 
 
 def _one_line(error: BaseException) -> str:
+    """The gist of a store error: no SQL statement, no "background on this error" link, one short line."""
     text = " ".join(str(error).split()) or type(error).__name__
+    text = re.sub(r"\s*\[(SQL|parameters): .*?\](?=\s|$)", "", text)
+    text = re.sub(r"\(raised as a result of Query-invoked autoflush;[^)]*\)\s*", "", text)
+    text = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", text)
     return text[:240]
 
 

@@ -39,15 +39,40 @@ def write_crops(folder: Path, n: int, seed: int, size: int = 96) -> list[Path]:
     return paths
 
 
-def run_dsim(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the ``dsim`` command in a subprocess (the way users run it)."""
+#: what the ``dsim`` console script runs (``python -m dsim.cli`` would make the task a ``__main__`` function,
+#: which launchers then pickle by value: not what users run)
+DSIM = [sys.executable, "-c", "import sys; from dsim.cli import main; sys.exit(main())"]
+
+
+def dsim_env(env: dict | None = None) -> dict:
+    """The environment of a ``dsim`` subprocess: this one's, without a tracking URI, plus ``env``."""
     full_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
-    done = subprocess.run([sys.executable, "-m", "dsim.cli", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=600)
+    return full_env
+
+
+def run_dsim(*args: str, cwd: Path, env: dict | None = None, check: bool = True,
+             timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the ``dsim`` command in a subprocess (the way users run it)."""
+    done = subprocess.run([*DSIM, *args], cwd=cwd, env=dsim_env(env), capture_output=True, text=True,
+                          timeout=timeout)
     if check and done.returncode != 0:
         raise AssertionError(f"dsim {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
+
+
+def start_dsim(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start the ``dsim`` command in the background (stdout and stderr piped, text)."""
+    return subprocess.Popen([*DSIM, *args], cwd=cwd, env=dsim_env(env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def one_line_error(done: subprocess.CompletedProcess) -> str:
+    """The single ``dsim: error:`` line of a failed command (asserting exit 2, one line, no traceback)."""
+    errors = [line for line in done.stderr.splitlines() if line.startswith("dsim: error:")]
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert len(errors) == 1 and "Traceback" not in done.stderr, done.stderr
+    return errors[0]
 
 
 def tracking_uri(tmp: Path) -> str:

@@ -8,7 +8,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dsim_testing import REPO, run_dsim
+from dsim_testing import DSIM, REPO, run_dsim
 
 RECORD_KEYS = {"extractor", "metric", "pair", "reference", "candidate", "n_reference", "n_candidate", "values"}
 
@@ -64,7 +64,7 @@ def test_parallel_multirun_has_a_parent_and_one_child_per_cell(workdir):
 
 
 def test_two_concurrent_commands_share_one_store(workdir):
-    command = [sys.executable, "-m", "dsim.cli", "extractor=pixels", "pair.reference=a", "pair.candidate=b",
+    command = [*DSIM, "extractor=pixels", "pair.reference=a", "pair.candidate=b",
                "progress=false"]
     procs = [subprocess.Popen(command + [f"hydra.run.dir=run{i}"], cwd=workdir, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(2)]

@@ -34,6 +34,7 @@ import torch
 from dsim.analysis import plots
 from dsim.fileio import atomic_write_bytes, atomic_write_text
 from dsim.errors import DsimError
+from dsim.images import image_path
 
 CHUNK_BYTES = 64 * 2**20  # working memory of one distance block in the ranking pass
 EXACT_KNN_LIMIT = 4096  # below this many points, umap-learn's own k-NN graph is exact too: we hand it over
@@ -413,7 +414,7 @@ def thumbnail_grid(path: Path, table: pd.DataFrame, root: Path, *, title: str, c
         return plots._save(fig, path)
     columns = int(min(8, max(1, len(shown))))
     rows = int(np.ceil(len(shown) / columns))
-    images = [plots._thumbnail(Path(root) / relpath) for relpath in shown["relpath"]]
+    images = [plots._thumbnail(image_path(root, relpath)) for relpath in shown["relpath"]]
     aspect = float(np.clip(max(image.shape[0] / image.shape[1] for image in images), 0.4, 2.5))  # height / width
     fig = plots._figure(1.9 * columns + 0.2, (1.9 * aspect + 0.45) * rows + 0.6)
     fig.suptitle(title, fontsize=10)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dsim.fileio import atomic_write_bytes
+from dsim.images import image_path
 
 THUMBNAIL = 160  # px, longer side of the images in a match grid
 
@@ -88,7 +89,7 @@ def match_grid(path: Path, matches: pd.DataFrame, column: str, *, reference_root
         for j, row in rows.iterrows():
             for side, offset, root in (("candidate", 0, candidate_root), ("reference", 1, reference_root)):
                 ax = fig.add_subplot(grid[r, 2 * j + offset])
-                ax.imshow(_thumbnail(Path(root) / row[side]))
+                ax.imshow(_thumbnail(image_path(root, row[side])))
                 ax.set_xticks([])
                 ax.set_yticks([])
                 name = Path(row[side]).name

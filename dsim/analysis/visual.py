@@ -40,6 +40,7 @@ from dsim.fileio import atomic_write_text
 from dsim.cell.context import resolve_dataset
 from dsim.embed import Embeddings, embed, resolve_device
 from dsim.errors import DsimError
+from dsim.images import image_path
 from dsim.record import ARTIFACT_DIR, RESULT_FILE
 
 SWEEP_DIR = "visual_analysis"
@@ -187,7 +188,7 @@ def umap_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
     size = int(opts.get("thumbnail", 96))
     thumbnails: list[str | None] = [None] * len(points)
     for i in keep:
-        thumbnails[i] = em.thumbnail_data_uri(Path(points["root"].iat[i]) / points["relpath"].iat[i], size)
+        thumbnails[i] = em.thumbnail_data_uri(image_path(points["root"].iat[i], points["relpath"].iat[i]), size)
     files.append(em.write_html(out / "umap.html", points, coords, thumbnails, title=f"UMAP map — {header}",
                                summary=summary))
     for d, xyz in coords.items():

@@ -64,8 +64,8 @@ def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None, swee
     record = build_record(cfg, output, pair_name(cfg["pair"], reference, candidate))
     record.update(cell_key=key, config=flatten(key_config(cfg, device=cfg["device"])), mlflow_run_id=None,
                   tracking="pending", reused=False)
-    write_json(job_dir / RESULT_FILE, record)
     artifacts = write_tables(output, job_dir / ARTIFACT_DIR)
+    write_json(job_dir / RESULT_FILE, record)  # last: a result.json means the cell's files are all there
     plan = RunPlan(name=f"{record['extractor']} {metric_name} {record['pair']}", uri=uri,
                    experiment=cfg["tracking"]["experiment"], tags={**run_tags(record), CELL_KEY_TAG: key},
                    params=flatten(cfg), metrics=output.values,

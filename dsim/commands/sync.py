@@ -12,22 +12,25 @@ from __future__ import annotations
 import argparse
 
 from dsim.errors import DsimError
-from dsim.runlog import queued, sync
+from dsim.runlog import record_id_of, queued, sync
 from dsim.tracking import DEFAULT_RETRY_S, DEFAULT_STORE_DIR
 
 
 def run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="dsim sync", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("paths", nargs="*", help="job or sweep folders whose waiting records to log as well "
+                        "(their .dsim_pending_run.json copies; for a store folder that was full)")
     parser.add_argument("--store-dir", default=DEFAULT_STORE_DIR, help="the store folder whose queue to log "
                         "(default: mlruns; each record knows its tracking URI)")
     parser.add_argument("--retry-s", type=float, default=DEFAULT_RETRY_S,
                         help="how long to retry a busy store (default: 60)")
     args = parser.parse_args(argv)
-    waiting = len(queued(args.store_dir))
+    paths = tuple(args.paths)
+    waiting = len(set(map(record_id_of, queued(args.store_dir, paths))))
     if not waiting:
-        print(f"nothing to sync: no pending records in {args.store_dir}")
+        print(f"nothing to sync: no pending records in {args.store_dir}" + (f" or {', '.join(paths)}" if paths else ""))
         return
-    report = sync(args.store_dir, retry_s=args.retry_s)
+    report = sync(args.store_dir, retry_s=args.retry_s, paths=paths)
     print(f"{len(report.logged)} of {waiting} pending record(s) logged"
           + (f", {report.busy} being logged by another process" if report.busy else ""))
     for line in report.failed:
