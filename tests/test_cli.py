@@ -26,6 +26,7 @@ def workdir(tmp_path, crops):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_single_cell_writes_result_json_and_one_mlflow_run(workdir):
     done = run_dsim("extractor=pixels", "metric=kid_poly", "pair.reference=a", "pair.candidate=b",
                     "hydra.run.dir=out", cwd=workdir)
@@ -48,6 +49,7 @@ def test_single_cell_writes_result_json_and_one_mlflow_run(workdir):
     assert tags["dsim.version"] and tags["dsim.git_commit"]
 
 
+@pytest.mark.slow
 def test_parallel_multirun_has_a_parent_and_one_child_per_cell(workdir):
     done = run_dsim("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweep.dir=sweep",
                     "extractor=pixels", "metric=fid,kid_poly,kid_rbf", "pair.reference=a", "pair.candidate=a,b",
@@ -63,6 +65,7 @@ def test_parallel_multirun_has_a_parent_and_one_child_per_cell(workdir):
     assert (workdir / "sweep" / "results.csv").exists() and "a_vs_b" in done.stdout
 
 
+@pytest.mark.slow
 def test_two_concurrent_commands_share_one_store(workdir):
     command = [*DSIM, "extractor=pixels", "pair.reference=a", "pair.candidate=b",
                "progress=false"]
@@ -73,6 +76,7 @@ def test_two_concurrent_commands_share_one_store(workdir):
     assert len(_runs(workdir / "mlruns")) == 2
 
 
+@pytest.mark.slow
 def test_tracking_uri_from_environment_is_honoured(workdir):
     other = workdir / "elsewhere"
     run_dsim("extractor=pixels", "pair.reference=a", "pair.candidate=b", cwd=workdir,
@@ -80,6 +84,7 @@ def test_tracking_uri_from_environment_is_honoured(workdir):
     assert len(_runs(other)) == 1 and not (workdir / "mlruns").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, expected", [
     (["extractor=nope"], "unknown extractor 'nope' (choose from: "),
     (["-m", "metric=fid,nope"], "unknown metric 'nope'"),
@@ -94,6 +99,7 @@ def test_bad_input_is_a_one_line_error(workdir, args, expected):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_truncated_image_stops_the_run_or_is_skipped_and_counted(workdir):
     broken = workdir / "b" / "zz_broken.png"
     broken.write_bytes((workdir / "b" / "000.png").read_bytes()[:150])

@@ -1,11 +1,13 @@
 """Embedding files (`dsim embed --out`) import into another cache: no forward pass, the same features."""
 
 import numpy as np
+import pytest
 
 import dsim
 from dsim_testing import run_dsim
 
 
+@pytest.mark.slow
 def test_imported_embeddings_fill_an_empty_cache(crops, tmp_path):
     out = tmp_path / "embeddings" / "pixels" / "a.npz"
     shown = run_dsim("embed", str(crops["a"]), "--extractor", "pixels", "--out", str(out),
@@ -25,6 +27,7 @@ def test_imported_embeddings_fill_an_empty_cache(crops, tmp_path):
         assert list(saved["ids"]) == from_import.ids
 
 
+@pytest.mark.slow
 def test_bad_embedding_file_is_a_one_line_error(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")

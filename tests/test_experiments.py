@@ -71,6 +71,7 @@ def project(tmp_path):
     return tmp_path, env
 
 
+@pytest.mark.slow
 def test_exp_run_with_a_hydra_override_is_listed_with_its_metrics(project):
     root, env = project
     dvc = [sys.executable, "-m", "dvc"]

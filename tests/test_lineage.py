@@ -44,6 +44,7 @@ def _cell(project, run_dir):
     return json.loads((project / run_dir / "result.json").read_text())
 
 
+@pytest.mark.slow
 def test_changed_image_is_detected_reembedded_alone_and_flagged_on_old_runs(project):
     first = _cell(project, "run1")
     assert first["candidate_lineage"]["dvc_md5"].endswith(".dir")
@@ -74,11 +75,13 @@ def test_changed_image_is_detected_reembedded_alone_and_flagged_on_old_runs(proj
     assert "workspace data matches" in run_dsim("lineage", second["mlflow_run_id"], cwd=project).stdout
 
 
+@pytest.mark.slow
 def test_unknown_run_id_is_a_one_line_error(project):
     done = run_dsim("lineage", "0123456789abcdef", cwd=project, check=False)
     assert done.returncode == 2 and done.stderr.strip().startswith("dsim: error: no run")
 
 
+@pytest.mark.slow
 def test_datasets_round_trip_through_a_dvc_remote(project, tmp_path_factory):
     remote = tmp_path_factory.mktemp("remote")
     dvc("remote", "add", "-d", "shared", str(remote), cwd=project)

@@ -42,6 +42,7 @@ def _runs(work):
     return client, client.search_runs([client.get_experiment_by_name("dsim").experiment_id])
 
 
+@pytest.mark.slow
 def test_parent_run_holds_the_cross_cell_entropy_and_metric_correlations(swept):
     work, done = swept
     client, runs = _runs(work)
@@ -61,6 +62,7 @@ def test_parent_run_holds_the_cross_cell_entropy_and_metric_correlations(swept):
     assert "sweep analysis:" in done.stdout
 
 
+@pytest.mark.slow
 def test_dsim_report_prints_and_writes_the_pivot(swept):
     work, _ = swept
     done = run_dsim("report", "--out", "rep", cwd=work)
@@ -74,6 +76,7 @@ def test_dsim_report_prints_and_writes_the_pivot(swept):
     assert "<table" in (work / "rep" / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_report_selects_by_sweep_filter_experiment_and_uri(swept, tmp_path, capsys, monkeypatch):
     work, _ = swept
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

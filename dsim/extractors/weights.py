@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -56,12 +57,24 @@ def cached_file_sha256(path: Path) -> str:
     return _checksums[key]
 
 
-def from_file(path: str | os.PathLike, *, extractor: str, expected_sha256: str | None = None) -> WeightsSource:
-    """A checkpoint file; a missing file or a checksum mismatch is a one-line error."""
+def hub_hash_prefix(filename: str) -> str | None:
+    """The SHA-256 prefix a ``torch.hub`` file name carries (``alexnet-owt-7be5be79.pth`` → ``7be5be79``),
+    which ``torch.hub``'s ``check_hash`` verifies; ``None`` when the name has none."""
+    found = re.search(r"-([a-f0-9]{8,})\.", filename)
+    return found.group(1) if found else None
+
+
+def from_file(path: str | os.PathLike, *, extractor: str, expected_sha256: str | None = None,
+              expected_prefix: str | None = None) -> WeightsSource:
+    """A checkpoint file; a missing file or a checksum mismatch (the full SHA-256, or the prefix a hub
+    file name carries) is a one-line error."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise DsimError(f"weights file for extractor {extractor!r} not found: {file}")
     digest = cached_file_sha256(file)
+    if expected_sha256 is None and expected_prefix and not digest.startswith(expected_prefix):
+        raise DsimError(f"weights file for extractor {extractor!r} has the wrong checksum: {file} is sha256 "
+                        f"{digest}, its name says {expected_prefix}… (delete it and fetch it again)")
     if expected_sha256 is not None and digest != expected_sha256:
         raise DsimError(f"weights file for extractor {extractor!r} has the wrong checksum: {file} is sha256 "
                         f"{digest}, expected {expected_sha256} (delete it and fetch it again)")
@@ -412,6 +425,11 @@ class TorchHubFile(Location):
 
     def describe(self) -> str:
         return f"torch.hub download of {self.url} into $TORCH_HOME/hub/checkpoints/"
+
+    def checksum_of(self, path: Path, extractor: str) -> WeightsSource:
+        """Checked against the pinned SHA-256, else against the prefix the file's name carries."""
+        return from_file(path, extractor=extractor, expected_sha256=self.sha256,
+                         expected_prefix=hub_hash_prefix(self.filename()))
 
     def fetch(self) -> Path:
         # what torch.hub.load_state_dict_from_url does: download into the hub checkpoint folder

@@ -114,7 +114,7 @@ def test_lpips_default_weights_missing_is_one_line_naming_the_file(tmp_path, mon
 
 
 @pytest.mark.parametrize("net, arch", [("alex", "alexnet"), ("squeeze", "squeezenet1_1")])
-def test_lpips_loads_a_torchvision_trunk_from_the_hub_cache_or_a_path(tmp_path, monkeypatch, net, arch):
+def test_lpips_checks_the_hub_file_and_loads_a_torchvision_trunk_from_a_path(tmp_path, monkeypatch, net, arch):
     import torchvision
 
     torch.manual_seed(123)
@@ -124,13 +124,16 @@ def test_lpips_loads_a_torchvision_trunk_from_the_hub_cache_or_a_path(tmp_path, 
     cached.parent.mkdir(parents=True)
     torch.save(state, cached)
 
-    default = LpipsNetwork(net)                                      # weights=default: the hub cache file
-    assert default.resolved_weights.kind == "file" and default.resolved_weights.path == cached.resolve()
-    model = default.load("cpu")
+    with pytest.raises(DsimError, match="wrong checksum.*its name says"):  # the hash prefix of the hub file name
+        LpipsNetwork(net).resolved_weights
+    local = tmp_path / "trunk.pth"
+    cached.rename(local)
+    by_path = LpipsNetwork(net, weights=str(local))                   # weights=PATH: any file of that trunk
+    assert by_path.resolved_weights.kind == "file" and by_path.resolved_weights.path == local.resolve()
+    model = by_path.load("cpu")
     for key, value in model.net.state_dict().items():
         torch.testing.assert_close(value, state["features." + key.split(".", 1)[1]])
-    by_path = LpipsNetwork(net, weights=str(cached))
-    assert by_path.identity == default.identity != LpipsNetwork(net, weights="random").identity
+    assert by_path.identity != LpipsNetwork(net, weights="random").identity
 
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
     with pytest.raises(DsimError, match="not a torchvision checkpoint of this trunk"):

@@ -72,7 +72,7 @@ class LpipsNetwork:
             raise DsimError(
                 f"LPIPS ({self.net}) needs torchvision's ImageNet {_TRUNKS[self.net][1]} weights: {path} not found "
                 f"(download {trunk_url(self.net)} into {path.parent}, or set metric.params.weights=PATH to that file)")
-        return weights_lib.from_file(path, extractor=self.name)
+        return weights_lib.from_file(path, extractor=self.name, expected_prefix=weights_lib.hub_hash_prefix(path.name))
 
     @cached_property
     def resolved_weights(self) -> weights_lib.WeightsSource:
