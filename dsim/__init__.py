@@ -5,8 +5,11 @@
 >>> cand = dsim.embed("data/render", extractor="efficientnet_lite0")   # doctest: +SKIP
 >>> dsim.metrics.fid(ref.features, cand.features)                     # doctest: +SKIP
 {'fid': ...}
+
+``import dsim`` is cheap: the public names below load their modules (and torch) on first use.
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -14,8 +17,26 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-from dsim import metrics  # noqa: E402
-from dsim.embed import Embeddings, embed  # noqa: E402
-from dsim.errors import DsimError  # noqa: E402
+from dsim.errors import DsimError  # noqa: E402  (no heavy imports)
+
+#: public name → (module, attribute or None for the module itself), imported on first access
+_LAZY = {
+    "embed": ("dsim.embedding", "embed"),
+    "Embeddings": ("dsim.embedding", "Embeddings"),
+    "metrics": ("dsim.metrics", None),
+}
 
 __all__ = ["DsimError", "Embeddings", "__version__", "embed", "metrics"]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'dsim' has no attribute {name!r}")
+    module, attribute = _LAZY[name]
+    value = import_module(module) if attribute is None else getattr(import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dsim.cache import EmbeddingCache
+from dsim.store import VectorStore
 from dsim.fileio import atomic_write_bytes
-from dsim.embed import Embeddings
+from dsim.embedding import Embeddings
 from dsim.errors import DsimError
 
 SUFFIX = ".npz"
@@ -37,8 +37,8 @@ class Imported:
     path: Path
     extractor: str
     identity: str
-    added: int    # vectors new to the cache
-    present: int  # vectors the cache already had
+    added: int    # vectors new to the store
+    present: int  # vectors the store already had
 
 
 def import_npz(path: Path, cache_dir: str | Path) -> Imported:
@@ -65,18 +65,21 @@ def import_npz(path: Path, cache_dir: str | Path) -> Imported:
     if malformed:
         raise DsimError(f"{path}: {len(malformed)} image hash(es) are not SHA-256 hex (e.g. {malformed[0][:20]!r}); "
                         "re-create it with `dsim embed`")
-    known = EmbeddingCache.known_dim(cache_dir, name, identity)
+    known = VectorStore.known_dim(cache_dir, name, identity)
     if known is not None and known != features.shape[1]:
         raise DsimError(f"{path}: {features.shape[1]}-d features, but identity {identity[:16]} of {name} is "
                         f"{known}-d in {cache_dir}; the file is not from that extractor (re-create it with `dsim embed`)")
-    cache = EmbeddingCache(cache_dir, name, identity, features.shape[1],
-                           describe={"name": name, "identity": identity, "dim": int(features.shape[1]),
-                                     "imported_from": str(path)})
-    added = 0
-    for content_hash, vector in zip(hashes, features):
-        if cache.get(content_hash) is None:
-            cache.put(content_hash, vector)
-            added += 1
+    store = VectorStore(cache_dir, name, identity, features.shape[1],
+                        describe={"name": name, "identity": identity, "dim": int(features.shape[1]),
+                                  "imported_from": str(path)})
+    first: dict[str, int] = {}
+    for row, content_hash in enumerate(hashes):
+        first.setdefault(content_hash, row)  # one row per distinct hash, in file order
+    rows = list(first.values())
+    new = [r for r, have in zip(rows, store.contains([hashes[r] for r in rows])) if not have]
+    with store:
+        store.append([hashes[r] for r in new], features[new].astype(np.float32))
+    added = len(new)
     return Imported(path, name, identity, added, len(hashes) - added)
 
 

@@ -6,7 +6,7 @@ its 8-bit decoding (:func:`dsim.images.load_rgb`), averaged over the three chann
 two images' entropies.
 
 Values are cached like embeddings, keyed by the image's content hash, under
-``<cache_dir>/entropy-<identity[:16]>/`` (same atomic-write cache as the embeddings).
+``<cache_dir>/entropy-<identity[:16]>/`` (a store like the embeddings', :mod:`dsim.store`).
 
 >>> import numpy as np
 >>> image_entropy(np.zeros((8, 8, 3), dtype=np.uint8))
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dsim.cache import EmbeddingCache
+from dsim.store import VectorStore
 from dsim.errors import ImageReadError
 from dsim.images import ImageFileRef, list_images, load_rgb
 
@@ -54,7 +54,7 @@ def image_entropy(rgb: np.ndarray) -> float:
 
 
 class EntropyCache:
-    """Per-channel entropies by image content hash, in the embedding cache's layout.
+    """Per-channel entropies by image content hash, in a store like the embeddings'.
 
     >>> cache = EntropyCache("cache")                                    # doctest: +SKIP
     >>> cache.entropy_of(ref)    # an ImageFileRef; decoded only when not cached   # doctest: +SKIP
@@ -62,7 +62,7 @@ class EntropyCache:
     """
 
     def __init__(self, cache_dir: str | os.PathLike):
-        self._store = EmbeddingCache(cache_dir, "entropy", IDENTITY, 3, DEFINITION)
+        self._store = VectorStore(cache_dir, "entropy", IDENTITY, 3, DEFINITION)
 
     def get(self, content_hash: str) -> float | None:
         cached = self._store.get(content_hash)

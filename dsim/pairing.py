@@ -198,7 +198,7 @@ def pair_datasets(reference: str | os.PathLike, candidate: str | os.PathLike, *,
 
 def _nearest(reference, candidate, *, extractor, weights, distance, device, cache_dir, on_error, progress,
              batch_size, num_workers) -> Pairing:
-    from dsim.embed import embed, resolve_device
+    from dsim.embedding import embed, resolve_device
 
     chosen = resolve_extractor(extractor, weights)
     options = dict(device=device, batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir,

@@ -95,3 +95,11 @@ def cell_config(tmp: Path, overrides: list[str]) -> dict:
             f"cache_dir={tmp / 'cache'}", f"tracking.uri={tracking_uri(tmp)}", "progress=false", "device=cpu",
             *overrides])
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+def stored_vectors(cache_dir: Path, name: str | None = None) -> int:
+    """Vectors in the embedding store of ``cache_dir`` (of identities called ``name``, when given)."""
+    from dsim.store import identities, open_identity
+
+    return sum(len(open_identity(folder)) for folder in identities(cache_dir)
+               if name is None or folder.name.rsplit("-", 1)[0] == name)

@@ -8,6 +8,7 @@ from PIL import Image
 import dsim
 from dsim.errors import ImageReadError
 from dsim.extractors import Extractor, build
+from dsim_testing import stored_vectors
 
 
 class CountingForward:
@@ -82,25 +83,28 @@ def test_workers_and_batch_size_do_not_change_features(crops, tmp_path):
 
 def _embed_into(args):
     folder, cache = args
-    return dsim.embed(folder, extractor="pixels", cache_dir=cache, progress=False).features
+    embeddings = dsim.embed(folder, extractor="pixels", cache_dir=cache, progress=False)
+    return embeddings.features, embeddings.n_computed
 
 
-def test_concurrent_processes_share_one_cache_without_corruption(crops, tmp_path):
+def test_concurrent_processes_embed_a_dataset_once_and_share_the_store(crops, tmp_path):
     cache = tmp_path / "cache"
     with multiprocessing.get_context("spawn").Pool(2) as pool:
-        a, b = pool.map(_embed_into, [(str(crops["a"]), str(cache))] * 2)
+        (a, n_a), (b, n_b) = pool.map(_embed_into, [(str(crops["a"]), str(cache))] * 2)
     np.testing.assert_array_equal(a, b)
-    entries = list(cache.rglob("*.npy"))
-    assert len(entries) == 24 and not list(cache.rglob("*.tmp"))
+    assert sorted([n_a, n_b]) == [0, 24]  # one process forwarded the set, the other found it in the store
+    assert stored_vectors(cache, "pixels") == 24 and not list(cache.rglob("*.tmp"))
     again = dsim.embed(crops["a"], extractor="pixels", cache_dir=cache, progress=False)
     assert again.n_computed == 0
     np.testing.assert_array_equal(again.features, a)
 
 
-def test_corrupt_cache_entry_is_recomputed(crops, tmp_path):
+def test_a_torn_store_tail_is_recomputed(crops, tmp_path):
+    """A shard whose last row was cut (a writer killed mid-append): only that row is embedded again."""
     first = dsim.embed(crops["a"], extractor="pixels", cache_dir=tmp_path, progress=False)
-    victim = next(tmp_path.rglob("*.npy"))
-    victim.write_bytes(b"garbage")
+    (vec,) = tmp_path.rglob("*.vec")
+    with open(vec, "r+b") as handle:
+        handle.truncate(vec.stat().st_size - 5)
     again = dsim.embed(crops["a"], extractor="pixels", cache_dir=tmp_path, progress=False)
     assert again.n_computed == 1
     np.testing.assert_array_equal(first.features, again.features)

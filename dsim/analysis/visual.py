@@ -1,7 +1,7 @@
 """Visual analysis of a cell (``analysis=umap``, ``analysis=distance``, or both) and of a sweep.
 
 :func:`augment` runs on every cell's output after its runner; it does nothing unless the config's
-``analysis`` group asks for it. Features come from the embedding cache: :func:`dsim.embed.embed` with the
+``analysis`` group asks for it. Features come from the embedding cache: :func:`dsim.embedding.embed` with the
 cell's extractor finds every image the runner embedded already and forwards none of them again (only a
 dataset the cell has not seen — ``analysis.umap.datasets``, ``analysis.distance.candidates``, or a paired
 cell's sets — is embedded once, into the cache). The files it writes next to the cell's tables are
@@ -38,7 +38,7 @@ from dsim.analysis import embedding_map as em
 from dsim.analysis.sweep import guarded
 from dsim.fileio import atomic_write_text
 from dsim.cell.context import resolve_dataset
-from dsim.embed import Embeddings, embed, resolve_device
+from dsim.embedding import Embeddings, embed, resolve_device
 from dsim.errors import DsimError
 from dsim.images import image_path
 from dsim.record import ARTIFACT_DIR, RESULT_FILE

@@ -3,6 +3,10 @@
 Metrics that need class logits (``MetricSpec.input == "logits"``, e.g. the Inception Score) get the
 extractor's logits layer. Per-image scores a metric returns (``MetricValues.per_image``) become one table
 per side: image id (content hash), relative path, scores.
+
+Memory stays bounded at a million images: a metric with a streamed form (``MetricSpec.from_stats``: FID)
+reads each side's features from the store in chunks into float64 sufficient statistics; the kNN and
+kernel metrics read only the rows of a seeded sample when ``metric.params.max_samples`` is set.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import pandas as pd
 
 from dsim import metrics
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
-from dsim.embed import Embeddings, embed, resolve_device
+from dsim.embedding import Embeddings, embed, resolve_device
 from dsim.extractors import build
+from dsim.metrics.frechet import FeatureStats
+from dsim.metrics.sampling import sample_rows
 
 
 def build_extractor(extractor_cfg: dict, *, layer: str | None = None):
@@ -30,18 +36,33 @@ def run(cfg: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
                          on_error=cfg["dataset"]["on_error"], progress=cfg["progress"])
              for side, ref in (("reference", reference), ("candidate", candidate))}
     params = dict(cfg["metric"].get("params") or {})
-    if cfg["metric"].get("bootstrap"):
-        params["bootstrap"] = cfg["metric"]["bootstrap"]
-    values = metrics.compute(spec.name, sides["reference"].features, sides["candidate"].features,
-                             device=str(resolve_device(cfg["device"])), **params)
+    max_samples = params.pop("max_samples", None)
+    bootstrap = cfg["metric"].get("bootstrap") or 0
+    device = str(resolve_device(cfg["device"]))
+    if spec.from_stats is not None and not bootstrap and max_samples is None:
+        # streamed sufficient statistics: O(D²) memory whatever the number of images
+        stats = {side: FeatureStats.of_chunks(emb.iter_features()) for side, emb in sides.items()}
+        values = spec.from_stats(stats["reference"], stats["candidate"], device=device, **params)
+        used = sides
+    else:
+        used = {side: _sampled(emb, max_samples, seed=params.get("seed") or 0, role=side, metric=spec.name)
+                for side, emb in sides.items()}
+        values = metrics.compute(spec.name, used["reference"].features, used["candidate"].features,
+                                 device=device, bootstrap=bootstrap, **params)
     per_image = getattr(values, "per_image", {}) or {}
     return CellOutput(
         values={name: float(v) for name, v in values.items()},
         reference=_summary(reference, sides["reference"]),
         candidate=_summary(candidate, sides["candidate"]),
         extractor=extractor,
-        tables={f"per_image_{side}": per_image_table(sides[side], columns) for side, columns in per_image.items()},
+        tables={f"per_image_{side}": per_image_table(used[side], columns) for side, columns in per_image.items()},
     )
+
+
+def _sampled(embeddings: Embeddings, max_samples, **where) -> Embeddings:
+    """``embeddings``, or a seeded sample of ``max_samples`` of its rows (only those are read from the store)."""
+    rows = sample_rows(len(embeddings), max_samples, **where)
+    return embeddings if rows is None else embeddings.subset(rows)
 
 
 def per_image_table(embeddings: Embeddings, columns: dict) -> pd.DataFrame:

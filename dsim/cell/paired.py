@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
-from dsim.embed import embed, resolve_device
+from dsim.embedding import embed, resolve_device
 from dsim.entropy import EntropyCache
 from dsim.errors import DsimError, ImageReadError
 from dsim.images import load_rgb

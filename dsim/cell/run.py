@@ -81,7 +81,7 @@ def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None, swee
 
 def _key(cfg: dict, spec, reference, candidate) -> str:
     """The cell key (lists both datasets through the hash memo; resolves the extractor's weights)."""
-    from dsim.embed import resolve_device
+    from dsim.embedding import resolve_device
 
     fingerprints = [dataset_fingerprint(scan_images(ref.path, on_error=cfg["dataset"]["on_error"]).files)
                     for ref in (reference, candidate)]

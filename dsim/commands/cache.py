@@ -1,24 +1,46 @@
-"""``dsim cache import PATH...``: load embedding files (``dsim embed --out``) into the embedding cache.
+"""``dsim cache``: the embedding store — import embedding files, show what is there, clean it up.
 
-Folders are searched recursively for ``.npz`` files. Each vector goes under the extractor identity it
-was computed with, so only cells with exactly that extractor, weights, layer and preprocessing use it.
+- ``dsim cache import PATH...``: load embedding files (``dsim embed --out``) into the store. Folders are
+  searched recursively for ``.npz`` files. Each vector goes under the extractor identity it was computed
+  with, so only cells with exactly that extractor, weights, layer and preprocessing use it.
+- ``dsim cache info``: per identity (extractor or entropy): entries, shards, size, old per-file entries.
+- ``dsim cache gc [--keep DIR ...] [--dry-run]``: drop the entries no kept dataset references (default:
+  the datasets of the configured catalogue, ``conf/dataset/default.yaml``), and identities left empty.
+- ``dsim cache migrate``: move an old cache's one-file-per-vector entries into shards.
+- ``dsim cache compact``: merge small shards now (dsim does it when a writer finishes).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+from pathlib import Path
 
-from dsim.embed import DEFAULT_CACHE_DIR
-from dsim.embedding_files import find_npz, import_npz
+from dsim.embedding import DEFAULT_CACHE_DIR
 from dsim.errors import DsimError
 
 
 def run(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="dsim cache", description=__doc__.split(": ", 1)[1].split("\n\n")[0])
-    parser.add_argument("action", choices=("import",))
-    parser.add_argument("paths", nargs="+", help=".npz files or folders of them (e.g. embeddings/)")
-    parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
+    parser = argparse.ArgumentParser(prog="dsim cache", description=__doc__.split("\n\n")[0].split(": ", 1)[1])
+    sub = parser.add_subparsers(dest="action", required=True)
+    imp = sub.add_parser("import", help="load embedding files (.npz) into the store")
+    imp.add_argument("paths", nargs="+", help=".npz files or folders of them (e.g. embeddings/)")
+    sub.add_parser("info", help="entries, shards and size per identity")
+    gc = sub.add_parser("gc", help="drop entries no kept dataset references")
+    gc.add_argument("--keep", action="append", default=None, metavar="DIR",
+                    help="a dataset folder whose images stay (repeatable; default: the configured catalogue)")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be dropped")
+    sub.add_parser("migrate", help="move old one-file-per-vector entries into shards")
+    sub.add_parser("compact", help="merge small shards")
+    for action in sub.choices.values():
+        action.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
     args = parser.parse_args(argv)
+    {"import": _import, "info": _info, "gc": _gc, "migrate": _migrate, "compact": _compact}[args.action](args)
+
+
+def _import(args) -> None:
+    from dsim.embedding_files import find_npz, import_npz
+
     files = find_npz(args.paths)
     if not files:
         raise DsimError(f"no .npz embedding files under {', '.join(args.paths)}")
@@ -28,3 +50,88 @@ def run(argv: list[str]) -> None:
         added, present = added + done.added, present + done.present
         print(f"{path}: {done.extractor} [{done.identity[:16]}] {done.added} added, {done.present} already cached")
     print(f"{len(files)} file(s): {added} vector(s) added to {args.cache_dir}, {present} already there")
+
+
+def _stores(cache_dir):
+    from dsim.store import identities, open_identity
+
+    folders = identities(cache_dir)
+    if not folders:
+        print(f"no embedding store in {cache_dir}")
+    return [open_identity(folder) for folder in folders]
+
+
+def _info(args) -> None:
+    rows = [store.info() for store in _stores(args.cache_dir)]
+    if not rows:
+        return
+    print(f"{'identity':34s} {'dim':>5s} {'entries':>9s} {'shards':>6s} {'size':>10s}  old files")
+    for row in rows:
+        print(f"{row['name'] + '-' + row['identity'][:16]:34s} {row['dim']:5d} {row['entries']:9d} {row['shards']:6d} "
+              f"{_size(row['bytes']):>10s}  {row['legacy_files'] or '-'}")
+    print(f"{len(rows)} identities, {sum(r['entries'] for r in rows)} entries, "
+          f"{_size(sum(r['bytes'] for r in rows))} in {args.cache_dir}")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _kept_datasets(keep: list[str] | None) -> list[Path]:
+    if keep:
+        return [Path(k) for k in keep]
+    import yaml
+
+    from dsim.configs import CONF_DIR
+
+    catalogue = yaml.safe_load((CONF_DIR / "dataset" / "default.yaml").read_text()) or {}
+    root = Path(catalogue.get("root", "data"))
+    return [root / sub for sub in (catalogue.get("catalog") or {}).values()]
+
+
+def _gc(args) -> None:
+    from dsim.images import scan_images
+
+    kept: set[str] = set()
+    for folder in _kept_datasets(args.keep):
+        if not folder.is_dir():
+            raise DsimError(f"dataset folder to keep does not exist: {folder} (pass --keep DIR for each dataset "
+                            "whose embeddings should stay)")
+        kept.update(ref.sha256 for ref in scan_images(folder, on_error="skip").files)
+    for store in _stores(args.cache_dir):
+        store.migrate_legacy()
+        hashes = store.index_hashes()
+        referenced = [h for h in hashes if h in kept]
+        label = f"{store.name}-{store.identity[:16]}"
+        if not referenced:
+            print(f"{label}: drop the whole identity ({len(hashes)} entries)" + (" [dry run]" if args.dry_run else ""))
+            if not args.dry_run:
+                shutil.rmtree(store.directory)
+        elif len(referenced) < len(hashes):
+            print(f"{label}: drop {len(hashes) - len(referenced)} of {len(hashes)} entries"
+                  + (" [dry run]" if args.dry_run else ""))
+            if not args.dry_run:
+                store.compact(keep=referenced)
+        else:
+            print(f"{label}: all {len(hashes)} entries referenced")
+
+
+def _migrate(args) -> None:
+    moved = 0
+    for store in _stores(args.cache_dir):
+        count = store.migrate_legacy()
+        if count:
+            print(f"{store.name}-{store.identity[:16]}: {count} entries moved into a shard")
+        moved += count
+    print(f"{moved} old per-file entries migrated" if moved else "nothing to migrate")
+
+
+def _compact(args) -> None:
+    for store in _stores(args.cache_dir):
+        merged = store.compact()
+        print(f"{store.name}-{store.identity[:16]}: {merged} small shards merged" if merged else
+              f"{store.name}-{store.identity[:16]}: nothing to merge")

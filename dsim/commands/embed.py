@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dsim.embed import DEFAULT_CACHE_DIR, embed
+from dsim.embedding import DEFAULT_CACHE_DIR, embed
 from dsim.embedding_files import save_npz
 
 

@@ -21,18 +21,12 @@ from functools import cached_property
 
 import numpy as np
 import torch
-from torchvision.transforms.v2 import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
 
 from dsim.errors import DsimError
 from dsim.extractors import weights as weights_lib
 from dsim.extractors.weights import WeightsSource
 
-_INTERPOLATIONS = {
-    "nearest": InterpolationMode.NEAREST,
-    "bilinear": InterpolationMode.BILINEAR,
-    "bicubic": InterpolationMode.BICUBIC,
-}
+_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")  # torchvision's InterpolationMode names, lower case
 SCALES = ("unit", "uint8")
 
 
@@ -76,9 +70,12 @@ class Preprocess:
 
     def __call__(self, rgb: np.ndarray) -> torch.Tensor:
         """H×W×3 ``uint8`` array → 3×size×size tensor (``float32``, or ``uint8`` with ``scale="uint8"``)."""
+        from torchvision.transforms.v2 import InterpolationMode  # imported where images are decoded
+        from torchvision.transforms.v2 import functional as TF
+
         image = torch.from_numpy(np.require(rgb, requirements=["C", "W"])).permute(2, 0, 1)
         if self.size is not None:
-            mode = _INTERPOLATIONS[self.interpolation]
+            mode = InterpolationMode(self.interpolation)
             if self.resize is None:
                 image = TF.resize(image, [self.size, self.size], interpolation=mode, antialias=self.antialias)
             else:

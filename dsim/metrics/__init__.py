@@ -56,13 +56,13 @@ from dsim.metrics._registry import METRICS, MetricSpec, available, compute, regi
 from dsim.metrics._values import MetricValues
 from dsim.metrics.bootstrap import bootstrap_intervals
 from dsim.metrics.clip_mmd import cmmd
-from dsim.metrics.frechet import fid, fid_from_stats
+from dsim.metrics.frechet import FeatureStats, fid, fid_from_feature_stats, fid_from_stats
 from dsim.metrics.inception_score import isc
 from dsim.metrics.kid import kid_poly, kid_rbf
 from dsim.metrics.manifold import prdc
 from dsim.metrics.pca_distance import odist
 
-register("fid", fid, higher_is_better=False)
+register("fid", fid, higher_is_better=False, from_stats=fid_from_feature_stats)
 register("kid_poly", kid_poly, higher_is_better=False)
 register("kid_rbf", kid_rbf, higher_is_better=False)
 register("cmmd", cmmd, higher_is_better=False)
@@ -73,6 +73,7 @@ register("odist", odist, higher_is_better=False)
 __all__ = [
     "METRICS",
     "ClippedParameterWarning",
+    "FeatureStats",
     "MetricSpec",
     "MetricValues",
     "MetricWarning",
@@ -83,6 +84,7 @@ __all__ = [
     "cmmd",
     "compute",
     "fid",
+    "fid_from_feature_stats",
     "fid_from_stats",
     "isc",
     "kid_poly",

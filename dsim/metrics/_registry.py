@@ -28,6 +28,8 @@ class MetricSpec:
     kind: str = "distribution"
     doc: str = ""
     input: str = "features"
+    #: the same metric from streamed :class:`~dsim.metrics.frechet.FeatureStats` of each side (bounded memory)
+    from_stats: Callable[..., MetricValues] | None = None
 
 
 METRICS: dict[str, MetricSpec] = {}
@@ -41,6 +43,7 @@ def register(
     kind: str = "distribution",
     doc: str = "",
     input: str = "features",
+    from_stats: Callable | None = None,
 ):
     """Add ``fn`` to :data:`METRICS` under ``name``; ``doc`` defaults to the docstring's first line."""
     if name in METRICS:
@@ -48,7 +51,7 @@ def register(
     if input not in INPUTS:
         raise ValueError(f"metric {name!r}: input must be one of {INPUTS}, got {input!r}")
     doc = doc or (inspect.getdoc(fn) or "").split("\n", 1)[0]
-    METRICS[name] = spec = MetricSpec(name, fn, higher_is_better, kind, doc, input)
+    METRICS[name] = spec = MetricSpec(name, fn, higher_is_better, kind, doc, input, from_stats)
     return spec
 
 
@@ -58,7 +61,8 @@ def available() -> list[str]:
 
 
 def compute(
-    name: str, reference, candidate, *, bootstrap: int = 0, bootstrap_seed: int = 0, **params
+    name: str, reference, candidate, *, bootstrap: int = 0, bootstrap_seed: int = 0, max_samples: int | None = None,
+    **params
 ) -> MetricValues:
     """Run the metric registered as ``name`` on two N×D feature sets (or logits, see ``MetricSpec.input``).
 
@@ -86,9 +90,17 @@ def compute(
     if unknown:
         raise DsimError(
             f"metric {name!r} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(accepted) or 'none'} "
-            "(and bootstrap, bootstrap_seed)"
+            "(and bootstrap, bootstrap_seed, max_samples)"
         )
     bootstrap = positive_int(bootstrap, name="bootstrap", metric=name, minimum=0)
+    if max_samples is not None:
+        from dsim.metrics.sampling import sample_rows
+
+        sides = []
+        for role, side in (("reference", reference), ("candidate", candidate)):
+            rows = sample_rows(len(side), max_samples, seed=params.get("seed") or 0, role=role, metric=name)
+            sides.append(side if rows is None else side[rows])
+        reference, candidate = sides
     values = as_metric_values(spec.fn(reference, candidate, **params))
     if bootstrap:
         values.update(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 
 from dsim.errors import DsimError
@@ -26,6 +27,81 @@ from dsim.metrics._linalg import (
 from dsim.metrics._values import MetricValues
 
 KEY_FID = "fid"
+
+
+class FeatureStats:
+    """Streamed sufficient statistics of a feature set, in float64: count, mean, centred scatter.
+
+    The scatter is Σ (x − mean)(x − mean)ᵀ, so the unbiased covariance is ``scatter / (n − 1)``; this is
+    the information in (N, Σx, ΣxxT), kept centred so that large means lose no precision. Statistics of
+    batches, shards or machines merge exactly (Chan, Golub and LeVeque's pairwise update), so memory is
+    O(D²) whatever N: FID of a million-image set never holds its features.
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(1000, 3))
+    >>> parts = FeatureStats.of(x[:300]).merge(FeatureStats.of(x[300:]))
+    >>> bool(np.allclose(parts.covariance, np.cov(x, rowvar=False))), parts.n
+    (True, 1000)
+    """
+
+    def __init__(self, n: int, mean: np.ndarray, scatter: np.ndarray):
+        self.n, self.mean, self.scatter = int(n), np.asarray(mean, np.float64), np.asarray(scatter, np.float64)
+
+    @classmethod
+    def of(cls, features) -> "FeatureStats":
+        """The statistics of one N×D batch (numpy array or tensor)."""
+        x = np.asarray(features.detach().cpu().numpy() if torch.is_tensor(features) else features, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise DsimError(f"FID: statistics need a non-empty N×D batch, got shape {x.shape}")
+        mean = x.mean(0)
+        centred = torch.from_numpy(x - mean)
+        return cls(x.shape[0], mean, gram_t(centred).numpy())
+
+    @classmethod
+    def of_chunks(cls, chunks) -> "FeatureStats":
+        """The statistics of consecutive chunks (e.g. ``Embeddings.iter_features()``), merged as they come."""
+        total = None
+        for chunk in chunks:
+            part = cls.of(chunk)
+            total = part if total is None else total.merge(part)
+        if total is None:
+            raise DsimError("FID: no features to summarise")
+        return total
+
+    def merge(self, other: "FeatureStats") -> "FeatureStats":
+        """The statistics of both sets together."""
+        if self.mean.shape != other.mean.shape:
+            raise DsimError(f"FID: cannot merge statistics of {self.dim}-d and {other.dim}-d features")
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.n / n)
+        scatter = self.scatter + other.scatter + np.outer(delta, delta) * (self.n * other.n / n)
+        return FeatureStats(n, mean, scatter)
+
+    @property
+    def dim(self) -> int:
+        return int(self.mean.shape[0])
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """Unbiased covariance (ddof = 1)."""
+        if self.n < 2:
+            raise DsimError(f"FID: a set has {self.n} sample(s); pass at least 2 feature vectors per set")
+        return self.scatter / (self.n - 1)
+
+
+def fid_from_feature_stats(reference: FeatureStats, candidate: FeatureStats, *,
+                           device: str | torch.device = "cpu") -> MetricValues:
+    """:func:`fid` from streamed :class:`FeatureStats` of each side (the same value, in O(D²) memory)."""
+    if reference.dim != candidate.dim:
+        raise DsimError(f"FID: reference has {reference.dim}-d features but candidate has {candidate.dim}-d; "
+                        "embed both sets with the same extractor")
+    for role, stats in (("reference", reference), ("candidate", candidate)):
+        _warn_if_rank_deficient(role, stats.n, stats.dim)
+        if not (np.isfinite(stats.mean).all() and np.isfinite(stats.scatter).all()):
+            raise DsimError(f"FID: {role} features contain non-finite values (NaN or inf); fix or drop those rows first")
+    value = fid_from_stats(reference.mean, reference.covariance, candidate.mean, candidate.covariance, device=device)
+    return MetricValues({KEY_FID: value})
 
 
 def feature_statistics(features: torch.Tensor, *, overwrite: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

@@ -49,7 +49,7 @@ def analysed_cell(tmp_path_factory, image_sets):
     """One ``odist`` cell with ``analysis=[umap,distance]``: extra dataset on the map and in the violins, a
     score file. The extra set is embedded beforehand (as a previous run would have); every ``embed`` call of
     the analysis is recorded, to show it forwards no image through the network again."""
-    from dsim.embed import embed as real_embed
+    from dsim.embedding import embed as real_embed
     from dsim.analysis import visual
     from dsim.cell import run_cell
 

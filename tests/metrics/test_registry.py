@@ -127,3 +127,19 @@ def test_no_metric_modifies_its_inputs(name):
         compute(name, a, b, **SMALL.get(name, {}))
         np.testing.assert_array_equal(np.asarray(a), FEATURES)
         np.testing.assert_array_equal(np.asarray(b), FEATURES[:100] + 0.5)
+
+
+def test_max_samples_is_a_seeded_subset_of_each_larger_side():
+    from dsim.metrics import compute
+    from dsim.metrics.sampling import sample_rows
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(500, 6)), rng.normal(size=(80, 6)) + 0.5
+    with pytest.warns(UserWarning, match="seeded sample of 100 of the 500 reference samples"):
+        sampled = compute("prdc", x, y, max_samples=100)
+    rows = sample_rows(500, 100, seed=0)
+    assert len(rows) == 100 and len(set(rows.tolist())) == 100 and list(rows) == sorted(rows)
+    assert sampled == compute("prdc", x[rows], y)           # the candidate (80 rows) is kept whole
+    assert compute("prdc", x, y, max_samples=100) == sampled  # the same seed, the same subset
+    assert compute("kid_poly", x, y, max_samples=1000, subsets=3, subset_size=50) == compute(
+        "kid_poly", x, y, subsets=3, subset_size=50)         # nothing to sample: the metric as it is

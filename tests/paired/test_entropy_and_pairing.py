@@ -11,6 +11,7 @@ from dsim import entropy as entropy_lib
 from dsim.entropy import EntropyCache, channel_entropies, dataset_entropies, image_entropy
 from dsim.errors import DsimError
 from dsim.images import list_images
+from dsim_testing import stored_vectors
 from dsim.pairing import (PairingWarning, align_pair, match_by_name, nearest_indices, pair_datasets, random_indices,
                           resolve_extractor)
 
@@ -40,7 +41,7 @@ def test_entropy_cache_is_keyed_by_content_and_skips_decoding(tmp_path, monkeypa
     save(tmp_path / "d", "sub/b.png", np.full((16, 16, 3), 7, dtype=np.uint8))
     first = dataset_entropies(tmp_path / "d", cache_dir=tmp_path / "cache")
     assert first["sub/b.png"] == 0.0 and 7.0 < first["a.png"] <= 8.0
-    assert len(list((tmp_path / "cache").glob("entropy-*/??/*.npy"))) == 2
+    assert stored_vectors(tmp_path / "cache", "entropy") == 2
 
     shutil.copytree(tmp_path / "d", tmp_path / "moved")                # same contents elsewhere: no decoding
     monkeypatch.setattr(entropy_lib, "load_rgb", lambda path: pytest.fail(f"decoded {path}"))

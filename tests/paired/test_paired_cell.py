@@ -119,7 +119,7 @@ def test_random_weights_anywhere_in_a_paired_cell_mark_the_record(tmp_path, crop
 
 def test_embedding_metrics_use_the_embedding_cache(tmp_path, crops, monkeypatch):
     """The DreamSim route (cosine distance of cached embeddings), exercised with the pixels extractor."""
-    from dsim.embed import embed
+    from dsim.embedding import embed
     from dsim.extractors import build
 
     def pixels_cosine(reference, candidate):

@@ -36,7 +36,7 @@ import dsim
 from dsim.errors import DsimError
 from dsim.extractors import build as build_extractor
 from dsim.images import display_name, image_path, list_images, load_rgb
-from dsim_testing import run_dsim, tracking_uri, write_crops
+from dsim_testing import run_dsim, stored_vectors, tracking_uri, write_crops
 
 CAFE = b"caf\xe9.png"  # Latin-1 "café.png": not valid UTF-8
 CAFE_ID = r"caf\xe9.png"  # its id in dsim's records
@@ -76,9 +76,9 @@ def succeeded(done: subprocess.CompletedProcess) -> None:
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
 
 
-def cache_entries(cache_dir: Path) -> list[Path]:
-    """The embedding vectors (``.npy``) in a cache folder (none when it does not exist)."""
-    return sorted(cache_dir.rglob("*.npy")) if cache_dir.exists() else []
+def cache_entries(cache_dir: Path) -> int:
+    """How many vectors the embedding store in a cache folder holds (0 when it does not exist)."""
+    return stored_vectors(cache_dir)
 
 
 def files_under(root: Path) -> list[Path]:
@@ -377,7 +377,7 @@ def test_planted_pickle_is_refused_without_running_it(tmp_path, sets, extractor,
                    device="cpu", num_workers=0, progress=False)
     assert str(path) in str(info.value)
     assert not marker.exists()
-    assert cache_entries(tmp_path / "cache") == []
+    assert cache_entries(tmp_path / "cache") == 0
 
 
 def test_truncated_checkpoint_cannot_be_read(tmp_path, sets):
@@ -409,7 +409,7 @@ def test_checkpoint_of_another_network_is_refused(tmp_path, sets):
         dsim.embed(sets["tiny"], extractor="efficientnet_lite0", weights=str(mobilenet),
                    cache_dir=tmp_path / "cache", device="cpu", num_workers=0, progress=False)
     assert "\n" not in str(info.value)
-    assert cache_entries(tmp_path / "cache") == []
+    assert cache_entries(tmp_path / "cache") == 0
 
 
 @pytest.mark.slow
@@ -455,7 +455,7 @@ def test_bad_value_or_typo_is_one_line_naming_the_key(tmp_path, sets, overrides,
     assert expected in line, line
     assert not (tmp_path / "job" / "result.json").exists()
     if not any(o.startswith("metric.params.") for o in overrides):  # checked before any work
-        assert cache_entries(tmp_path / "cache") == []
+        assert cache_entries(tmp_path / "cache") == 0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -492,7 +492,7 @@ def test_truncated_embedding_file_is_one_line(tmp_path, embedded):
     done = run_dsim("cache", "import", str(half), "--cache-dir", str(cache), cwd=tmp_path, check=False)
     line = one_line_error(done)
     assert str(half) in line and "truncated" in line
-    assert cache_entries(cache) == []
+    assert cache_entries(cache) == 0
 
 
 @pytest.mark.slow
@@ -536,7 +536,7 @@ def test_missing_candidate_is_reported_before_any_embedding(tmp_path, sets):
                     cwd=tmp_path, check=False)
     line = one_line_error(done)
     assert str(missing) in line and "does not exist" in line
-    assert cache_entries(tmp_path / "cache") == []
+    assert cache_entries(tmp_path / "cache") == 0
 
 
 # ---------------------------------------------------------------------------------------------------
