@@ -164,10 +164,10 @@ def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from dsim.cell import run_cell
     from dsim.dvc import project_path
     from dsim.errors import DsimError
     from dsim.runlog import parent_run_id
+    from dsim.session import StoreSession
 
     try:
         plain = OmegaConf.to_container(cfg, resolve=True)
@@ -175,10 +175,15 @@ def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
         raise DsimError(str(error).splitlines()[0]) from None
     plain["cache_dir"] = str(project_path(plain["cache_dir"]))
     choices = {k: v for k, v in OmegaConf.to_container(hydra_cfg.runtime.choices).items() if "/" not in k}
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        sweep_dir = hydra_cfg.sweep.dir
-        return run_cell(plain, job_dir, parent_run_id=parent_run_id(sweep_dir), sweep_dir=sweep_dir, choices=choices)
-    record = run_cell(plain, job_dir, choices=choices)
+    store = StoreSession.for_config(plain)  # before torch is imported: MLflow opens alongside the work
+    from dsim.cell import run_cell
+
+    with store:
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            sweep_dir = hydra_cfg.sweep.dir
+            return run_cell(plain, job_dir, parent_run_id=parent_run_id(sweep_dir), sweep_dir=sweep_dir,
+                            choices=choices, store=store)
+        record = run_cell(plain, job_dir, choices=choices, store=store)
     if plain["results_file"]:
         from dsim import results
 
