@@ -1,7 +1,7 @@
 """Scale on one machine: 10k, 100k and 1M images, side by side with the code before the scale work.
 
 For generated datasets of 10k, 100k and 1M small images (16×16 PNGs, each unique) and 10k photo-sized
-JPEGs (480×320), with the ``pixels`` extractor (and ``efficientnet_lite0`` on the 10k sets), each code
+JPEGs (480×320), with the ``pixels`` extractor (and ``efficientnet_lite0`` on the 10k JPEGs), each code
 version runs the same commands in fresh processes:
 
 - ``cold``: ``dsim embed`` into an empty cache — seconds, images per second, peak RSS;
@@ -12,8 +12,11 @@ version runs the same commands in fresh processes:
 - ``grid``: a 3-metric grid (fid, kid_poly, cmmd; joblib, 2 workers) of two 10k sets from a cold cache —
   forward passes (images the cells embedded, from their ``result.json``);
 - ``fid_1m``: an FID cell of the cached 1M set against the cached 100k set — seconds, peak RSS;
-- ``torch_fidelity``: the warm FID rerun on the 10k JPEGs against torch-fidelity's cached-feature rerun
-  on the same folders, both with the same Inception weights file (random weights: offline).
+- ``startup``: ``import dsim`` and a fully cached cell (every embedding in the store; the metric computed and
+  logged, ``force=true``), median of 5 fresh processes each;
+- ``torch_fidelity``: the warm FID rerun on the 10k JPEGs (the folder against itself, so each tool embeds
+  it once) against torch-fidelity's cached-feature rerun on the same folder, both with the same Inception
+  weights file (random weights: offline).
 
 "Before" is a git checkout of the commit before this work (``--old-src``, e.g. from ``git worktree add
 /tmp/dsim-old c70c8d0``), run with ``PYTHONPATH`` pointing at it and the same virtual environment.
@@ -182,10 +185,10 @@ def grid_runs(a: Path, b: Path, versions: dict, work: Path) -> list[dict]:
     return rows
 
 
-def fid_cell(reference: Path, candidate: Path, cache: Path, work: Path) -> dict:
+def fid_cell(reference: Path, candidate: Path, cache: Path, work: Path, pythonpath: str | None) -> dict:
     cost = measure(["extractor=pixels", "metric=fid", f"pair.reference={reference}", f"pair.candidate={candidate}",
                     f"cache_dir={cache}", "progress=false", "force=true", f"hydra.run.dir={work / 'fid-cell'}",
-                    f"tracking.uri=sqlite:///{work}/fid.db"], pythonpath=None, cwd=work, log=work / "measure.jsonl")
+                    f"tracking.uri=sqlite:///{work}/fid.db"], pythonpath=pythonpath, cwd=work, log=work / "measure.jsonl")
     record = json.loads((work / "fid-cell" / "result.json").read_text())
     row = {"fid_cell": f"{record['n_reference']} vs {record['n_candidate']} cached pixels vectors",
            "embedded": record["embedded"], "seconds": cost["seconds"], "max_rss_mb": cost["max_rss_mb"]}
@@ -193,7 +196,40 @@ def fid_cell(reference: Path, candidate: Path, cache: Path, work: Path) -> dict:
     return row
 
 
-def torch_fidelity_runs(a: Path, b: Path, work: Path) -> list[dict]:
+def startup_runs(dataset: Path, versions: dict, work: Path) -> list[dict]:
+    """``import dsim`` and a fully cached FID cell, median of 5 fresh processes, per code version."""
+    rows = []
+    for version, pythonpath in versions.items():
+        env = {**os.environ, "DSIM_STATE_DIR": str(work / "state")}
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
+        imports = []
+        for _ in range(5):
+            started = time.perf_counter()
+            subprocess.run([sys.executable, "-c", "import dsim"], env=env, check=True)
+            imports.append(time.perf_counter() - started)
+        cache, store = work / f"startup-cache-{version}", f"sqlite:///{work}/startup-{version}.db"
+        cell = ["extractor=pixels", "metric=fid", f"pair.reference={dataset}", f"pair.candidate={dataset}",
+                f"cache_dir={cache}", "progress=false", f"tracking.uri={store}"]
+        measure([*cell, f"hydra.run.dir={work / 'startup-cell'}"], pythonpath=pythonpath, cwd=work,
+                log=work / "measure.jsonl")  # fills the cache (and the store)
+        cells = []
+        for i in range(5):
+            extra = ["force=true"] if version == "new" else []  # the code before had no reuse: always computes
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, "-c", WRAPPER, *cell, *extra, f"hydra.run.dir={work / f'startup-{i}'}"],
+                                  env={**env, "MEASURE": str(work / "measure.jsonl")}, cwd=work, capture_output=True)
+            assert done.returncode == 0, done.stderr[-2000:]
+            cells.append(time.perf_counter() - started)
+        row = {"startup": version, "import_dsim_s": float(np.median(imports)), "cached_cell_s": float(np.median(cells)),
+               "cached_cell_all_s": cells}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        shutil.rmtree(cache, ignore_errors=True)
+    return rows
+
+
+def torch_fidelity_runs(a: Path, b: Path, work: Path, pythonpath: str | None) -> list[dict]:
     """Warm FID reruns with Inception (the same random-weights file): torch-fidelity's cache vs dsim's store."""
     import torch
 
@@ -205,7 +241,7 @@ def torch_fidelity_runs(a: Path, b: Path, work: Path) -> list[dict]:
         torch.save(model.state_dict(), weights)
     tf_code = ("import sys, time, torch_fidelity as tf\nt = time.perf_counter()\n"
                "m = tf.calculate_metrics(input1=sys.argv[1], input2=sys.argv[2], fid=True, cuda=False, cache=True, "
-               "cache_root=sys.argv[3], input1_cache_name='bench_a', input2_cache_name='bench_b', verbose=False, "
+               "cache_root=sys.argv[3], input1_cache_name='bench_a', input2_cache_name='bench_a', verbose=False, "
                "feature_extractor_weights_path=sys.argv[4], batch_size=64)\n"
                "print(time.perf_counter() - t, m['frechet_inception_distance'])")
     rows = []
@@ -221,7 +257,7 @@ def torch_fidelity_runs(a: Path, b: Path, work: Path) -> list[dict]:
         cost = measure(["extractor=inception", f"extractor.weights={weights}", "metric=fid", f"pair.reference={a}",
                         f"pair.candidate={b}", f"cache_dir={cache}", "progress=false", "force=true",
                         f"hydra.run.dir={work / ('tf-cell-' + run)}", f"tracking.uri=sqlite:///{work}/tf.db",
-                        "batch_size=64"], pythonpath=None, cwd=work, log=work / "measure.jsonl")
+                        "batch_size=64"], pythonpath=pythonpath, cwd=work, log=work / "measure.jsonl")
         record = json.loads((work / f"tf-cell-{run}" / "result.json").read_text())
         rows.append({"dsim": run, "seconds": cost["seconds"], "fid": record["values"]["fid"]})
         print(json.dumps(rows[-1]), flush=True)
@@ -233,16 +269,19 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="small-image dataset sizes")
     parser.add_argument("--photos", type=int, default=10000, help="photo-sized JPEGs (0: none)")
     parser.add_argument("--old-src", default=None, help="a checkout of the code before (PYTHONPATH for 'old')")
+    parser.add_argument("--new-src", default=None, help="a checkout of this code (default: this tree)")
     parser.add_argument("--workdir", default=None, help="datasets and caches (default: a temp dir, kept)")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: embed,listing,grid,fid,tf")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: embed,listing,grid,fid,startup,tf")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="dsim-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    versions = {"new": None, **({"old": str(Path(args.old_src).resolve())} if args.old_src else {})}
+    versions = {"new": str(Path(args.new_src).resolve()) if args.new_src else None,
+                **({"old": str(Path(args.old_src).resolve())} if args.old_src else {})}
     skip = set(filter(None, args.skip.split(",")))
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    results: dict[str, list] = {"embed": [], "listing": [], "grid": [], "fid": [], "torch_fidelity": []}
+    results: dict[str, list] = {"embed": [], "listing": [], "grid": [], "fid": [], "startup": [],
+                                "torch_fidelity": []}
     datasets = {}
     for n in sizes:
         datasets[f"small{n}"] = work / f"small{n}"
@@ -250,11 +289,10 @@ def main() -> None:
     if args.photos:
         datasets["photos"] = work / f"photos{args.photos}"
         generate_photos(datasets["photos"], args.photos, seed=1)
-        generate_photos(work / f"photos{args.photos}b", args.photos, seed=2)
     if "embed" not in skip:
         for name, folder in datasets.items():
             n = sum(1 for p in folder.rglob("*") if p.suffix in (".png", ".jpg"))
-            for extractor in ("pixels", "efficientnet_lite0") if n <= 10000 else ("pixels",):
+            for extractor in ("pixels", "efficientnet_lite0") if name == "photos" else ("pixels",):
                 results["embed"] += embed_runs(name, folder, n, extractor, versions, work)
     if "listing" not in skip and 100000 in sizes:
         results["listing"] += listing_runs(datasets["small100000"], versions, work)
@@ -263,9 +301,12 @@ def main() -> None:
         results["grid"] += grid_runs(datasets["small10000"], work / "small10000b", versions, work)
     if "fid" not in skip and {100000, 1000000} <= set(sizes):
         results["fid"].append(fid_cell(datasets["small1000000"], datasets["small100000"],
-                                       work / "cache-new-small1000000-pixels", work))
+                                       work / "cache-new-small1000000-pixels", work, versions["new"]))
+    if "startup" not in skip and 10000 in sizes:
+        results["startup"] += startup_runs(datasets["small10000"], versions, work)
     if "tf" not in skip and args.photos:
-        results["torch_fidelity"] += torch_fidelity_runs(datasets["photos"], work / f"photos{args.photos}b", work)
+        # the folder against itself: each tool embeds it once (cold), then reruns from its cache (warm)
+        results["torch_fidelity"] += torch_fidelity_runs(datasets["photos"], datasets["photos"], work, versions["new"])
     if args.out:
         meta = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                 "python": platform.python_version(), "old_src": args.old_src}

@@ -11,13 +11,20 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shutil
 import signal
 import sys
 import traceback
 import warnings
 from pathlib import Path
 
-from dsim.configs import CONF_DIR, GROUPS, group_choices  # noqa: F401  (CONF_DIR, group_choices: public)
+from dsim import configs
+from dsim.configs import CONF_DIR, GROUPS  # noqa: F401  (CONF_DIR: public)
+
+
+def group_choices(group: str, conf_dirs=None) -> list[str]:
+    """The options of a config group along the search dirs (dsim's own, a project's ``conf/``, ``--config-dir``)."""
+    return configs.group_choices(group, configs.search_dirs() if conf_dirs is None else conf_dirs)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -42,12 +49,49 @@ def fail(message: str, code: int = 2):
 
 
 def _register_resolvers() -> None:
+    """``${dsim_unique_dir:...}`` (the default sweep folder); at import, so launcher workers have it too."""
     from omegaconf import OmegaConf
 
-    from dsim.sweep import unique_dir
+    from dsim.fileio import unique_dir
 
     if not OmegaConf.has_resolver("dsim_unique_dir"):
         OmegaConf.register_new_resolver("dsim_unique_dir", unique_dir, use_cache=True)
+
+
+_register_resolvers()
+
+#: launcher presets (conf/hydra/launcher/NAME.yaml) → the plugin module that registers the schema NAME
+LAUNCHER_PLUGINS = {
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher.config", "hydra-submitit-launcher"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher.config", "hydra-submitit-launcher"),
+    "ray": ("hydra_plugins.hydra_ray_launcher._config", "hydra-ray-launcher 'ray[default]'"),
+}
+
+
+def _register_launcher_bases(args: list[str]) -> None:
+    """Move each installed launcher plugin's schema ``NAME`` to ``_NAME_base``, which dsim's preset ``NAME``
+    extends (so ``hydra/launcher=submitit_slurm`` keeps the plugin's name and keys, with dsim's defaults);
+    a preset whose plugin is not installed is a one-line error when it is chosen."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    Plugins.instance()  # Hydra's plugin scan (it re-runs plugin modules, which register their schemas): once, now
+    wanted = next((a.split("=", 1)[1] for a in args if a.startswith("hydra/launcher=")), None)
+    store = ConfigStore.instance()
+    for name, (module, package) in LAUNCHER_PLUGINS.items():
+        try:
+            importlib.import_module(module)  # registers the plugin's schemas (once per process)
+        except ImportError:
+            if wanted == name:
+                fail(f"hydra/launcher={name} needs the launcher plugin: pip install {package}")
+            continue
+        if wanted == name == "submitit_slurm" and shutil.which("sbatch") is None:
+            fail("hydra/launcher=submitit_slurm submits Slurm jobs, but there is no `sbatch` here: run it on a "
+                 "cluster's login node (or use hydra/launcher=submitit_local to run the jobs on this machine)")
+        launchers = store.repo.get("hydra", {}).get("launcher", {})
+        node = launchers.pop(f"{name}.yaml", None)
+        if node is not None:
+            store.store(group="hydra/launcher", name=f"_{name}_base", node=node.node, provider=node.provider)
 
 
 def _overrides(args: list[str]):
@@ -60,8 +104,20 @@ def _overrides(args: list[str]):
         fail(str(error).splitlines()[0])
 
 
+def config_dirs_of(args: list[str]) -> list[str]:
+    """The ``--config-dir`` / ``-cd`` folders of a command line."""
+    found = []
+    for i, arg in enumerate(args):
+        if arg in ("--config-dir", "-cd") and i + 1 < len(args):
+            found.append(args[i + 1])
+        elif arg.startswith("--config-dir="):
+            found.append(arg.split("=", 1)[1])
+    return found
+
+
 def check_group_overrides(args: list[str]) -> None:
     """Reject an unknown config-group choice (``extractor=nope``) with one line naming the choices."""
+    dirs = configs.search_dirs(config_dirs_of(args))
     for override in _overrides(args):
         group = override.key_or_group
         if group not in GROUPS or override.is_delete() or override.package:
@@ -69,7 +125,7 @@ def check_group_overrides(args: list[str]) -> None:
         value = None if override.is_sweep_override() else override.value()
         names = [str(v) for v in override.sweep_string_iterator()] if override.is_sweep_override() \
             else [str(v) for v in value] if isinstance(value, list) else [str(value)]  # analysis=[umap,distance]
-        known = group_choices(group)
+        known = group_choices(group, dirs)
         for name in names:
             if name not in known and not (group == "experiment" and name in ("null", "None")):
                 fail(f"unknown {group} {name!r} (choose from: {', '.join(known)})")
@@ -87,12 +143,11 @@ def _choices(args: list[str]) -> dict:
 
 def explain_composition_error(error: Exception, args: list[str]) -> str:
     """Hydra's composition error as one line; an unknown key names the closest real one (never ``+key``)."""
-    from dsim import configs
-
     text = str(error)
     found = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
     if found:
-        defaults = configs.defaults({**_default_choices(), **_choices(args)})
+        dirs = configs.search_dirs(config_dirs_of(args))
+        defaults = configs.defaults({**_default_choices(), **_choices(args)}, dirs)
         return configs.unknown_key_message(found.group(1), defaults)
     cause = getattr(error, "__cause__", None)
     line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
@@ -103,7 +158,7 @@ def _default_choices() -> dict:
     import yaml
 
     chosen = {}
-    for entry in (yaml.safe_load((CONF_DIR / "config.yaml").read_text()) or {}).get("defaults", []):
+    for entry in (yaml.safe_load((configs.CONF_DIR / "config.yaml").read_text()) or {}).get("defaults", []):
         if isinstance(entry, dict):
             chosen.update(entry)
     return chosen
@@ -120,6 +175,8 @@ def task(cfg) -> None:
 
     setup_process()
     hydra_cfg = HydraConfig.get()
+    if hydra_cfg.runtime.cwd and os.path.isdir(hydra_cfg.runtime.cwd):
+        os.chdir(hydra_cfg.runtime.cwd)  # a job on a Ray worker starts elsewhere: relative paths mean the user's
     job_dir = Path(hydra_cfg.runtime.output_dir)
     from dsim.errors import DsimError
     from dsim.fileio import is_disk_full
@@ -151,6 +208,10 @@ def task(cfg) -> None:
             pass
         _record_failure(hydra_cfg, job_dir, f"{type(error).__name__}: {error} (traceback in {trace})".splitlines()[0])
         return
+    if "shards" in record:
+        print(f"[shard {record['shard'] + 1}/{record['shards']}] {record['name']} · {record['extractor']}: "
+              f"{record['images']} images, {record['embedded']} embedded now")
+        return
     from dsim.results import headline_values
 
     values = record["values"]
@@ -175,6 +236,11 @@ def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
         raise DsimError(str(error).splitlines()[0]) from None
     plain["cache_dir"] = str(project_path(plain["cache_dir"]))
     choices = {k: v for k, v in OmegaConf.to_container(hydra_cfg.runtime.choices).items() if "/" not in k}
+    conf_dirs = _conf_dirs(hydra_cfg)
+    if (plain.get("task") or {}).get("name") == "embed":
+        from dsim.embed_task import run_embed_task
+
+        return run_embed_task(plain, job_dir)
     store = StoreSession.for_config(plain)  # before torch is imported: MLflow opens alongside the work
     from dsim.cell import run_cell
 
@@ -182,8 +248,8 @@ def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             sweep_dir = hydra_cfg.sweep.dir
             return run_cell(plain, job_dir, parent_run_id=parent_run_id(sweep_dir), sweep_dir=sweep_dir,
-                            choices=choices, store=store)
-        record = run_cell(plain, job_dir, choices=choices, store=store)
+                            choices=choices, conf_dirs=conf_dirs, store=store)
+        record = run_cell(plain, job_dir, choices=choices, conf_dirs=conf_dirs, store=store)
     if plain["results_file"]:
         from dsim import results
 
@@ -191,10 +257,27 @@ def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
     return record
 
 
+def _conf_dirs(hydra_cfg) -> list[Path]:
+    """The file and package config sources Hydra composed this job from, in lookup order."""
+    from importlib.resources import files
+
+    dirs = []
+    for source in hydra_cfg.runtime.config_sources:
+        if source.schema == "file":
+            dirs.append(Path(source.path))
+        elif source.schema == "pkg" and source.path.startswith("dsim"):
+            dirs.append(Path(str(files(source.path))))
+    return dirs or [CONF_DIR]
+
+
 def _print_single(record: dict, job_dir: Path, tracking) -> None:
     from dsim import results
     from dsim.tracking import resolve_uri, ui_command
 
+    if "shards" in record:  # task=embed
+        print(f"{record['name']} · {record['extractor']}: shard {record['shard'] + 1}/{record['shards']}, "
+              f"{record['images']} images, {record['embedded']} embedded now, the rest were in the store")
+        return
     print(results.format_table(results.to_frame([record])))
     print(f"record: {job_dir / 'result.json'}")
     if record.get("reused"):
@@ -223,9 +306,28 @@ SUBCOMMANDS = {
     "embed": "dsim.commands.embed",
     "lineage": "dsim.commands.lineage",
     "report": "dsim.commands.report",
+    "init": "dsim.commands.init",
     "sync": "dsim.commands.sync",
     "weights": "dsim.commands.weights",
 }
+
+
+def _absolute_dir(arg: str) -> str:
+    """``hydra.sweep.dir=REL`` (or ``hydra.run.dir=``) made absolute: a launcher's job may start elsewhere."""
+    for key in ("hydra.sweep.dir=", "hydra.run.dir="):
+        if arg.startswith(key) and "${" not in arg and not os.path.isabs(arg[len(key):]):
+            return key + os.path.abspath(arg[len(key):])
+    return arg
+
+
+def _raised_by_launcher(error: BaseException) -> bool:
+    """Whether ``error`` came out of a launcher plugin (``hydra_plugins``) or its cluster library."""
+    tb, modules = error.__traceback__, []
+    while tb is not None:
+        modules.append(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return any(m.startswith(("hydra_plugins.", "ray.", "submitit.")) for m in modules) and \
+        not any(m.startswith("dsim.") for m in modules[modules.index("dsim.cli") + 1:] if "dsim.cli" in modules)
 
 
 def _terminate(signum, frame):
@@ -263,15 +365,27 @@ def _hydra_main(args: list[str]) -> None:
 
     from dsim import sweep
 
-    _register_resolvers()
+    _register_launcher_bases(args)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # exceptions reach us (and become one line), not Hydra's printer
     signal.signal(signal.SIGTERM, _terminate)
+    project = configs.project_conf_dir()
+    if project is not None and not config_dirs_of(args):  # a project's conf/ adds to and overrides dsim's groups
+        args = [f"--config-dir={project}", *args]
+    if str(Path.cwd()) not in sys.path:  # a project's own modules (``_target_: mymodule.MyExtractor``), as python -m
+        sys.path.insert(0, str(Path.cwd()))
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))
+    args = [_absolute_dir(arg) for arg in args]
     sys.argv = [sys.argv[0] if sys.argv else "dsim", *args]
     try:
-        hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")(task)()
+        hydra.main(config_path=f"pkg://{configs.CONF_PACKAGE}", config_name="config", version_base="1.3")(task)()
     except (HydraException, OmegaConfBaseException) as error:
         sweep.abort("FAILED")
         fail(explain_composition_error(error, args))
+    except Exception as error:  # noqa: BLE001 - a launcher plugin's own failure (a cluster unreachable) is one line
+        if not _raised_by_launcher(error):
+            raise
+        sweep.abort("FAILED")
+        fail(f"the launcher failed: {type(error).__name__}: {' '.join(str(error).split())[:300]}")
     finally:
         sweep.abort("KILLED")  # only when a sweep is still marked running (an exception on the way out)
     if _DEFERRED:

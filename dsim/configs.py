@@ -1,11 +1,15 @@
-"""The shipped configuration (``conf/``) as a schema: every value a user sets is checked against it.
+"""Where the configuration lives, and the shipped configuration as a schema for every value a user sets.
+
+dsim's own config groups ship inside the package (``dsim.conf``, the repository's top-level ``conf/``;
+Hydra reads it as ``pkg://dsim.conf``). A project's ``conf/`` (made by ``dsim init``) or a
+``--config-dir`` adds groups and options, or overrides them: :func:`search_dirs` lists them first.
 
 A resolved cell config is compared, key by key, with the defaults of the config files it was composed
-from (``conf/config.yaml`` and the chosen file of each group). A key the files do not have is a typo
-(``unknown key 'metrc' (did you mean 'metric'?)``); a value of another type than its default, or outside
-the documented range or choices, is a one-line :class:`~dsim.errors.DsimError` naming the key, what it
-must be and what it got. Open tables (the dataset catalogue, metric parameters, extractor options) are
-left to their owners, which check names and values themselves.
+from (``config.yaml`` and the chosen file of each group, first found along the search dirs). A key the
+files do not have is a typo (``unknown key 'metrc' (did you mean 'metric'?)``); a value of another type
+than its default, or outside the documented range or choices, is a one-line
+:class:`~dsim.errors.DsimError` naming the key, what it must be and what it got. Open tables (the
+dataset catalogue, metric parameters) are left to their owners, which check names and values themselves.
 """
 
 from __future__ import annotations
@@ -18,8 +22,39 @@ import yaml
 
 from dsim.errors import DsimError
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("extractor", "metric", "pair", "pairing", "dataset", "experiment", "analysis")
+CONF_PACKAGE = "dsim.conf"
+GROUPS = ("extractor", "metric", "pair", "pairing", "dataset", "experiment", "analysis", "task")
+PROJECT_CONF = "conf"  # a project's own config folder, beside where dsim runs
+
+
+def package_conf_dir() -> Path:
+    """The built-in configs: the ``dsim.conf`` package (installed), or the checkout's ``conf/``."""
+    try:
+        from importlib.resources import files
+
+        return Path(str(files(CONF_PACKAGE)))
+    except (ModuleNotFoundError, TypeError):
+        return Path(__file__).resolve().parent.parent / "conf"
+
+
+CONF_DIR = package_conf_dir()
+
+
+def project_conf_dir(cwd: Path | None = None) -> Path | None:
+    """``./conf`` when the working folder has one that is not dsim's own (a project made by ``dsim init``)."""
+    folder = Path(cwd or Path.cwd()) / PROJECT_CONF
+    if folder.is_dir() and folder.resolve() != CONF_DIR.resolve():
+        return folder.resolve()
+    return None
+
+
+def search_dirs(extra=()) -> list[Path]:
+    """Config folders in lookup order: ``extra`` (``--config-dir``), the project's ``conf/``, dsim's own."""
+    dirs = [Path(d).resolve() for d in extra]
+    project = project_conf_dir()
+    if project is not None and project not in dirs:
+        dirs.append(project)
+    return dirs + [CONF_DIR]
 
 #: tables whose keys are not fixed by the files: their owners check them
 OPEN_TABLES = frozenset({"dataset.catalog", "metric.params"})
@@ -31,6 +66,7 @@ MINIMUM = {
     "pairing.size": 1, "pairing.seed": 0, "analysis.umap.n_neighbors": 2, "analysis.umap.min_dist": 0,
     "analysis.umap.nearest_k": 1, "analysis.umap.thumbnail": 8, "analysis.umap.max_thumbnails": 0,
     "analysis.umap.grid_max": 1, "analysis.umap.seed": 0, "analysis.distance.n_components": 1, "extractor.size": 1,
+    "task.shards": 1, "task.shard": 0,
 }
 #: keys with a fixed set of values
 CHOICES = {
@@ -41,12 +77,21 @@ CHOICES = {
 #: keys whose default is null but whose values have a type
 TYPED_NULLABLE = {"num_workers": int, "pairing.size": int, "results_file": str, "tracking.uri": str,
                   "pair.name": str, "analysis.distance.score_file": str,
-                  "extractor.size": int}
+                  "extractor.size": int, "task.dataset": str}
 
 
-def group_choices(group: str, conf_dir: Path = CONF_DIR) -> list[str]:
-    """The option names of a config group (its ``.yaml`` files)."""
-    return sorted(p.stem for p in (Path(conf_dir) / group).glob("*.yaml"))
+def group_choices(group: str, conf_dirs=None) -> list[str]:
+    """The option names of a config group (its ``.yaml`` files in any of the search dirs)."""
+    dirs = [CONF_DIR] if conf_dirs is None else [Path(d) for d in conf_dirs]
+    return sorted({p.stem for d in dirs for p in (d / group).glob("*.yaml")})
+
+
+def find_file(relpath: str, conf_dirs) -> Path | None:
+    """The first ``relpath`` (``extractor/pixels.yaml``) along the search dirs."""
+    for folder in conf_dirs:
+        if (Path(folder) / relpath).is_file():
+            return Path(folder) / relpath
+    return None
 
 
 def _load(path: Path) -> dict:
@@ -68,10 +113,10 @@ def _merge(into: dict, other: dict) -> dict:
     return into
 
 
-def defaults(choices: dict[str, object], conf_dir: Path = CONF_DIR) -> dict:
+def defaults(choices: dict[str, object], conf_dirs=None) -> dict:
     """The default config for the given group choices (``{"extractor": "pixels", ...}``), from the files."""
-    conf_dir = Path(conf_dir)
-    base = _load(conf_dir / "config.yaml")
+    dirs = [CONF_DIR] if conf_dirs is None else [Path(d) for d in conf_dirs]
+    base = _load(find_file("config.yaml", dirs) or CONF_DIR / "config.yaml")
     base.pop("hydra", None)
     for group in GROUPS:
         chosen = choices.get(group)
@@ -80,8 +125,8 @@ def defaults(choices: dict[str, object], conf_dir: Path = CONF_DIR) -> dict:
         for name in names:
             if name in (None, "null", "None"):
                 continue
-            file = conf_dir / group / f"{name}.yaml"
-            if file.is_file() and "@package _global_" not in file.read_text().split("\n", 1)[0]:
+            file = find_file(f"{group}/{name}.yaml", dirs)
+            if file is not None and "@package _global_" not in file.read_text().split("\n", 1)[0]:
                 _merge(node, _load(file))
         if node or group not in base:
             base[group] = node
@@ -92,12 +137,13 @@ def choices_of(cfg: dict) -> dict[str, object]:
     """Group choices read off a resolved config (for callers without Hydra's runtime choices)."""
     return {"extractor": (cfg.get("extractor") or {}).get("name"), "metric": (cfg.get("metric") or {}).get("name"),
             "pairing": (cfg.get("pairing") or {}).get("method"), "dataset": "default",
-            "pair": "near", "analysis": [k for k in ("umap", "distance") if k in (cfg.get("analysis") or {})]}
+            "pair": "near", "analysis": [k for k in ("umap", "distance") if k in (cfg.get("analysis") or {})],
+            "task": (cfg.get("task") or {}).get("name", "cell")}
 
 
-def check(cfg: dict, choices: dict[str, object] | None = None, conf_dir: Path = CONF_DIR) -> None:
+def check(cfg: dict, choices: dict[str, object] | None = None, conf_dirs=None) -> None:
     """Raise a one-line :class:`DsimError` for the first unknown key or bad value of a resolved cell config."""
-    schema = defaults(choices or choices_of(cfg), conf_dir)
+    schema = defaults(choices or choices_of(cfg), conf_dirs)
     schema.setdefault("force", False)
     _check_node(cfg, schema, "")
 

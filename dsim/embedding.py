@@ -145,36 +145,16 @@ def embed(
     image raises :class:`~dsim.errors.ImageReadError` naming the file, or with ``on_error="skip"`` is
     left out and listed in ``Embeddings.skipped``.
     """
-    from dsim.extractors import build
-
-    if on_error not in ON_ERROR_CHOICES:
-        raise DsimError(f"on_error must be one of {', '.join(ON_ERROR_CHOICES)}, got {on_error!r}")
-    batch_size = _count(batch_size, "batch_size", minimum=1)
-    num_workers = None if num_workers is None else _count(num_workers, "num_workers", minimum=0)
-    if isinstance(extractor, str):
-        extractor = build(extractor, **({} if weights is None else {"weights": weights}))
-    elif weights is not None:
-        raise DsimError("pass weights= only with an extractor name, not with an Extractor instance")
-
+    extractor, cache_dir, run = _checked(extractor, weights=weights, device=device, batch_size=batch_size,
+                                         num_workers=num_workers, cache_dir=cache_dir, on_error=on_error,
+                                         progress=progress)
     listing = scan_images(path, on_error=on_error, progress=progress)
     files = listing.files
     fingerprint = dataset_fingerprint(files)
     store = VectorStore(cache_dir, extractor.name, extractor.identity, extractor.dim, extractor.describe())
     skipped: dict[str, str] = dict(listing.unreadable)
-    computed, failed = 0, []
-    if _missing(store, files):
-        with _dataset_lock(cache_dir, extractor.identity, fingerprint, label=Path(path).name, progress=progress):
-            store.refresh()  # another process may have embedded them while we waited
-            todo = _missing(store, files)
-            if todo:
-                try:
-                    failed = _forward(extractor, todo, store, device=resolve_device(device), batch_size=batch_size,
-                                      num_workers=num_workers, progress=progress, label=Path(path).name,
-                                      on_error=on_error)
-                finally:
-                    store.close()
-                computed = len(todo) - len(failed)
-        skipped.update({ref.relpath: reason for ref, reason in failed})
+    computed, failed = _fill(store, extractor, files, lock=(cache_dir, fingerprint), label=Path(path).name, **run)
+    skipped.update({ref.relpath: reason for ref, reason in failed})
 
     present = store.contains([ref.sha256 for ref in files])
     kept = [ref for ref, ok in zip(files, present) if ok]
@@ -199,6 +179,66 @@ def embed(
     )
 
 
+def embed_shard(path: str | os.PathLike, extractor, *, shard: int, shards: int, **options) -> dict:
+    """Embed shard ``shard`` of ``shards`` of a dataset into the store (the rest is other jobs' work).
+
+    The split is by content hash (an image's shard is its SHA-256's first 16 hex digits modulo
+    ``shards``), so it is stable whatever the file names, listing order or machine. Only vectors the store
+    lacks are computed: a rerun of a killed shard resumes. Returns a summary: images of the shard, how many
+    this call embedded, and the unreadable ones skipped. ``options`` are :func:`embed`'s.
+    """
+    shards, shard = _count(shards, "task.shards", minimum=1), _count(shard, "task.shard", minimum=0)
+    if shard >= shards:
+        raise DsimError(f"task.shard must be below task.shards ({shards}), got {shard}")
+    extractor, cache_dir, run = _checked(extractor, **options)
+    listing = scan_images(path, on_error=run["on_error"], progress=run["progress"])
+    mine = [ref for ref in listing.files if int(ref.sha256[:16], 16) % shards == shard]
+    store = VectorStore(cache_dir, extractor.name, extractor.identity, extractor.dim, extractor.describe())
+    fingerprint = dataset_fingerprint(listing.files)
+    computed, failed = _fill(store, extractor, mine, lock=(cache_dir, f"{fingerprint[:16]}-{shard}of{shards}"),
+                             label=f"{Path(path).name} [{shard + 1}/{shards}]", **run)
+    return {"dataset": str(Path(path).resolve()), "fingerprint": fingerprint, "shard": shard, "shards": shards,
+            "extractor": extractor.name, "extractor_identity": extractor.identity, "images": len(mine),
+            "embedded": computed, "skipped": {ref.relpath: reason for ref, reason in failed}}
+
+
+def _checked(extractor, *, weights: str | None = None, device: str = "auto", batch_size: int = 32,
+             num_workers: int | None = None, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, on_error: str = "raise",
+             progress: bool = True):
+    """:func:`embed`'s options checked: (the extractor built, the cache folder, the options of a forward pass)."""
+    from dsim.extractors import build
+
+    if on_error not in ON_ERROR_CHOICES:
+        raise DsimError(f"on_error must be one of {', '.join(ON_ERROR_CHOICES)}, got {on_error!r}")
+    if isinstance(extractor, str):
+        extractor = build(extractor, **({} if weights is None else {"weights": weights}))
+    elif weights is not None:
+        raise DsimError("pass weights= only with an extractor name, not with an Extractor instance")
+    run = dict(device=device, batch_size=_count(batch_size, "batch_size", minimum=1),
+               num_workers=None if num_workers is None else _count(num_workers, "num_workers", minimum=0),
+               progress=progress, on_error=on_error)
+    return extractor, cache_dir, run
+
+
+def _fill(store: VectorStore, extractor, files: list[ImageFileRef], *, lock: tuple, device, batch_size, num_workers,
+          progress, on_error, label) -> tuple[int, list]:
+    """Forward the ``files`` the store lacks (under the lock of ``lock`` = (cache dir, dataset key)); return
+    (images forwarded, failures)."""
+    if not _missing(store, files):
+        return 0, []
+    with _dataset_lock(lock[0], extractor.identity, lock[1], label=label, progress=progress):
+        store.refresh()  # another process may have embedded them while we waited
+        todo = _missing(store, files)
+        if not todo:
+            return 0, []
+        try:
+            failed = _forward(extractor, todo, store, device=resolve_device(device), batch_size=batch_size,
+                              num_workers=num_workers, progress=progress, label=label, on_error=on_error)
+        finally:
+            store.close()
+    return len(todo) - len(failed), failed
+
+
 def _missing(store: VectorStore, files: list[ImageFileRef]) -> list[ImageFileRef]:
     """One file per content hash that the store lacks (in listing order)."""
     unique: dict[str, ImageFileRef] = {}
@@ -212,12 +252,12 @@ def _missing(store: VectorStore, files: list[ImageFileRef]) -> list[ImageFileRef
 class _dataset_lock:
     """The embedding of one dataset through one extractor identity, one process at a time."""
 
-    def __init__(self, cache_dir, identity: str, fingerprint: str, *, label: str, progress: bool):
+    def __init__(self, cache_dir, identity: str, dataset_key: str, *, label: str, progress: bool):
         from filelock import FileLock
 
         folder = Path(cache_dir) / LOCK_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        self.lock = FileLock(str(folder / f"{identity[:16]}-{fingerprint[:16]}.lock"))
+        self.lock = FileLock(str(folder / f"{identity[:16]}-{dataset_key[:32]}.lock"))
         self.label, self.progress = label, progress
 
     def __enter__(self):

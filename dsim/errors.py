@@ -1,11 +1,11 @@
 """User-facing errors: one class, one short message that says what to do.
 
 The CLI prints a ``DsimError`` as a single ``dsim: error: ...`` line; anything else is a bug and keeps
-its traceback.
+its traceback. A ``DsimError`` is a ``ValueError``: Python code that catches bad values catches it too.
 """
 
 
-class DsimError(Exception):
+class DsimError(ValueError):
     """A problem with the user's input or environment, explained in one line."""
 
 

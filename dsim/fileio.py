@@ -97,3 +97,20 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def read_text(path: str | os.PathLike) -> str:
     """A text file written by :func:`atomic_write_text` (the same encoding rules)."""
     return Path(path).read_bytes().decode("utf-8", TEXT_ERRORS)
+
+
+def unique_dir(base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``, ... : the first folder that this call creates (atomically).
+
+    The default ``hydra.sweep.dir`` is ``${dsim_unique_dir:multirun/<date>/<time>}``, so two sweeps started
+    in the same second in one folder still get folders of their own.
+    """
+    path = Path(base).absolute()  # absolute: a launcher's job may start in another folder
+    for n in range(1, 10_000):
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.mkdir(parents=True)
+            return str(candidate)
+        except FileExistsError:
+            continue
+    raise DiskFullError(path, "no free folder name")

@@ -15,6 +15,7 @@ from dsim.fileio import atomic_write_text, read_text
 
 RESULT_FILE = "result.json"
 FAILURE_FILE = "failure.json"
+EMBED_FILE = "embed.json"  # a task=embed job's summary
 ARTIFACT_DIR = "artifacts"
 
 
@@ -54,5 +55,11 @@ def read_records(directory: str | Path) -> list[dict]:
 
 
 def read_failures(directory: str | Path) -> list[dict]:
-    """Every ``failure.json`` under ``directory`` whose job has no ``result.json`` (in job order)."""
-    return [read_json(file) for file in _files(directory, FAILURE_FILE) if not (file.parent / RESULT_FILE).exists()]
+    """Every ``failure.json`` under ``directory`` whose job finished nothing since (in job order)."""
+    return [read_json(file) for file in _files(directory, FAILURE_FILE)
+            if not (file.parent / RESULT_FILE).exists() and not (file.parent / EMBED_FILE).exists()]
+
+
+def read_embed_records(directory: str | Path) -> list[dict]:
+    """Every ``embed.json`` (``task=embed`` shards) under ``directory``, in job order."""
+    return [read_json(file) for file in _files(directory, EMBED_FILE)]

@@ -17,6 +17,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import pandas as pd
 from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -24,11 +25,12 @@ from omegaconf import DictConfig, OmegaConf
 from dsim import results
 from dsim.errors import Abort, DsimError
 from dsim.fileio import atomic_write_text
-from dsim.record import read_failures
+from dsim.record import read_embed_records, read_failures
 from dsim.runlog import PARENT_RUN_FILE, RunPlan, open_store, parent_run_id, submit, sync
 from dsim.tracking import DEFAULT_RETRY_S, StoreUnavailable, resolve_uri, ui_command
 
 RESULTS_CSV = "results.csv"
+EMBED_CSV = "embed.csv"
 LOCK_FILE = ".dsim_sweep.lock"
 SWEEP_TAGS = {"dsim.kind": "sweep"}
 
@@ -43,23 +45,6 @@ class _State:
 
 
 STATE = _State()
-
-
-def unique_dir(base: str) -> str:
-    """``base``, or ``base-2``, ``base-3``, ... : the first that this process creates (atomically).
-
-    The default ``hydra.sweep.dir`` is ``${dsim_unique_dir:multirun/<date>/<time>}``, so two sweeps started
-    in the same second in one folder still get folders of their own.
-    """
-    path = Path(base)
-    for n in range(1, 10_000):
-        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
-        try:
-            candidate.mkdir(parents=True)
-            return str(candidate)
-        except FileExistsError:
-            continue
-    raise DsimError(f"no free sweep folder next to {base}")
 
 
 def _store(config: DictConfig) -> dict:
@@ -113,11 +98,19 @@ class SweepRecord(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         records = results.collect(sweep_dir)
+        shards = read_embed_records(sweep_dir)
         failures = read_failures(sweep_dir)
         frame = results.to_frame(records)
         atomic_write_text(sweep_dir / RESULTS_CSV, frame.to_csv(index=False))
         metrics = {"n_cells": len(records), "n_failed": len(failures)}
         artifacts = [(str(sweep_dir / RESULTS_CSV), None)]
+        if shards:  # task=embed: what each shard embedded
+            table = pd.DataFrame([{k: s[k] for k in ("name", "extractor", "shard", "shards", "images", "embedded")}
+                                  for s in shards]).sort_values(["name", "extractor", "shard"])
+            atomic_write_text(sweep_dir / EMBED_CSV, table.to_csv(index=False))
+            artifacts.append((str(sweep_dir / EMBED_CSV), None))
+            metrics.update(n_shards=len(shards), n_images=int(table["images"].sum()),
+                           n_embedded=int(table["embedded"].sum()))
         for produce in (lambda: sweep_analysis(records, sweep_dir, cache_dir=config.cache_dir),
                         lambda: sweep_visual_analysis(sweep_dir, config)):
             found, files = produce()
@@ -128,8 +121,13 @@ class SweepRecord(Callback):
                        status="FAILED" if failures else "FINISHED")
         if config.results_file:
             results.write_results_file(Path(config.results_file), records)
-        print(f"\n{results.format_table(frame)}\n")
-        print(f"results: {sweep_dir / RESULTS_CSV}")
+        if shards:
+            print(f"\n{table.to_string(index=False)}\n")
+            print(f"embedding shards: {sweep_dir / EMBED_CSV} ({metrics['n_embedded']} of {metrics['n_images']} "
+                  "images embedded now, the rest were in the store)")
+        if records or not shards:
+            print(f"\n{results.format_table(frame)}\n")
+            print(f"results: {sweep_dir / RESULTS_CSV}")
         print(f"MLflow UI: {ui_command(store['uri'])}   (then open http://127.0.0.1:5000)")
         for failure in failures:
             print(f"dsim: error: cell {failure.get('job', '?')} ({failure.get('overrides', '')}) failed: "

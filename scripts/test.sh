@@ -3,11 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-# Headless Chromium (Debian's package) for the test that renders the UMAP page; without it that test
-# skips, except under CI=true where it fails.
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null; then
+# Services the tests start themselves (Debian's packages): headless Chromium for the test that renders the
+# UMAP page, PostgreSQL for the team-server test. Without them those tests skip, except under CI=true.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
     SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
-    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null; } \
-        || echo "could not install chromium: the browser test will skip" >&2
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+        || echo "could not install ${missing[*]}: the tests that need them will skip" >&2
 fi
 .venv/bin/python -m pytest "$@"

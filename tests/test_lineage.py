@@ -38,9 +38,9 @@ def project(tmp_path):
     return tmp_path
 
 
-def _cell(project, run_dir):
+def _cell(project, run_dir, *extra):
     run_dsim("extractor=pixels", "pair.reference=data/ref", "pair.candidate=data/cand", f"hydra.run.dir={run_dir}",
-             cwd=project)
+             *extra, cwd=project)
     return json.loads((project / run_dir / "result.json").read_text())
 
 
@@ -94,4 +94,28 @@ def test_datasets_round_trip_through_a_dvc_remote(project, tmp_path_factory):
     dvc("pull", "-q", cwd=clone)
     for path in (project / "data").rglob("*.png"):
         assert (clone / path.relative_to(project)).read_bytes() == path.read_bytes()
+    shutil.rmtree(clone)
+
+
+@pytest.mark.slow
+def test_the_embedding_store_travels_through_a_dvc_remote(project, tmp_path_factory):
+    """The store is a handful of large files: `dvc add cache`, push; a second clone pulls it and runs the grid
+    with zero forward passes."""
+    first = _cell(project, "out")
+    assert first["embedded"] == {"reference": 12, "candidate": 12}
+    dvc("add", "-q", "cache", cwd=project)
+    remote = tmp_path_factory.mktemp("store_remote")
+    dvc("remote", "add", "-d", "shared", str(remote), cwd=project)
+    dvc("push", "-q", cwd=project)
+    sh("git", "add", "-A", cwd=project)
+    sh("git", "commit", "-qm", "store", cwd=project)
+    tracked = [p for p in (project / "cache").rglob("*") if p.is_file() and p.suffix in (".vec", ".keys")]
+    assert 0 < len(tracked) <= 4  # few large files, not one per image
+
+    clone = tmp_path_factory.mktemp("store_clone") / "project"
+    sh("git", "clone", "-q", str(project), str(clone), cwd=project)
+    dvc("pull", "-q", cwd=clone)
+    second = _cell(clone, "out2", "force=true")  # computed again (not reused from the committed store), from pulled vectors
+    assert second["embedded"] == {"reference": 0, "candidate": 0} and not second["reused"]
+    assert second["values"] == pytest.approx(first["values"], rel=1e-12)
     shutil.rmtree(clone)

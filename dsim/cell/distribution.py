@@ -17,19 +17,29 @@ from dsim import metrics
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
 from dsim.embedding import Embeddings, embed, resolve_device
 from dsim.extractors import build
+
+BUILD_TARGET = "dsim.extractors.build"  # the _target_ of dsim's own extractor configs
+from dsim.metrics._registry import keyword_params
 from dsim.metrics.frechet import FeatureStats
 from dsim.metrics.sampling import sample_rows
 
 
 def build_extractor(extractor_cfg: dict, *, layer: str | None = None):
+    """The extractor of a config: a registered ``name``, or a project's own class (``_target_``)."""
     options = {k: v for k, v in extractor_cfg.items() if k not in ("_target_", "name")}
     if layer is not None:
         options["layer"] = layer
+    target = extractor_cfg.get("_target_")
+    if target and target != BUILD_TARGET:
+        from dsim.extractors.registry import instantiate
+        from dsim.plugins import locate
+
+        return instantiate(locate(target), extractor_cfg.get("name") or target, options)
     return build(extractor_cfg["name"], **options)
 
 
 def run(cfg: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
-    spec = metrics.METRICS[cfg["metric"]["name"]]
+    spec = metrics.lookup(cfg["metric"]["name"], cfg["metric"])
     extractor = build_extractor(cfg["extractor"], layer="logits" if spec.input == "logits" else None)
     sides = {side: embed(ref.path, extractor, device=cfg["device"], batch_size=cfg["batch_size"],
                          num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"],
@@ -47,8 +57,10 @@ def run(cfg: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
     else:
         used = {side: _sampled(emb, max_samples, seed=params.get("seed") or 0, role=side, metric=spec.name)
                 for side, emb in sides.items()}
+        if "device" in keyword_params(spec.fn):  # a project's own metric need not take one
+            params["device"] = device
         values = metrics.compute(spec.name, used["reference"].features, used["candidate"].features,
-                                 device=device, bootstrap=bootstrap, **params)
+                                 bootstrap=bootstrap, **params)
     per_image = getattr(values, "per_image", {}) or {}
     return CellOutput(
         values={name: float(v) for name, v in values.items()},

@@ -18,7 +18,6 @@ from dsim.cell import distribution, paired
 from dsim.cell.context import pair_name, resolve_dataset
 from dsim.cell.key import CELL_KEY_TAG, cell_key, key_config
 from dsim.cell.record import build_record, dataset_input, flatten, run_tags, write_tables
-from dsim.errors import DsimError
 from dsim.images import dataset_fingerprint, resolve_dataset_dir, scan_images
 from dsim.record import ARTIFACT_DIR, RESULT_FILE, write_json
 from dsim.runlog import RunPlan
@@ -29,18 +28,16 @@ RUNNERS = {"distribution": distribution, "paired": paired}
 
 
 def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None, sweep_dir: str | Path | None = None,
-             choices: dict | None = None, store: StoreSession | None = None) -> dict:
+             choices: dict | None = None, conf_dirs=None, store: StoreSession | None = None) -> dict:
     """Run one cell from a resolved config (``dict``); return the record written to ``result.json``.
 
     ``parent_run_id`` (or ``sweep_dir``, whose parent run may not exist yet) makes the run a sweep's
-    child; ``choices`` are Hydra's group choices, for checking the config against its files; ``store``
+    child; ``choices`` are Hydra's group choices and ``conf_dirs`` its config folders, for checking the
+    config against its files; ``store``
     a :class:`~dsim.session.StoreSession` opened earlier (the CLI opens it before importing torch).
     """
-    configs.check(cfg, choices)
-    metric_name = cfg["metric"]["name"]
-    spec = metrics.METRICS.get(metric_name)
-    if spec is None:
-        raise DsimError(f"unknown metric {metric_name!r} (choose from: {', '.join(metrics.available())})")
+    configs.check(cfg, choices, conf_dirs)
+    spec = metrics.lookup(cfg["metric"]["name"], cfg["metric"])
     reference = resolve_dataset(cfg["pair"]["reference"], cfg["dataset"])
     candidate = resolve_dataset(cfg["pair"]["candidate"], cfg["dataset"])
     for ref in (reference, candidate):
@@ -55,8 +52,8 @@ def _run(cfg: dict, spec, reference, candidate, job_dir: Path, store: StoreSessi
     key = _key(cfg, spec, reference, candidate)
     if not cfg.get("force"):
         reused = store.find_reusable(key)
-        if reused is not None:
-            reused["reused"] = True
+        if reused is not None:  # nothing forwarded, nothing computed: the earlier run's record
+            reused.update(reused=True, embedded={"reference": 0, "candidate": 0})
             write_json(job_dir / RESULT_FILE, reused)
             return reused
 

@@ -29,12 +29,29 @@ def with_layer(layer: str) -> list[str]:
 
 
 def build(name: str, **options):
-    """Instantiate the extractor called ``name`` with ``options`` (e.g. ``weights="random"``, ``layer="logits"``)."""
-    try:
-        cls = EXTRACTORS[name]
-    except KeyError:
-        raise DsimError(f"unknown extractor {name!r} (choose from: {', '.join(available())})") from None
+    """Instantiate the extractor called ``name`` with ``options`` (e.g. ``weights="random"``, ``layer="logits"``).
+
+    A name dsim does not know is looked up among installed packages' ``dsim.extractors`` entry points.
+    """
+    cls = EXTRACTORS.get(name)
+    if cls is None:
+        from dsim.plugins import entry_point
+
+        cls = entry_point("dsim.extractors", name)
+        if cls is None:
+            raise DsimError(f"unknown extractor {name!r} (choose from: {', '.join(available())})")
+    return instantiate(cls, name, options)
+
+
+def instantiate(cls, name: str, options: dict):
+    """``cls(**options)``, checked to be an extractor; bad options are one line, not a traceback."""
+    from dsim.extractors.base import Extractor
+
+    if not (isinstance(cls, type) and issubclass(cls, Extractor)):
+        raise DsimError(f"extractor {name!r}: {cls!r} is not a subclass of dsim.extractors.Extractor")
     try:
         return cls(**options)
-    except TypeError as error:  # an option the extractor does not take: one line, not a traceback
+    except DsimError:
+        raise
+    except (TypeError, ValueError) as error:  # an option it does not take, or a bad value
         raise DsimError(f"extractor {name!r}: {error}") from None

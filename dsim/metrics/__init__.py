@@ -52,7 +52,7 @@ Uncertainty: ``compute(name, reference, candidate, bootstrap=N, bootstrap_seed=0
 """
 
 from dsim.metrics._checks import ClippedParameterWarning, MetricWarning, RankDeficientWarning, SubsetSizeWarning
-from dsim.metrics._registry import METRICS, MetricSpec, available, compute, register
+from dsim.metrics._registry import METRICS, MetricSpec, available, compute, lookup, register
 from dsim.metrics._values import MetricValues
 from dsim.metrics.bootstrap import bootstrap_intervals
 from dsim.metrics.clip_mmd import cmmd
@@ -89,6 +89,7 @@ __all__ = [
     "isc",
     "kid_poly",
     "kid_rbf",
+    "lookup",
     "odist",
     "prdc",
     "register",

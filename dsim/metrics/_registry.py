@@ -55,6 +55,31 @@ def register(
     return spec
 
 
+def keyword_params(fn: Callable) -> list[str]:
+    """The keyword-only parameters of a metric function (what ``metric.params.*`` may set)."""
+    return [p.name for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def lookup(name: str, declared: dict | None = None) -> MetricSpec:
+    """The metric registered as ``name`` — or a project's own: declared by a config with ``_target_`` (a
+    function, with ``higher_is_better`` and optionally ``input``), or by an installed package's
+    ``dsim.metrics`` entry point (a module that registers it, or the function itself)."""
+    spec = METRICS.get(name)
+    if spec is not None:
+        return spec
+    from dsim.plugins import entry_point, locate
+
+    if declared and declared.get("_target_"):
+        return register(name, locate(declared["_target_"]), higher_is_better=bool(declared.get("higher_is_better", False)),
+                        input=declared.get("input", "features"))
+    found = entry_point("dsim.metrics", name)
+    if found is not None and name not in METRICS and callable(found) and not isinstance(found, type):
+        register(name, found, higher_is_better=bool(getattr(found, "higher_is_better", False)))
+    if name in METRICS:
+        return METRICS[name]
+    raise DsimError(f"unknown metric {name!r}; choose one of: {', '.join(available())}")
+
+
 def available() -> list[str]:
     """Names of the registered metrics, sorted."""
     return sorted(METRICS)
@@ -80,12 +105,8 @@ def compute(
     >>> sorted(compute("fid", features, features + 1, bootstrap=10))
     ['fid', 'fid_ci_high', 'fid_ci_low']
     """
-    spec = METRICS.get(name)
-    if spec is None:
-        raise DsimError(f"unknown metric {name!r}; choose one of: {', '.join(available())}")
-    accepted = [
-        p.name for p in inspect.signature(spec.fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
+    spec = lookup(name)
+    accepted = keyword_params(spec.fn)
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise DsimError(
