@@ -212,12 +212,29 @@ def task(cfg) -> None:
         print(f"[shard {record['shard'] + 1}/{record['shards']}] {record['name']} · {record['extractor']}: "
               f"{record['images']} images, {record['embedded']} embedded now")
         return
+    from dsim.record import CellRecord
     from dsim.results import headline_values
 
     values = record["values"]
-    shown = ", ".join(f"{k}={values[k]:.6g}" for k in headline_values(values))
+    shown = ", ".join(f"{k}={values[k]:.6g}" for k in headline_values(values, CellRecord.from_json(record).headline()))
     note = " (reused: same cell key as run " + str(record.get("mlflow_run_id")) + ")" if record.get("reused") else ""
     print(f"[cell {hydra_cfg.job.num}] {record['extractor']} · {record['metric']} · {record['pair']}: {shown}{note}")
+
+
+def _check_before_work(plain: dict, choices: dict, conf_dirs) -> None:
+    """Every value, and the folders the job writes to, before the store or a model is opened."""
+    from dsim.dvc import project_path
+    from dsim.fileio import ensure_dir
+    from dsim.tracking import resolve_uri
+
+    configs.check(plain, choices, conf_dirs)
+    ensure_dir(plain["cache_dir"], "cache_dir")
+    tracking = plain["tracking"]
+    resolve_uri(tracking["uri"], tracking["store_dir"])  # a URI no MLflow store has: one line now
+    if not tracking["uri"] and not os.environ.get("MLFLOW_TRACKING_URI"):  # the local SQLite store
+        ensure_dir(project_path(tracking["store_dir"]), "tracking.store_dir")
+    if plain.get("results_file"):
+        ensure_dir(Path(plain["results_file"]).parent, "results_file")
 
 
 def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
@@ -237,6 +254,7 @@ def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
     plain["cache_dir"] = str(project_path(plain["cache_dir"]))
     choices = {k: v for k, v in OmegaConf.to_container(hydra_cfg.runtime.choices).items() if "/" not in k}
     conf_dirs = _conf_dirs(hydra_cfg)
+    _check_before_work(plain, choices, conf_dirs)
     if (plain.get("task") or {}).get("name") == "embed":
         from dsim.embed_task import run_embed_task
 

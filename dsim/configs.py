@@ -73,6 +73,7 @@ CHOICES = {
     "dataset.on_error": ("raise", "skip"),
     "pairing.method": ("nearest", "by_name", "random"),
     "pairing.distance": ("cosine", "euclidean"),
+    "task.name": ("cell", "embed"),
 }
 #: keys whose default is null but whose values have a type
 TYPED_NULLABLE = {"num_workers": int, "pairing.size": int, "results_file": str, "tracking.uri": str,

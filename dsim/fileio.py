@@ -13,6 +13,7 @@ lone surrogates) is written back as the exact bytes it has on disk.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -114,3 +115,32 @@ def unique_dir(base: str) -> str:
         except FileExistsError:
             continue
     raise DiskFullError(path, "no free folder name")
+
+
+_HASH_CHUNK = 1 << 20
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ensure_dir(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a folder that exists (made if needed), or a one-line error naming the setting ``what``."""
+    from dsim.errors import DsimError
+
+    folder = Path(path)
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise DsimError(f"{what}: cannot make the folder {folder}: {blocker} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        if is_disk_full(error):
+            raise disk_full(error) from None
+        raise DsimError(f"{what}: cannot make the folder {folder}: {error.strerror or error}") from None
+    return folder

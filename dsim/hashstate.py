@@ -76,10 +76,6 @@ class HashState:
             return cls(None)
         return cls(db)
 
-    @property
-    def enabled(self) -> bool:
-        return self._db is not None
-
     def under(self, root: str | os.PathLike) -> dict[bytes, tuple[int, int, int, str]]:
         """Every memoised file below ``root`` (absolute path bytes → size, mtime_ns, inode, sha256)."""
         if self._db is None:

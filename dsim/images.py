@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from dsim.errors import DsimError, ImageReadError
+from dsim.fileio import file_sha256  # noqa: F401  (re-exported: where images are hashed)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
-_HASH_CHUNK = 1 << 20
 HASH_THREADS = min(8, 2 * (os.cpu_count() or 1))  # parallel hashing of files the memo does not know
 PROGRESS_FROM = 2000  # show a hashing progress bar from this many new files
 
@@ -49,15 +49,6 @@ def resolve_dataset_dir(path: str | os.PathLike) -> Path:
     if not root.is_dir():
         raise DsimError(f"dataset path is not a folder: {root}")
     return root.resolve()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from dsim.fileio import atomic_write_text, read_text
@@ -37,6 +38,96 @@ def write_json(path: Path, content: dict, *, sort_keys: bool = False) -> None:
 
 def read_json(path: Path) -> dict:
     return json.loads(read_text(path))
+
+
+SIDES = ("reference", "candidate")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One dataset of a cell's pair, as recorded: shown name, folder, content fingerprint, DVC lineage,
+    images used, images skipped (relpath → reason) and images forwarded through the extractor in this cell."""
+
+    name: str
+    path: str
+    fingerprint: str
+    lineage: dict = field(default_factory=dict)
+    n: int = 0
+    skipped: dict = field(default_factory=dict)
+    embedded: int = 0
+
+
+@dataclass
+class CellRecord:
+    """A cell's record: the one structure behind ``result.json``, the MLflow run's tags and dataset inputs,
+    the results tables and ``dsim lineage``.
+
+    ``result.json`` keeps its flat layout (``reference``: the folder, ``reference_name``,
+    ``reference_fingerprint``, ``reference_lineage``, ``n_reference``, ``skipped``/``embedded`` by side, ...);
+    :meth:`to_json` writes it and :meth:`from_json` reads it back, also from records of older versions.
+    ``value_roles`` says which values are headline numbers, spreads, interval bounds or details.
+    """
+
+    extractor: str
+    metric: str
+    pair: str
+    reference: Side
+    candidate: Side
+    values: dict
+    value_roles: dict | None = None
+    extractor_identity: str = "none"
+    weights_checksum: str = "none"
+    random_weights: bool = False
+    git_commit: str = "unknown"
+    dvc_experiment: str | None = None
+    dsim_version: str = "unknown"
+    cell_key: str | None = None
+    config: dict = field(default_factory=dict)
+    mlflow_run_id: str | None = None
+    tracking: str = "pending"
+    reused: bool = False
+
+    def side(self, role: str) -> Side:
+        return getattr(self, role)
+
+    def headline(self) -> list[str] | None:
+        """The headline value names (``None`` for a record written before value roles)."""
+        if self.value_roles is None:
+            return None
+        return [name for name, role in self.value_roles.items() if role == "headline"]
+
+    def to_json(self) -> dict:
+        sides = {role: self.side(role) for role in SIDES}
+        out = {"extractor": self.extractor, "metric": self.metric, "pair": self.pair,
+               **{role: side.path for role, side in sides.items()},
+               **{f"n_{role}": side.n for role, side in sides.items()},
+               "values": self.values, "value_roles": self.value_roles}
+        for key in ("name", "fingerprint", "lineage"):
+            out.update({f"{role}_{key}": getattr(side, key) for role, side in sides.items()})
+        out.update(extractor_identity=self.extractor_identity, weights_checksum=self.weights_checksum,
+                   random_weights=self.random_weights,
+                   skipped={role: side.skipped for role, side in sides.items()},
+                   n_skipped=sum(len(side.skipped) for side in sides.values()),
+                   embedded={role: side.embedded for role, side in sides.items()},
+                   git_commit=self.git_commit, dvc_experiment=self.dvc_experiment, dsim_version=self.dsim_version,
+                   cell_key=self.cell_key, config=self.config, mlflow_run_id=self.mlflow_run_id,
+                   tracking=self.tracking, reused=self.reused)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> CellRecord:
+        skipped, embedded = data.get("skipped") or {}, data.get("embedded") or {}
+        sides = {role: Side(name=data.get(f"{role}_name") or Path(data.get(role) or "").name, path=data.get(role) or "",
+                            fingerprint=data.get(f"{role}_fingerprint", ""), lineage=data.get(f"{role}_lineage") or {},
+                            n=data.get(f"n_{role}", 0), skipped=dict(skipped.get(role) or {}),
+                            embedded=int(embedded.get(role) or 0))
+                 for role in SIDES}
+        own = {f.name for f in fields(cls)} - {"reference", "candidate"}
+        return cls(**sides, **{key: data[key] for key in own if key in data})
+
+    def as_dict(self) -> dict:
+        """Every field, sides nested (for code that wants plain data)."""
+        return asdict(self)
 
 
 def _job_order(path: Path, root: Path):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dsim.record import read_records, write_json
+from dsim.record import CellRecord, read_records, write_json
 
 COLUMNS = ["extractor", "metric", "pair", "value", "std", "ci_low", "ci_high", "n_reference", "n_candidate",
            "mlflow_run_id"]
@@ -17,16 +17,23 @@ def collect(directory: str | Path) -> list[dict]:
     return read_records(directory)
 
 
-#: value-name endings that qualify another value rather than being a headline number of their own
-DETAIL_SUFFIXES = ("_std", "_median", "_best", "_worst", "_ci_low", "_ci_high", "_reference")
-DETAIL_NAMES = ("n_pairs", "match_distance_mean")
+#: records without value roles (dsim 0.1): value-name endings that qualify another value
+LEGACY_DETAIL_SUFFIXES = ("_std", "_median", "_best", "_worst", "_ci_low", "_ci_high", "_reference")
+LEGACY_DETAIL_NAMES = ("n_pairs", "match_distance_mean")
 
 
-def headline_values(values: dict) -> list[str]:
-    """The names worth a table row: not a qualifier (std, interval, median...), not an entropy statistic."""
+def headline_values(values: dict, headline: list[str] | None = None) -> list[str]:
+    """The names worth a table row: the metric's declared headline values (a record's ``value_roles``,
+    a run's ``dsim.headline`` tag), or — for records written before roles existed — every name that is
+    not a qualifier (std, interval, median...) or an entropy statistic."""
+    if headline is not None:
+        return [name for name in headline if name in values]
     return [name for name in values
-            if "." not in name and not name.startswith("entropy_") and name not in DETAIL_NAMES
-            and not name.endswith(DETAIL_SUFFIXES)]
+            if "." not in name and not name.startswith("entropy_") and name not in LEGACY_DETAIL_NAMES
+            and not name.endswith(LEGACY_DETAIL_SUFFIXES)]
+
+
+
 
 
 def variant_keys(configs: list[dict], cells: list[tuple]) -> list[str]:
@@ -60,28 +67,28 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
     Cells that differ in config keys besides extractor, metric and pair get those keys as extra columns
     (before ``value``); ``random_weights`` and the skipped images per side are kept for the printed table.
     """
-    configs = [record.get("config") or {} for record in records]
-    keys = variant_keys(configs, [(r["extractor"], r["metric"], r["pair"]) for r in records])
+    cells = [CellRecord.from_json(record) for record in records]
+    configs = [cell.config or {} for cell in cells]
+    keys = variant_keys(configs, [(c.extractor, c.metric, c.pair) for c in cells])
     rows = []
-    for record, config in zip(records, configs):
-        values = record["values"]
-        skipped = record.get("skipped") or {}
-        for name in headline_values(values):
+    for cell, config in zip(cells, configs):
+        values = cell.values
+        for name in headline_values(values, cell.headline()):
             rows.append({
-                "extractor": record["extractor"],
+                "extractor": cell.extractor,
                 "metric": name,
-                "pair": record["pair"],
+                "pair": cell.pair,
                 **{key: config.get(key) for key in keys},
                 "value": values[name],
                 "std": values.get(f"{name}_std"),
                 "ci_low": values.get(f"{name}_ci_low"),
                 "ci_high": values.get(f"{name}_ci_high"),
-                "n_reference": record["n_reference"],
-                "n_candidate": record["n_candidate"],
-                "skipped_reference": len(skipped.get("reference") or {}),
-                "skipped_candidate": len(skipped.get("candidate") or {}),
-                "random_weights": bool(record.get("random_weights")),
-                "mlflow_run_id": record.get("mlflow_run_id"),
+                "n_reference": cell.reference.n,
+                "n_candidate": cell.candidate.n,
+                "skipped_reference": len(cell.reference.skipped),
+                "skipped_candidate": len(cell.candidate.skipped),
+                "random_weights": bool(cell.random_weights),
+                "mlflow_run_id": cell.mlflow_run_id,
             })
     columns = COLUMNS[:3] + keys + COLUMNS[3:-1] + ["skipped_reference", "skipped_candidate", "random_weights",
                                                       COLUMNS[-1]]

@@ -199,13 +199,6 @@ def keep(plan: RunPlan, store_dir: str | os.PathLike) -> list[Path]:
     return kept
 
 
-def enqueue(plan: RunPlan, store_dir: str | os.PathLike) -> Path:
-    """Write ``plan`` into the pending queue; return its file."""
-    path = pending_dir(store_dir) / f"{plan.kind}-{plan.record_id}.json"
-    atomic_write_text(path, plan.to_json())
-    return path
-
-
 def queued(store_dir: str | os.PathLike, paths: tuple = ()) -> list[Path]:
     """Waiting plans: the store folder's queue and the copies under ``paths`` (job or sweep folders);
     sweeps first (their children need their run ids), then by age."""

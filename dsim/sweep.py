@@ -112,7 +112,7 @@ class SweepRecord(Callback):
             metrics.update(n_shards=len(shards), n_images=int(table["images"].sum()),
                            n_embedded=int(table["embedded"].sum()))
         for produce in (lambda: sweep_analysis(records, sweep_dir, cache_dir=config.cache_dir),
-                        lambda: sweep_visual_analysis(sweep_dir, config)):
+                        lambda: sweep_visual_analysis(sweep_dir, _analysis(config))):
             found, files = produce()
             metrics.update(found)
             artifacts += [(str(path), folder) for path, folder in files]
@@ -171,3 +171,9 @@ def _release() -> None:
     if STATE.lock is not None:
         STATE.lock.release()
     STATE.lock, STATE.sweep_dir, STATE.config = None, None, None
+
+
+def _analysis(config: DictConfig) -> dict:
+    """The sweep config's ``analysis`` group as a plain dict (analyses never see omegaconf)."""
+    node = config.get("analysis")
+    return {"analysis": OmegaConf.to_container(node, resolve=True) if node is not None else None}

@@ -68,6 +68,11 @@ class StoreRefused(DsimError):
         self.error_code = error_code
 
 
+#: tracking URI schemes MLflow's client has stores for ("" is a plain folder path)
+URI_SCHEMES = frozenset({"", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks",
+                         "databricks-uc", "uc"})
+
+
 def resolve_uri(uri: str | None = None, store_dir: str | os.PathLike = DEFAULT_STORE_DIR) -> str:
     """The tracking URI: ``uri`` if given, else ``MLFLOW_TRACKING_URI``, else SQLite in ``store_dir``.
 
@@ -75,6 +80,10 @@ def resolve_uri(uri: str | None = None, store_dir: str | os.PathLike = DEFAULT_S
     """
     chosen = uri or os.environ.get("MLFLOW_TRACKING_URI")
     if chosen:
+        scheme = urlparse(chosen).scheme
+        if scheme not in URI_SCHEMES and not (len(scheme) == 1 and chosen[1:3] in (":\\", ":/")):  # C:\ paths
+            raise DsimError(f"tracking.uri {chosen!r}: unknown scheme {scheme!r}; use sqlite:///PATH, "
+                            "http(s)://HOST:PORT (an MLflow server), postgresql://..., mysql://... or file:PATH")
         return chosen
     db = project_path(store_dir).resolve() / DB_NAME
     return f"sqlite:///{db}"

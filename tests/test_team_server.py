@@ -125,7 +125,8 @@ def test_a_parallel_grid_logs_everything_to_the_team_server(server, tmp_path):
         runs = client.search_runs([client.get_experiment_by_name("dsim").experiment_id])
         parents = [r for r in runs if r.data.tags.get("dsim.kind") == "sweep"]
         children = [r for r in runs if r not in parents]
-        assert len(parents) == 1 and len(children) == 4 and all(r.info.status == "FINISHED" for r in runs)
+        assert len(parents) == 1 and len(children) == 4, [r.info.status for r in runs]
+        assert all(r.info.status == "FINISHED" for r in runs), [(r.info.status, r.data.tags.get("dsim.kind"), r.data.tags.get("dsim.warning")) for r in runs]
         assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
         by_id = {c.info.run_id: c for c in children}
         for record in records:

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-#: MLflow metric names of the entropy bias (prefixed with ``<column>.`` when a run has several series)
+#: MLflow metric names of the entropy bias (each prefixed with its series: ``<column>.``)
 ENTROPY_KEYS = {"pearson_r": "entropy_pearson_r", "pearson_p": "entropy_pearson_p",
                 "spearman_rho": "entropy_spearman_rho", "n": "entropy_n"}
 
@@ -45,3 +45,14 @@ def entropy_bias_values(values, entropy, prefix: str = "") -> dict[str, float]:
     """:func:`correlate` of ``values`` with ``entropy``, keyed by the MLflow names (``prefix`` prepended)."""
     result = correlate(values, entropy)
     return {prefix + key: float(result[name]) for name, key in ENTROPY_KEYS.items()}
+
+
+def entropy_bias_of(values: dict, column: str) -> dict[str, float] | None:
+    """The entropy bias of one score series from a record's values — ``{"pearson_r", ...}`` — or ``None``.
+
+    Reads ``<column>.entropy_*`` (and ``<side>.<column>.entropy_*``), and the unprefixed ``entropy_*`` keys of
+    records written by dsim 0.1, which had them for a cell's only series."""
+    for prefix in (f"{column}.", f"candidate.{column}.", f"reference.{column}.", ""):
+        if prefix + ENTROPY_KEYS["pearson_r"] in values:
+            return {name: values.get(prefix + key) for name, key in ENTROPY_KEYS.items()}
+    return None

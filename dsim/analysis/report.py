@@ -51,6 +51,7 @@ def long_frame(runs: list[dict], *, values: str = "primary", parent: str | None 
     stay apart: the differing keys are added to the metric's label, ``psnr [pairing.method=random]``.
     """
     from dsim.cell.key import is_operational
+    from dsim.cell.record import HEADLINE_TAG
     from dsim.results import headline_values, variant_keys, variant_label
 
     if values not in ("primary", "all"):
@@ -72,7 +73,9 @@ def long_frame(runs: list[dict], *, values: str = "primary", parent: str | None 
     rows = []
     for run, extractor, metric, config in cells:
         variant = variant_label(config, keys)
-        names = headline_values(run["metrics"]) if values == "primary" else sorted(run["metrics"])
+        headline = run["tags"].get(HEADLINE_TAG)
+        names = (headline_values(run["metrics"], headline.split(",") if headline is not None else None)
+                 if values == "primary" else sorted(run["metrics"]))
         for name in names:
             rows.append({"pair": run["tags"].get("dsim.pair", "?"), "extractor": extractor,
                          "metric": f"{name} [{variant}]" if variant else name, "value": run["metrics"][name],

@@ -27,6 +27,7 @@ from dsim.analysis.correlation import ENTROPY_KEYS, correlate
 from dsim.fileio import atomic_write_text
 from dsim.entropy import dataset_entropies
 from dsim.errors import DsimError
+from dsim.record import CellRecord
 
 ANALYSIS_DIR = "sweep_analysis"
 
@@ -38,13 +39,12 @@ def series_name(extractor: str, metric: str) -> str:
 def cells_frame(records: list[dict]) -> pd.DataFrame:
     """One row per cell with a primary value: ``pair``, ``candidate``, ``series``, ``value``."""
     rows = []
-    for record in records:
-        values = record.get("values") or {}
-        metric = record.get("metric")
-        if metric not in values:
+    for record in map(CellRecord.from_json, records):
+        if record.metric not in record.values:
             continue
-        rows.append({"pair": record["pair"], "candidate": record.get("candidate"),
-                     "series": series_name(record.get("extractor"), metric), "value": float(values[metric])})
+        rows.append({"pair": record.pair, "candidate": record.candidate.path,
+                     "series": series_name(record.extractor, record.metric),
+                     "value": float(record.values[record.metric])})
     return pd.DataFrame(rows, columns=["pair", "candidate", "series", "value"])
 
 

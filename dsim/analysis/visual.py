@@ -1,6 +1,6 @@
 """Visual analysis of a cell (``analysis=umap``, ``analysis=distance``, or both) and of a sweep.
 
-:func:`augment` runs on every cell's output after its runner; it does nothing unless the config's
+:func:`views` runs on every cell's output after its runner (an analysis step of :mod:`dsim.cell.run`); it does nothing unless the config's
 ``analysis`` group asks for it. Features come from the embedding cache: :func:`dsim.embedding.embed` with the
 cell's extractor finds every image the runner embedded already and forwards none of them again (only a
 dataset the cell has not seen — ``analysis.umap.datasets``, ``analysis.distance.candidates``, or a paired
@@ -37,25 +37,18 @@ from dsim.analysis import distance_views as dv
 from dsim.analysis import embedding_map as em
 from dsim.analysis.sweep import guarded
 from dsim.fileio import atomic_write_text
-from dsim.cell.context import resolve_dataset
+from dsim.cell.context import Added, resolve_dataset
 from dsim.embedding import Embeddings, embed, resolve_device
 from dsim.errors import DsimError
 from dsim.images import image_path
-from dsim.record import ARTIFACT_DIR, RESULT_FILE
+from dsim.record import ARTIFACT_DIR, RESULT_FILE, CellRecord
 
 SWEEP_DIR = "visual_analysis"
 
 
-def options(cfg) -> dict:
-    """The ``analysis`` group of a config as a plain dict (``{}`` when absent or ``none``)."""
-    node = cfg.get("analysis") if hasattr(cfg, "get") else None
-    if node is None:
-        return {}
-    if not isinstance(node, dict):
-        from omegaconf import OmegaConf
-
-        node = OmegaConf.to_container(node, resolve=True)
-    return dict(node or {})
+def options(cfg: dict) -> dict:
+    """The ``analysis`` group of a (plain ``dict``) config (``{}`` when absent or ``none``)."""
+    return dict(cfg.get("analysis") or {})
 
 
 @dataclass
@@ -72,11 +65,11 @@ class _Datasets:
     """The cell's datasets (and extra ones) embedded through the cell's extractor, via the cache."""
 
     def __init__(self, cfg: dict, output):
-        from dsim.cell.distribution import build_extractor
+        from dsim.extractors import from_config
 
         self.cfg = cfg
         self.output = output
-        self.extractor = build_extractor(cfg["extractor"])
+        self.extractor = from_config(cfg["extractor"])
         self._cache: dict[str, Embeddings] = {}
 
     def embeddings(self, root: Path) -> Embeddings:
@@ -108,18 +101,20 @@ class _Datasets:
         return f"{extractor}: {self.output.reference.name} vs {self.output.candidate.name}"
 
 
-def augment(cfg: dict, output, artifact_dir: Path) -> None:
-    """Write the visual analyses ``cfg['analysis']`` asks for into ``artifact_dir``; add them to ``output.files``."""
+def views(cfg: dict, output, artifact_dir: Path) -> Added:
+    """The visual analyses ``cfg['analysis']`` asks for, written into ``artifact_dir`` (their files)."""
     chosen = options(cfg)
+    added = Added()
     if not chosen.get("umap") and not chosen.get("distance"):
-        return
+        return added
     datasets = _Datasets(cfg, output)
     artifact_dir = Path(artifact_dir)
     artifact_dir.mkdir(parents=True, exist_ok=True)
     if chosen.get("umap"):
-        output.files.extend(umap_views(datasets, chosen["umap"], artifact_dir))
+        added.files.extend(umap_views(datasets, chosen["umap"], artifact_dir))
     if chosen.get("distance"):
-        output.files.extend(distance_views(datasets, chosen["distance"], artifact_dir))
+        added.files.extend(distance_views(datasets, chosen["distance"], artifact_dir))
+    return added
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -272,22 +267,22 @@ def sweep_distance_frame(sweep_dir: Path) -> pd.DataFrame:
     """Every cell's per-image I_dist in a sweep: extractor, extractor_identity, reference, dataset, relpath, ..."""
     frames, seen = [], set()
     for result in sorted(Path(sweep_dir).rglob(RESULT_FILE)):
-        record = json.loads(result.read_text())
+        record = CellRecord.from_json(json.loads(result.read_text()))
         artifacts = result.parent / ARTIFACT_DIR
         own = artifacts / "distance_per_image.csv"
         if own.exists():
             table = pd.read_csv(own)
-        elif record.get("metric") == "odist" and (artifacts / "per_image_candidate.csv").exists():
+        elif record.metric == "odist" and (artifacts / "per_image_candidate.csv").exists():
             table = pd.read_csv(artifacts / "per_image_candidate.csv")
             if "i_dist" not in table.columns:
                 continue
-            table = table[["relpath", "image_id", "i_dist"]].assign(reference=record["reference_name"],
-                                                                    dataset=record["candidate_name"])
+            table = table[["relpath", "image_id", "i_dist"]].assign(reference=record.reference.name,
+                                                                    dataset=record.candidate.name)
         else:
             continue
-        table = table.assign(extractor=record["extractor"], extractor_identity=record["extractor_identity"])
+        table = table.assign(extractor=record.extractor, extractor_identity=record.extractor_identity)
         for dataset, group in table.groupby("dataset", sort=False):
-            key = (record["extractor_identity"], group["reference"].iat[0], dataset)
+            key = (record.extractor_identity, group["reference"].iat[0], dataset)
             if key not in seen:  # the same candidate in several cells (other metrics): keep the first
                 seen.add(key)
                 frames.append(group)

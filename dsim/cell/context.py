@@ -49,6 +49,21 @@ class CellOutput:
     random_weights: bool = False  # some network behind the values (besides ``extractor``) has random weights
 
 
+@dataclass
+class Added:
+    """What an analysis step adds to a cell's output: values, tables (new, or replacing one of the same
+    name) and files already written into the job folder."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    def apply_to(self, output: CellOutput) -> None:
+        output.values.update(self.values)
+        output.tables.update(self.tables)
+        output.files.extend(self.files)
+
+
 def resolve_dataset(spec: str, dataset_cfg: dict) -> DatasetRef:
     """A catalogue name (``dataset.catalog``) or a folder path → :class:`DatasetRef`."""
     spec = str(spec)

@@ -16,36 +16,25 @@ import pandas as pd
 from dsim import metrics
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
 from dsim.embedding import Embeddings, embed, resolve_device
-from dsim.extractors import build
-
-BUILD_TARGET = "dsim.extractors.build"  # the _target_ of dsim's own extractor configs
+from dsim.extractors import from_config
 from dsim.metrics._registry import keyword_params
 from dsim.metrics.frechet import FeatureStats
 from dsim.metrics.sampling import sample_rows
 
 
-def build_extractor(extractor_cfg: dict, *, layer: str | None = None):
-    """The extractor of a config: a registered ``name``, or a project's own class (``_target_``)."""
-    options = {k: v for k, v in extractor_cfg.items() if k not in ("_target_", "name")}
-    if layer is not None:
-        options["layer"] = layer
-    target = extractor_cfg.get("_target_")
-    if target and target != BUILD_TARGET:
-        from dsim.extractors.registry import instantiate
-        from dsim.plugins import locate
-
-        return instantiate(locate(target), extractor_cfg.get("name") or target, options)
-    return build(extractor_cfg["name"], **options)
+def extractor_of(cfg: dict, spec):
+    """The cell's extractor, at the layer the metric needs (the logits layer for ``input="logits"``)."""
+    return from_config(cfg["extractor"], layer="logits" if spec.input == "logits" else None)
 
 
-def run(cfg: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
-    spec = metrics.lookup(cfg["metric"]["name"], cfg["metric"])
-    extractor = build_extractor(cfg["extractor"], layer="logits" if spec.input == "logits" else None)
+def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
+    """Embed both datasets through the cell's extractor and run the metric on the two feature sets."""
+    extractor = extractor_of(cfg, spec)
     sides = {side: embed(ref.path, extractor, device=cfg["device"], batch_size=cfg["batch_size"],
                          num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"],
                          on_error=cfg["dataset"]["on_error"], progress=cfg["progress"])
              for side, ref in (("reference", reference), ("candidate", candidate))}
-    params = dict(cfg["metric"].get("params") or {})
+    params = dict(params)
     max_samples = params.pop("max_samples", None)
     bootstrap = cfg["metric"].get("bootstrap") or 0
     device = str(resolve_device(cfg["device"]))

@@ -14,8 +14,6 @@ cell's config as ``pairing.resolved_extractor`` (and its identity), so the MLflo
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pandas as pd
 
@@ -24,8 +22,8 @@ from dsim.embedding import embed, resolve_device
 from dsim.entropy import EntropyCache
 from dsim.errors import DsimError, ImageReadError
 from dsim.images import load_rgb
-from dsim.metrics import METRICS
-from dsim.metrics.paired import PAIRED, cosine_distance
+from dsim.metrics._registry import keyword_params, pair_summary
+from dsim.metrics.paired import cosine_distance
 from dsim.pairing import align_pair, pair_datasets
 
 #: used for any key a config's ``pairing`` group leaves out
@@ -33,12 +31,18 @@ DEFAULT_PAIRING = {"method": "nearest", "extractor": "auto", "weights": "default
                    "seed": 0, "size": None, "k": 3}
 
 
-def run(cfg: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
-    name = cfg["metric"]["name"]
-    spec = PAIRED.get(name)
-    if spec is None:
-        raise DsimError(f"metric {name!r} is not a paired metric (paired: {', '.join(sorted(PAIRED))})")
-    params = _checked_params(name, cfg["metric"].get("params") or {})
+def network_of(spec, params: dict):
+    """The network a paired metric's numbers depend on (recorded as the cell's extractor), or ``None``."""
+    if spec.embedding:
+        from dsim.extractors import build
+
+        return build(spec.embedding, weights=params.get("weights", "default"))
+    return spec.network(params) if spec.network else None
+
+
+def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
+    """Pair the two datasets, score every pair, summarise (with ``metric.bootstrap`` intervals over pairs)."""
+    name = spec.name
     pairing_cfg = {**DEFAULT_PAIRING, **(cfg.get("pairing") or {})}
     common = dict(device=cfg["device"], batch_size=cfg["batch_size"], num_workers=cfg["num_workers"],
                   cache_dir=cfg["cache_dir"], on_error=cfg["dataset"]["on_error"], progress=cfg["progress"])
@@ -49,7 +53,7 @@ def run(cfg: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
         cfg["pairing"]["resolved_extractor"] = pairing.extractor.name
         cfg["pairing"]["resolved_extractor_identity"] = pairing.extractor.identity
 
-    network = spec.network(params) if spec.network else None
+    network = network_of(spec, params)
     skipped = {side: dict(pairing.skipped[side]) for side in ("reference", "candidate")}
     for rel in pairing.unmatched:
         skipped["candidate"][rel] = "no namesake in the reference set (pairing=by_name)"
@@ -59,7 +63,7 @@ def run(cfg: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
                                                             roots=(reference.path, candidate.path))
     else:
         kwargs = dict(params)
-        if "device" in _keyword_params(name):
+        if "device" in keyword_params(spec.pair_values or spec.fn):
             kwargs.setdefault("device", str(resolve_device(cfg["device"])))
         keep, values, ent_ref, ent_cand = _score_images(pairing, spec, kwargs, entropies, skipped,
                                                         size=pairing_cfg["size"], chunk=max(1, int(cfg["batch_size"])),
@@ -82,9 +86,7 @@ def run(cfg: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
 
     from dsim.analysis.matches import select_matches
 
-    best, worst = (np.max, np.min) if spec.higher_is_better else (np.min, np.max)
-    summary = {name: float(np.mean(values)), f"{name}_median": float(np.median(values)),
-               f"{name}_best": float(best(values)), f"{name}_worst": float(worst(values)), "n_pairs": float(len(keep))}
+    summary = dict(pair_summary(spec, values, bootstrap=cfg["metric"].get("bootstrap") or 0))
     if pairing.distance is not None:
         summary["match_distance_mean"] = float(np.mean(pairing.distance[keep]))
     random_weights = bool((network is not None and network.is_random)
@@ -106,21 +108,6 @@ def _side(ref: DatasetRef, pairing, side: str, skipped: dict) -> SideSummary:
     return SideSummary(name=ref.name, root=ref.path.resolve(), fingerprint=getattr(pairing, f"{side}_fingerprint"),
                        n=getattr(pairing, f"n_{side}"), skipped=skipped[side], manifest=pairing.manifests[side],
                        n_embedded=pairing.n_embedded[side])
-
-
-def _keyword_params(name: str) -> list[str]:
-    signature = inspect.signature(METRICS[name].fn)
-    return [p.name for p in signature.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
-
-
-def _checked_params(name: str, params: dict) -> dict:
-    accepted = _keyword_params(name)
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise DsimError(f"metric {name!r} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(accepted)}")
-    if isinstance(params.get("betas"), list):
-        params = {**params, "betas": tuple(params["betas"])}
-    return dict(params)
 
 
 def _entropy(cache: EntropyCache, ref, rgb=None) -> float:
@@ -153,7 +140,7 @@ def _score_images(pairing, spec, kwargs, entropies, skipped, *, size, chunk, on_
             cands.append(b)
             idx.append(i)
         if idx:
-            values.extend(np.asarray(spec.values(refs, cands, **kwargs), dtype=np.float64).tolist())
+            values.extend(np.asarray(spec.pair_values(refs, cands, **kwargs), dtype=np.float64).tolist())
             keep.extend(idx)
     return keep, np.asarray(values), ent_ref, ent_cand
 

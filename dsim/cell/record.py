@@ -12,15 +12,19 @@ from dsim.cell.context import CellOutput
 from dsim.dvc import experiment_name
 from dsim.fileio import atomic_write_text
 from dsim.lineage import dvc_lineage
+from dsim.record import CellRecord, Side
 
 
-def dataset_input(record: dict, side: str) -> dict:
+#: the MLflow tag with a cell's headline value names, comma-separated (``dsim report`` reads it)
+HEADLINE_TAG = "dsim.headline"
+
+
+def dataset_input(record: CellRecord, role: str) -> dict:
     """The pair side as an MLflow dataset input: name, content digest, source path, DVC lineage."""
-    lineage = record[f"{side}_lineage"]
-    return dict(name=record[f"{side}_name"], digest=record[f"{side}_fingerprint"],
-                source=Path(record[side]).as_uri(), context=side,
-                profile={"n_images": record[f"n_{side}"], "fingerprint": record[f"{side}_fingerprint"],
-                         **{k: v for k, v in lineage.items() if v is not None}})
+    side = record.side(role)
+    return dict(name=side.name, digest=side.fingerprint, source=Path(side.path).as_uri(), context=role,
+                profile={"n_images": side.n, "fingerprint": side.fingerprint,
+                         **{k: v for k, v in side.lineage.items() if v is not None}})
 
 
 def write_tables(output: CellOutput, directory: Path) -> list[Path]:
@@ -37,56 +41,44 @@ def write_tables(output: CellOutput, directory: Path) -> list[Path]:
     return written
 
 
-def build_record(cfg: dict, output: CellOutput, pair: str) -> dict:
+def build_record(cfg: dict, output: CellOutput, pair: str, spec) -> CellRecord:
+    """The record of a cell's output (``spec``: the metric's declaration, for the values' roles)."""
     extractor = output.extractor
     weights = extractor.resolved_weights if extractor is not None else None
-    return {
-        "extractor": extractor.name if extractor is not None else "none",
-        "metric": cfg["metric"]["name"],
-        "pair": pair,
-        "reference": str(output.reference.root),
-        "candidate": str(output.candidate.root),
-        "n_reference": output.reference.n,
-        "n_candidate": output.candidate.n,
-        "values": output.values,
-        "reference_name": output.reference.name,
-        "candidate_name": output.candidate.name,
-        "reference_fingerprint": output.reference.fingerprint,
-        "candidate_fingerprint": output.candidate.fingerprint,
-        "reference_lineage": dvc_lineage(output.reference.root).as_dict(),
-        "candidate_lineage": dvc_lineage(output.candidate.root).as_dict(),
-        "extractor_identity": extractor.identity if extractor is not None else "none",
-        "weights_checksum": weights.checksum if weights is not None else "none",
-        "random_weights": bool(output.random_weights or (extractor is not None and extractor.is_random)),
-        "skipped": {"reference": output.reference.skipped, "candidate": output.candidate.skipped},
-        "n_skipped": len(output.reference.skipped) + len(output.candidate.skipped),
-        "embedded": {"reference": output.reference.n_embedded, "candidate": output.candidate.n_embedded},
-        "git_commit": git_commit(Path.cwd()),
-        "dvc_experiment": experiment_name(),
-        "dsim_version": __version__,
-    }
+    sides = {role: Side(name=summary.name, path=str(summary.root), fingerprint=summary.fingerprint,
+                        lineage=dvc_lineage(summary.root).as_dict(), n=summary.n, skipped=summary.skipped,
+                        embedded=summary.n_embedded)
+             for role, summary in (("reference", output.reference), ("candidate", output.candidate))}
+    return CellRecord(
+        extractor=extractor.name if extractor is not None else "none", metric=cfg["metric"]["name"], pair=pair,
+        **sides, values=output.values, value_roles={key: spec.role(key) for key in output.values},
+        extractor_identity=extractor.identity if extractor is not None else "none",
+        weights_checksum=weights.checksum if weights is not None else "none",
+        random_weights=bool(output.random_weights or (extractor is not None and extractor.is_random)),
+        git_commit=git_commit(Path.cwd()), dvc_experiment=experiment_name(), dsim_version=__version__)
 
 
-def run_tags(record: dict) -> dict[str, str]:
+def run_tags(record: CellRecord) -> dict[str, str]:
     tags = {
-        "dsim.extractor": record["extractor"],
-        "dsim.extractor.identity": record["extractor_identity"],
-        "dsim.extractor.weights_checksum": record["weights_checksum"],
-        "dsim.extractor.random_weights": str(record["random_weights"]).lower(),
-        "dsim.metric": record["metric"],
-        "dsim.pair": record["pair"],
-        "dsim.reference.fingerprint": record["reference_fingerprint"],
-        "dsim.candidate.fingerprint": record["candidate_fingerprint"],
-        "dsim.reference.dvc_md5": str(record["reference_lineage"]["dvc_md5"]),
-        "dsim.candidate.dvc_md5": str(record["candidate_lineage"]["dvc_md5"]),
-        "dsim.n_skipped": str(record["n_skipped"]),
-        "dsim.git_commit": record["git_commit"],
-        "dsim.version": record["dsim_version"],
-        "mlflow.source.git.commit": record["git_commit"].removesuffix("+dirty"),
+        "dsim.extractor": record.extractor,
+        "dsim.extractor.identity": record.extractor_identity,
+        "dsim.extractor.weights_checksum": record.weights_checksum,
+        "dsim.extractor.random_weights": str(record.random_weights).lower(),
+        "dsim.metric": record.metric,
+        "dsim.pair": record.pair,
+        "dsim.reference.fingerprint": record.reference.fingerprint,
+        "dsim.candidate.fingerprint": record.candidate.fingerprint,
+        "dsim.reference.dvc_md5": str(record.reference.lineage.get("dvc_md5")),
+        "dsim.candidate.dvc_md5": str(record.candidate.lineage.get("dvc_md5")),
+        "dsim.n_skipped": str(len(record.reference.skipped) + len(record.candidate.skipped)),
+        "dsim.git_commit": record.git_commit,
+        "dsim.version": record.dsim_version,
+        HEADLINE_TAG: ",".join(record.headline() or []),
+        "mlflow.source.git.commit": record.git_commit.removesuffix("+dirty"),
     }
-    if record.get("dvc_experiment"):
-        tags["dsim.dvc_experiment"] = record["dvc_experiment"]
-    if record["random_weights"]:
+    if record.dvc_experiment:
+        tags["dsim.dvc_experiment"] = record.dvc_experiment
+    if record.random_weights:
         tags["dsim.warning"] = "RANDOM WEIGHTS: plumbing test only, not a real result"
     return tags
 

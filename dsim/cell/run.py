@@ -23,8 +23,14 @@ from dsim.record import ARTIFACT_DIR, RESULT_FILE, write_json
 from dsim.runlog import RunPlan
 from dsim.session import StoreSession
 
-#: metric kind → runner module with ``run(cfg, reference, candidate) -> CellOutput``
+#: metric kind → runner module with ``run(cfg, spec, params, reference, candidate) -> CellOutput``
 RUNNERS = {"distribution": distribution, "paired": paired}
+
+#: analysis steps, run on every cell's output in this order: ``step(cfg, output, artifact_dir) -> Added``
+ANALYSES = (
+    within_run.entropy_bias,  # entropy bias of per-item values, plots
+    visual.views,  # analysis=umap/distance: UMAP map, missed features, I_dist views
+)
 
 
 def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None, sweep_dir: str | Path | None = None,
@@ -38,17 +44,19 @@ def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None, swee
     """
     configs.check(cfg, choices, conf_dirs)
     spec = metrics.lookup(cfg["metric"]["name"], cfg["metric"])
+    params = metrics.check_params(spec, cfg["metric"].get("params") or {})  # one check, both kinds
     reference = resolve_dataset(cfg["pair"]["reference"], cfg["dataset"])
     candidate = resolve_dataset(cfg["pair"]["candidate"], cfg["dataset"])
     for ref in (reference, candidate):
         resolve_dataset_dir(ref.path)  # both folders exist before any work starts
     job_dir = Path(job_dir)
     with store or StoreSession.for_config(cfg) as session:
-        return _run(cfg, spec, reference, candidate, job_dir, session, parent_run_id=parent_run_id,
+        return _run(cfg, spec, params, reference, candidate, job_dir, session, parent_run_id=parent_run_id,
                     sweep_dir=sweep_dir)
 
 
-def _run(cfg: dict, spec, reference, candidate, job_dir: Path, store: StoreSession, *, parent_run_id, sweep_dir):
+def _run(cfg: dict, spec, params: dict, reference, candidate, job_dir: Path, store: StoreSession, *,
+         parent_run_id, sweep_dir):
     key = _key(cfg, spec, reference, candidate)
     if not cfg.get("force"):
         reused = store.find_reusable(key)
@@ -57,16 +65,15 @@ def _run(cfg: dict, spec, reference, candidate, job_dir: Path, store: StoreSessi
             write_json(job_dir / RESULT_FILE, reused)
             return reused
 
-    output = RUNNERS[spec.kind].run(cfg, reference, candidate)
-    within_run.augment(cfg, output, job_dir / ARTIFACT_DIR)  # entropy bias of per-item values, plots
-    visual.augment(cfg, output, job_dir / ARTIFACT_DIR)  # analysis=umap/distance: UMAP map, missed features, I_dist views
+    output = RUNNERS[spec.kind].run(cfg, spec, params, reference, candidate)
+    for step in ANALYSES:
+        step(cfg, output, job_dir / ARTIFACT_DIR).apply_to(output)
 
-    record = build_record(cfg, output, pair_name(cfg["pair"], reference, candidate))
-    record.update(cell_key=key, config=flatten(key_config(cfg, device=cfg["device"])), mlflow_run_id=None,
-                  tracking="pending", reused=False)
+    record = build_record(cfg, output, pair_name(cfg["pair"], reference, candidate), spec)
+    record.cell_key, record.config = key, flatten(key_config(cfg, device=cfg["device"]))
     artifacts = write_tables(output, job_dir / ARTIFACT_DIR)
-    write_json(job_dir / RESULT_FILE, record)  # last: a result.json means the cell's files are all there
-    plan = RunPlan(name=f"{record['extractor']} {spec.name} {record['pair']}", uri=store.uri,
+    write_json(job_dir / RESULT_FILE, record.to_json())  # last: a result.json means the cell's files are all there
+    plan = RunPlan(name=f"{record.extractor} {spec.name} {record.pair}", uri=store.uri,
                    experiment=store.experiment, tags={**run_tags(record), CELL_KEY_TAG: key},
                    params=flatten(cfg), metrics=output.values,
                    datasets=[dataset_input(record, side) for side in ("reference", "candidate")],
@@ -74,9 +81,9 @@ def _run(cfg: dict, spec, reference, candidate, job_dir: Path, store: StoreSessi
                    + [(str(path), ARTIFACT_DIR) for path in artifacts + output.files],
                    parent_run_id=parent_run_id, sweep_dir=str(sweep_dir) if sweep_dir else None,
                    result_file=str(job_dir / RESULT_FILE))
-    record["mlflow_run_id"] = store.submit(plan)
-    record["tracking"] = "logged" if record["mlflow_run_id"] else "pending"
-    return record
+    record.mlflow_run_id = store.submit(plan)
+    record.tracking = "logged" if record.mlflow_run_id else "pending"
+    return record.to_json()
 
 
 def _key(cfg: dict, spec, reference, candidate) -> str:
@@ -87,7 +94,6 @@ def _key(cfg: dict, spec, reference, candidate) -> str:
                     for ref in (reference, candidate)]
     identity = "none"
     if spec.kind == "distribution":
-        layer = "logits" if spec.input == "logits" else None
-        identity = distribution.build_extractor(cfg["extractor"], layer=layer).identity
+        identity = distribution.extractor_of(cfg, spec).identity
     return cell_key(cfg, device=resolve_device(cfg["device"]).type, reference_fingerprint=fingerprints[0],
                     candidate_fingerprint=fingerprints[1], extractor_identity=identity, version=__version__)

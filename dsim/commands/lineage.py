@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dsim.record import ARTIFACT_DIR, RESULT_FILE
+from dsim.record import ARTIFACT_DIR, RESULT_FILE, CellRecord, Side
 from dsim.errors import DsimError
 from dsim.images import dataset_fingerprint, list_images
 from dsim.tracking import Tracker, resolve_uri
@@ -42,30 +42,29 @@ def lineage(tracker: Tracker, run_id: str) -> dict:
         result_file = tracker.download_artifact(run_id, RESULT_FILE, tmp)
         if result_file is None:
             raise DsimError(f"run {run_id} has no {RESULT_FILE} artifact: is it a dsim cell run (not a sweep)?")
-        record = json.loads(result_file.read_text())
-        sides = {side: _side(tracker, run_id, record, side, tmp) for side in ("reference", "candidate")}
+        record = CellRecord.from_json(json.loads(result_file.read_text()))
+        sides = {role: _side(tracker, run_id, record.side(role), role, tmp) for role in ("reference", "candidate")}
     config = {k: v for k, v in run.data.params.items() if k.startswith(CONFIG_KEYS)}
     return {
         "run_id": run_id,
         "run_name": run.info.run_name,
         "status": run.info.status,
-        "values": record["values"],
+        "values": record.values,
         "config": dict(sorted(config.items())),
-        "extractor": record["extractor"],
-        "extractor_identity": record["extractor_identity"],
-        "weights_checksum": record["weights_checksum"],
-        "random_weights": record["random_weights"],
-        "git_commit": record["git_commit"],
-        "dsim_version": record["dsim_version"],
+        "extractor": record.extractor,
+        "extractor_identity": record.extractor_identity,
+        "weights_checksum": record.weights_checksum,
+        "random_weights": record.random_weights,
+        "git_commit": record.git_commit,
+        "dsim_version": record.dsim_version,
         "datasets": sides,
         "workspace_matches": all(side["matches"] for side in sides.values()),
     }
 
 
-def _side(tracker: Tracker, run_id: str, record: dict, side: str, tmp: str) -> dict:
-    root = Path(record[side])
-    info = {"name": record[f"{side}_name"], "path": str(root), "fingerprint": record[f"{side}_fingerprint"],
-            **record.get(f"{side}_lineage", {})}
+def _side(tracker: Tracker, run_id: str, recorded: Side, side: str, tmp: str) -> dict:
+    root = Path(recorded.path)
+    info = {"name": recorded.name, "path": str(root), "fingerprint": recorded.fingerprint, **recorded.lineage}
     try:
         now = list_images(root)
     except DsimError as error:

@@ -6,6 +6,6 @@ Every extractor takes ``weights`` (``"default"``, ``"random"`` or a local path) 
 
 from dsim.extractors import clip, dinov2, dreamsim, efficientnet, inception, mobilenet, pixels  # noqa: F401
 from dsim.extractors.base import Extractor, Preprocess
-from dsim.extractors.registry import EXTRACTORS, available, build, with_layer
+from dsim.extractors.registry import EXTRACTORS, available, build, from_config, with_layer
 
-__all__ = ["EXTRACTORS", "Extractor", "Preprocess", "available", "build", "with_layer"]
+__all__ = ["EXTRACTORS", "Extractor", "Preprocess", "available", "build", "from_config", "with_layer"]

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from dsim.errors import DsimError
-from dsim.extractors import weights as weights_lib
-from dsim.extractors.weights import WeightsSource
+from dsim import weights as weights_lib
+from dsim.weights import WeightsSource
 
 _INTERPOLATIONS = ("nearest", "bilinear", "bicubic")  # torchvision's InterpolationMode names, lower case
 SCALES = ("unit", "uint8")

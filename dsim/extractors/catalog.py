@@ -8,12 +8,11 @@ so nothing is declared twice by hand.
 
 from __future__ import annotations
 
-import argparse
 import inspect
-import re
 from pathlib import Path
 
 from dsim.extractors.registry import EXTRACTORS, available, build
+from dsim.rendered import catalog_main, replace_block, write_changed
 
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "conf" / "extractor"
@@ -84,39 +83,16 @@ def table_text() -> str:
     return "\n".join(rows) + "\n"
 
 
-def readme_block() -> str:
-    return f"{TABLE_BEGIN}\n{table_text()}{TABLE_END}"
-
-
 def write(conf_dir: Path = CONF_DIR, readme: Path = README) -> list[Path]:
     """Rewrite every extractor config and the README table; return the files that changed."""
-    changed = []
-    for name in available():
-        path = conf_dir / f"{name}.yaml"
-        text = config_text(name)
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            changed.append(path)
-    current = readme.read_text()
-    pattern = re.compile(re.escape(TABLE_BEGIN) + r".*?" + re.escape(TABLE_END), re.S)
-    if not pattern.search(current):
-        raise SystemExit(f"{readme}: no extractor table markers ({TABLE_BEGIN!r} ... {TABLE_END!r})")
-    updated = pattern.sub(lambda _: readme_block(), current)
-    if updated != current:
-        readme.write_text(updated)
-        changed.append(readme)
-    return changed
+    files = {conf_dir / f"{name}.yaml": config_text(name) for name in available()}
+    files[readme] = replace_block(readme.read_text(), TABLE_BEGIN, TABLE_END, table_text(), where=str(readme))
+    return write_changed(files)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m dsim.extractors.catalog", description=__doc__.splitlines()[0])
-    parser.add_argument("--write", action="store_true", help="rewrite conf/extractor/*.yaml and the README table")
-    args = parser.parse_args(argv)
-    if args.write:
-        for path in write():
-            print(f"wrote {path.relative_to(REPO)}")
-    else:
-        print(table_text(), end="")
+    catalog_main(argv, prog="python -m dsim.extractors.catalog", description=__doc__.splitlines()[0],
+                 writes="conf/extractor/*.yaml and the README table", write=write, table=table_text, repo=REPO)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ the DINO / DINOv2 branches, their ``torch.hub`` repository and checkpoint in tha
 points ``torch.hub`` at it). The default folder is ``<torch.hub dir>/dreamsim`` (``$TORCH_HOME/hub/dreamsim``);
 ``extractor.weights=FOLDER`` uses an existing dreamsim cache (dreamsim's own default is ``./models``).
 dreamsim calls ``torch.hub.set_dir``; dsim restores the previous setting after every call
-(:func:`dsim.extractors.weights.torch_hub_dir`), so nothing leaks into the rest of the process.
+(:func:`dsim.weights.torch_hub_dir`), so nothing leaks into the rest of the process.
 
 ``weights=random`` builds the same architecture from dreamsim's own classes (``PerceptualModel``,
 ``ViTExtractor``, its DINO/CLIP ViT loaders) with seeded random backbones; the LoRA adapters are left
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from dsim.extractors import weights as weights_lib
+from dsim import weights as weights_lib
 from dsim.extractors.base import Extractor, Preprocess
 from dsim.extractors.registry import register
 

@@ -22,7 +22,7 @@ import io
 
 import torch
 
-from dsim.extractors import weights as weights_lib
+from dsim import weights as weights_lib
 from dsim.extractors.base import Extractor, Preprocess
 from dsim.extractors.registry import register
 
@@ -37,7 +37,7 @@ def _inception_class():
 
     Its constructor always loads a state dict itself, with ``torch.load(weights_only=False)`` — which
     would run any code a planted pickle carries. dsim hands it an empty dict of its own making (ignored
-    here) and loads the real weights through :func:`dsim.extractors.weights.load_state_dict` (tensors
+    here) and loads the real weights through :func:`dsim.weights.load_state_dict` (tensors
     only) afterwards. Nothing else of the network changes.
     """
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3

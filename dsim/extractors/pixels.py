@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from dsim.extractors import weights as weights_lib
+from dsim import weights as weights_lib
 from dsim.extractors.base import Extractor, Preprocess
 from dsim.extractors.registry import register
 

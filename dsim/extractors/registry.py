@@ -55,3 +55,20 @@ def instantiate(cls, name: str, options: dict):
         raise
     except (TypeError, ValueError) as error:  # an option it does not take, or a bad value
         raise DsimError(f"extractor {name!r}: {error}") from None
+
+
+#: the ``_target_`` of dsim's own extractor configs (``conf/extractor/*.yaml``)
+BUILD_TARGET = "dsim.extractors.build"
+
+
+def from_config(extractor_cfg: dict, *, layer: str | None = None):
+    """The extractor of a config group: a registered ``name``, or a project's own class (``_target_``)."""
+    options = {k: v for k, v in extractor_cfg.items() if k not in ("_target_", "name")}
+    if layer is not None:
+        options["layer"] = layer
+    target = extractor_cfg.get("_target_")
+    if target and target != BUILD_TARGET:
+        from dsim.plugins import locate
+
+        return instantiate(locate(target), extractor_cfg.get("name") or target, options)
+    return build(extractor_cfg["name"], **options)

@@ -1,23 +1,57 @@
 """Feature-level metrics: two N×D feature sets in, :class:`MetricValues` (a ``dict[str, float]``) out.
 
 Every metric is a plain function ``fn(reference, candidate, **params)`` on NumPy arrays or torch tensors,
-registered in :data:`METRICS`; :func:`compute` runs one by name (and adds bootstrap intervals on request).
-Adding a metric is one module plus one ``register(...)`` line below.
+declared once in :data:`METRICS` by ``register(...)`` below (kind, direction, parameter meanings and
+constraints, value roles); :func:`compute` runs one by name (and adds bootstrap intervals on request).
+Adding a metric is one module, one ``register(...)`` call and its test; then
+``python -m dsim.metrics.catalog --write`` renders its config, this list and the README's table.
 
-=========  =====================================  ===================================  ======  ==========
-metric     values                                 params (defaults)                    input   direction
-=========  =====================================  ===================================  ======  ==========
-fid        fid                                    —                                    feat.   lower
-kid_poly   kid_poly, kid_poly_std                 subsets=100, subset_size=1000,       feat.   lower
-                                                  seed=0, degree=3, gamma=1/D, coef0=1,
-                                                  kernel_dtype="float64"
-kid_rbf    kid_rbf, kid_rbf_std                   subsets=100, subset_size=1000,       feat.   lower
-                                                  seed=0, sigma=10, kernel_dtype="float64"
-cmmd       cmmd                                   sigma=10, scale=1000                 feat.   lower
-prdc       precision, recall, density, coverage   nearest_k=3                          feat.   higher
-isc        isc, isc_std, isc_reference            splits=10, seed=0                    logits  higher
-odist      odist                                  n_components=25                      feat.   lower
-=========  =====================================  ===================================  ======  ==========
+Every registered metric (rendered from the declarations by ``python -m dsim.metrics.catalog --write``;
+roles: ``headline`` the table's number, ``spread`` its std, ``detail`` anything else, ``count`` a size):
+
+.. metrics-list: rendered by `python -m dsim.metrics.catalog --write`
+``cmmd`` (distribution, on features, lower = closer): CMMD: MMD^2 (biased, full sets) with an RBF kernel on L2-normalised embeddings, x1000.
+    values: cmmd (headline)
+    params: sigma=10.0, scale=1000.0, max_samples=null
+``dreamsim`` (paired, on features, lower = closer): DreamSim distance of each image pair (1 - cosine similarity of DreamSim embeddings).
+    values: dreamsim (headline), dreamsim_median (detail), dreamsim_best (detail), dreamsim_worst (detail), n_pairs (count), match_distance_mean (detail)
+    params: weights=default, batch_size=8
+``fid`` (distribution, on features, lower = closer): Frechet distance between Gaussian fits of the two feature sets.
+    values: fid (headline)
+    params: —
+``isc`` (distribution, on logits, higher = closer): Inception Score of the candidate set from the extractor's class logits.
+    values: isc (headline), isc_std (spread), isc_reference (detail)
+    params: splits=10, seed=0
+``kid_poly`` (distribution, on features, lower = closer): Kernel distance: unbiased MMD^2 with kernel (gamma x.y + coef0)^degree, mean and std over seeded subsets.
+    values: kid_poly (headline), kid_poly_std (spread)
+    params: subsets=100, subset_size=1000, seed=0, degree=3, gamma=null, coef0=1.0, kernel_dtype=float64, max_samples=null
+``kid_rbf`` (distribution, on features, lower = closer): Kernel distance with a Gaussian kernel exp(-|x-y|^2 / (2 sigma^2)): unbiased MMD^2 over seeded subsets.
+    values: kid_rbf (headline), kid_rbf_std (spread)
+    params: subsets=100, subset_size=1000, seed=0, sigma=10.0, kernel_dtype=float64, max_samples=null
+``lpips_alex`` (paired, on images, lower = closer): LPIPS v0.1 (lpips package) with the alex trunk; 0 = identical.
+    values: lpips_alex (headline), lpips_alex_median (detail), lpips_alex_best (detail), lpips_alex_worst (detail), n_pairs (count), match_distance_mean (detail)
+    params: weights=default, batch_size=8
+``lpips_squeeze`` (paired, on images, lower = closer): LPIPS v0.1 (lpips package) with the squeeze trunk; 0 = identical.
+    values: lpips_squeeze (headline), lpips_squeeze_median (detail), lpips_squeeze_best (detail), lpips_squeeze_worst (detail), n_pairs (count), match_distance_mean (detail)
+    params: weights=default, batch_size=8
+``lpips_vgg`` (paired, on images, lower = closer): LPIPS v0.1 (lpips package) with the vgg trunk; 0 = identical.
+    values: lpips_vgg (headline), lpips_vgg_median (detail), lpips_vgg_best (detail), lpips_vgg_worst (detail), n_pairs (count), match_distance_mean (detail)
+    params: weights=default, batch_size=8
+``ms_ssim`` (paired, on images, higher = closer): Multi-scale SSIM of each image pair (torchmetrics; Gaussian window, 5 scales); 1 = identical.
+    values: ms_ssim (headline), ms_ssim_median (detail), ms_ssim_best (detail), ms_ssim_worst (detail), n_pairs (count), match_distance_mean (detail)
+    params: kernel_size=11, sigma=1.5, betas=[0.0448, 0.2856, 0.3001, 0.2363, 0.1333], batch_size=8
+``odist`` (distribution, on features, lower = closer): O_dist: mean over candidates of I_dist, the summed distance to every reference image after a joint PCA.
+    values: odist (headline)
+    params: n_components=25
+    per image: candidate: i_dist
+``prdc`` (distribution, on features, higher = closer): Precision, recall, density, coverage (Naeem et al. 2020).
+    values: precision (headline), recall (headline), density (headline), coverage (headline)
+    params: nearest_k=3, max_samples=null
+    per image: candidate: nearest_reference_distance, realistic; reference: covered, knn_radius
+``psnr`` (paired, on images, higher = closer): Peak signal-to-noise ratio of each image pair in dB on 8-bit RGB.
+    values: psnr (headline), psnr_median (detail), psnr_best (detail), psnr_worst (detail), n_pairs (count), match_distance_mean (detail)
+    params: data_range=255.0, max_db=100.0
+.. /metrics-list
 
 Parameter names mean the same thing everywhere: ``subsets`` / ``subset_size`` (random subsets for an
 estimate averaged over subsets), ``seed`` (the metric's own randomness: subset draw, split shuffle),
@@ -33,26 +67,38 @@ the ``prdc`` package does (torch-fidelity's precision/recall use ``≤``; the tw
 ties). ``cmmd`` L2-normalises its inputs. ``isc`` scores the candidate set and reports the reference
 set's score alongside.
 
-``input`` is the extractor output the metric needs (:attr:`MetricSpec.input`): ``feat.`` the embedding,
-``logits`` the class-logits layer.
-
-Per-image scores (``values.per_image[side][column]``, one entry per input row of that side):
-
-=========  ==========  ==========================================================================
-metric     side        columns
-=========  ==========  ==========================================================================
-prdc       candidate   ``nearest_reference_distance``, ``realistic`` (1.0/0.0: the precision flag)
-prdc       reference   ``covered`` (1.0/0.0: the coverage flag), ``knn_radius``
-odist      candidate   ``i_dist``
-=========  ==========  ==========================================================================
+``input`` is what the metric is computed on (:attr:`MetricSpec.input`): ``features`` the embedding,
+``logits`` the class-logits layer, ``images`` decoded image pairs. Per-image scores
+(``values.per_image[side][column]``) have one entry per input row of that side.
 
 Uncertainty: ``compute(name, reference, candidate, bootstrap=N, bootstrap_seed=0, **params)`` adds
 ``<value>_ci_low`` / ``<value>_ci_high`` (95% percentile bootstrap interval) for every value except
 ``*_std``; KID also reports the std over its subsets.
 """
 
-from dsim.metrics._checks import ClippedParameterWarning, MetricWarning, RankDeficientWarning, SubsetSizeWarning
-from dsim.metrics._registry import METRICS, MetricSpec, available, compute, lookup, register
+from dsim.metrics._checks import (
+    ClippedParameterWarning,
+    MetricWarning,
+    RankDeficientWarning,
+    SubsetSizeWarning,
+    choice,
+    integer,
+    number,
+    optional,
+    positive,
+)
+from dsim.metrics._registry import (
+    DETAIL,
+    HEADLINE,
+    METRICS,
+    SPREAD,
+    MetricSpec,
+    available,
+    check_params,
+    compute,
+    lookup,
+    register,
+)
 from dsim.metrics._values import MetricValues
 from dsim.metrics.bootstrap import bootstrap_intervals
 from dsim.metrics.clip_mmd import cmmd
@@ -62,13 +108,49 @@ from dsim.metrics.kid import kid_poly, kid_rbf
 from dsim.metrics.manifold import prdc
 from dsim.metrics.pca_distance import odist
 
-register("fid", fid, higher_is_better=False, from_stats=fid_from_feature_stats)
-register("kid_poly", kid_poly, higher_is_better=False)
-register("kid_rbf", kid_rbf, higher_is_better=False)
-register("cmmd", cmmd, higher_is_better=False)
-register("prdc", prdc, higher_is_better=True)
-register("isc", isc, higher_is_better=True, input="logits")
-register("odist", odist, higher_is_better=False)
+_SUBSETS = {
+    "subsets": ("random subsets the estimate is averaged over", integer(1)),
+    "subset_size": ("samples per subset from each set (clipped, with a warning, to the smaller set)", integer(2)),
+    "seed": ("seed of the subset draw", integer(0)),
+    "kernel_dtype": ("float32: kernel products at twice the speed on large sets; sums stay float64 (~1e-10 off)",
+                     choice("float64", "float32")),
+}
+
+register("fid", fid, higher_is_better=False, from_stats=fid_from_feature_stats,
+         doc="Frechet distance between Gaussian fits of the two feature sets")
+register("kid_poly", kid_poly, higher_is_better=False, sampled=True,
+         doc="Kernel distance: unbiased MMD^2 with kernel (gamma x.y + coef0)^degree, mean and std over seeded subsets",
+         values={"kid_poly": HEADLINE, "kid_poly_std": SPREAD},
+         params={**_SUBSETS, "degree": ("polynomial degree", integer(1)),
+                 "gamma": ("kernel scale; null: 1/D", optional(positive())),
+                 "coef0": ("kernel offset", number())})
+register("kid_rbf", kid_rbf, higher_is_better=False, sampled=True,
+         doc="Kernel distance with a Gaussian kernel exp(-|x-y|^2 / (2 sigma^2)): unbiased MMD^2 over seeded subsets",
+         values={"kid_rbf": HEADLINE, "kid_rbf_std": SPREAD},
+         params={**_SUBSETS, "sigma": ("RBF bandwidth, in feature units", positive())})
+register("cmmd", cmmd, higher_is_better=False, sampled=True,
+         doc="CMMD: MMD^2 (biased, full sets) with an RBF kernel on L2-normalised embeddings, x1000",
+         notes=("Defined on CLIP embeddings (the paper uses clip_vit_l14_336); any extractor works.",),
+         params={"sigma": ("RBF bandwidth on the unit sphere", positive()),
+                 "scale": ("factor on MMD^2 (the paper's 1000)", positive())})
+register("prdc", prdc, higher_is_better=True, sampled=True,
+         doc="Precision, recall, density, coverage (Naeem et al. 2020)",
+         notes=("k-NN radii exclude the point itself; a point is inside a ball when strictly closer (<).",
+                "Per-image flags and distances are logged as artifacts."),
+         values={"precision": HEADLINE, "recall": HEADLINE, "density": HEADLINE, "coverage": HEADLINE},
+         per_image={"candidate": ("nearest_reference_distance", "realistic"), "reference": ("covered", "knn_radius")},
+         params={"nearest_k": ("k of the k-th-nearest-neighbour radii", integer(1))})
+register("isc", isc, higher_is_better=True, input="logits",
+         doc="Inception Score of the candidate set from the extractor's class logits",
+         notes=("The extractor's logits layer is chosen automatically; isc_reference is the reference set's score.",),
+         values={"isc": HEADLINE, "isc_std": SPREAD, "isc_reference": DETAIL},
+         params={"splits": ("consecutive splits for the per-split score (clipped to the set size)", integer(1)),
+                 "seed": ("seed of the shuffle before splitting; null: no shuffle", optional(integer(0)))})
+register("odist", odist, higher_is_better=False,
+         doc="O_dist: mean over candidates of I_dist, the summed distance to every reference image after a joint PCA",
+         notes=("From the dataset-distance paper; per-image I_dist is logged as an artifact.",),
+         per_image={"candidate": ("i_dist",)},
+         params={"n_components": ("PCA components (clipped to what the union allows)", integer(1))})
 
 __all__ = [
     "METRICS",
@@ -81,6 +163,7 @@ __all__ = [
     "SubsetSizeWarning",
     "available",
     "bootstrap_intervals",
+    "check_params",
     "cmmd",
     "compute",
     "fid",

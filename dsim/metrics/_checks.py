@@ -139,3 +139,75 @@ def clip_parameter(value: int, limit: int, *, name: str, metric: str, why: str, 
         stacklevel=stacklevel + 1,
     )
     return limit
+
+
+class Constraint:
+    """The values a metric parameter accepts: ``check(value, name=, metric=)`` returns the value (converted)
+    or raises :class:`DsimError`; ``text`` says it in a few words (for the rendered configs and docs)."""
+
+    def __init__(self, text: str, check):
+        self.text = text
+        self._check = check
+
+    def __call__(self, value, *, name: str, metric: str):
+        return self._check(value, name=name, metric=metric)
+
+    def __repr__(self) -> str:
+        return f"Constraint({self.text!r})"
+
+
+def integer(minimum: int = 1) -> Constraint:
+    """An integer ≥ ``minimum``."""
+    return Constraint(f"integer >= {minimum}",
+                      lambda value, *, name, metric: positive_int(value, name=name, metric=metric, minimum=minimum))
+
+
+def optional(constraint: Constraint) -> Constraint:
+    """``None`` (null) or a value ``constraint`` accepts."""
+    return Constraint(f"null or {constraint.text}",
+                      lambda value, *, name, metric: None if value is None else constraint(value, name=name, metric=metric))
+
+
+def choice(*options: str) -> Constraint:
+    """One of ``options``."""
+    return Constraint(" | ".join(options),
+                      lambda value, *, name, metric: one_of(value, options, name=name, metric=metric))
+
+
+def positive() -> Constraint:
+    """A finite number > 0."""
+    return Constraint("number > 0", lambda value, *, name, metric: positive_float(value, name=name, metric=metric))
+
+
+def number() -> Constraint:
+    """Any finite number."""
+    def check(value, *, name, metric):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            v = float("nan")
+        if isinstance(value, bool) or not np.isfinite(v):
+            raise DsimError(f"{metric}: {name} must be a finite number, got {value!r}")
+        return v
+
+    return Constraint("number", check)
+
+
+def positive_numbers(length: int) -> Constraint:
+    """A list of ``length`` finite numbers > 0 (returned as a tuple)."""
+    def check(value, *, name, metric):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != length:
+            raise DsimError(f"{metric}: {name} must be a list of {length} positive numbers, got {value!r}")
+        return tuple(positive_float(v, name=name, metric=metric) for v in value)
+
+    return Constraint(f"list of {length} numbers > 0", check)
+
+
+def text() -> Constraint:
+    """A non-empty string (a name, a path)."""
+    def check(value, *, name, metric):
+        if not isinstance(value, str) or not value:
+            raise DsimError(f"{metric}: {name} must be a non-empty string, got {value!r}")
+        return value
+
+    return Constraint("string", check)

@@ -1,25 +1,60 @@
-"""The metric registry: one :class:`MetricSpec` per name, and :func:`compute` to run one by name."""
+"""The metric registry: one declaration (:class:`MetricSpec`) per name, and :func:`compute` to run one by name.
+
+A declaration says everything about a metric once: its function, kind, direction, the extractor output it
+needs, its parameters (read from the function's keyword-only signature, with a meaning and a
+:class:`~dsim.metrics._checks.Constraint` each), and its value keys with their roles. The configs
+(``conf/metric/*.yaml``), the ``dsim.metrics`` docstring table and the README's metric table are rendered
+from it (:mod:`dsim.metrics.catalog`); the cell checks parameters with it, and results tables pick
+headline values by role instead of guessing from key suffixes.
+"""
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 from dsim.errors import DsimError
-from dsim.metrics._checks import positive_int
+from dsim.metrics._checks import Constraint, integer, optional
 from dsim.metrics._values import MetricValues, as_metric_values
 from dsim.metrics.bootstrap import bootstrap_intervals
 
-INPUTS = ("features", "logits")
+INPUTS = ("features", "logits", "images")
+KINDS = ("distribution", "paired")
+
+#: value roles: the number(s) a table shows, their spread, an interval bound, anything else, a count
+HEADLINE, SPREAD, INTERVAL, DETAIL, COUNT = "headline", "spread", "interval", "detail", "count"
+ROLES = (HEADLINE, SPREAD, INTERVAL, DETAIL, COUNT)
+
+#: parameters every metric call takes besides its own (not part of a declaration's ``params``)
+RUNTIME_PARAMS = ("device",)
+
+BOOTSTRAP_DOC = "N > 0: seeded bootstrap, 95% interval for every value (<name>_ci_low/_ci_high)"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One keyword parameter of a metric: its default (from the signature), meaning and accepted values."""
+
+    name: str
+    default: object
+    doc: str = ""
+    constraint: Constraint | None = None
+
+    def check(self, value, metric: str):
+        return value if self.constraint is None else self.constraint(value, name=self.name, metric=metric)
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     """A registered metric: ``fn(reference, candidate, **params) -> MetricValues``.
 
-    ``input`` names the extractor output the metric needs: ``"features"`` (the embedding) or
-    ``"logits"`` (the class-logits layer, for the Inception Score).
+    ``input`` names what the metric is computed on: ``"features"`` (the embedding), ``"logits"`` (the
+    class-logits layer, for the Inception Score) or ``"images"`` (paired metrics). ``values`` maps each
+    value key to its role (:data:`ROLES`); ``per_image`` maps a side to the per-image columns the metric
+    returns. A paired metric also has ``pair_values`` (pairs → one number each), ``network`` (params → the
+    network its numbers depend on, recorded as the cell's extractor), ``embedding`` (an extractor name when
+    it is a distance between that extractor's embeddings) and ``aligned`` (a pair's images must share a size).
     """
 
     name: str
@@ -30,9 +65,50 @@ class MetricSpec:
     input: str = "features"
     #: the same metric from streamed :class:`~dsim.metrics.frechet.FeatureStats` of each side (bounded memory)
     from_stats: Callable[..., MetricValues] | None = None
+    values: Mapping[str, str] = field(default_factory=dict)
+    per_image: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    params: tuple[Param, ...] = ()
+    notes: tuple[str, ...] = ()
+    #: parameters a grid cell uses besides the function's (``max_samples``, a paired metric's network options)
+    cell_params: tuple[Param, ...] = ()
+    pair_values: Callable | None = None
+    network: Callable[[dict], object] | None = None
+    embedding: str | None = None
+    aligned: bool = True
+
+    @property
+    def module(self) -> str:
+        return self.fn.__module__
+
+    def defaults(self) -> dict:
+        """``{parameter: default}`` of the function's parameters, then the cell's."""
+        return {p.name: p.default for p in (*self.params, *self.cell_params)}
+
+    def role(self, key: str) -> str:
+        """The role of a value key of this metric (interval bounds of a declared key are ``interval``)."""
+        if key in self.values:
+            return self.values[key]
+        for suffix in ("_ci_low", "_ci_high"):
+            if key.endswith(suffix) and key.removesuffix(suffix) in self.values:
+                return INTERVAL
+        return DETAIL
+
+    def headline(self) -> list[str]:
+        return [key for key, role in self.values.items() if role == HEADLINE]
 
 
 METRICS: dict[str, MetricSpec] = {}
+
+
+#: the kNN and kernel metrics' cell parameter (``register(..., sampled=True)``)
+MAX_SAMPLES = Param("max_samples", None, "N: a seeded sample of N rows of a larger side (for sets of 10^5-10^6 images)",
+                    optional(integer(2)))
+
+
+def paired_values(name: str) -> dict[str, str]:
+    """The value keys of every paired metric: mean (headline), median, best and worst pair, pair count."""
+    return {name: HEADLINE, f"{name}_median": DETAIL, f"{name}_best": DETAIL, f"{name}_worst": DETAIL,
+            "n_pairs": COUNT, "match_distance_mean": DETAIL}
 
 
 def register(
@@ -42,22 +118,78 @@ def register(
     higher_is_better: bool,
     kind: str = "distribution",
     doc: str = "",
-    input: str = "features",
+    input: str | None = None,
     from_stats: Callable | None = None,
-):
-    """Add ``fn`` to :data:`METRICS` under ``name``; ``doc`` defaults to the docstring's first line."""
+    values: Mapping[str, str] | None = None,
+    per_image: Mapping[str, tuple[str, ...]] | None = None,
+    params: Mapping[str, tuple[str, Constraint | None]] | None = None,
+    notes: tuple[str, ...] = (),
+    sampled: bool = False,
+    cell_params: Mapping[str, tuple[object, str, Constraint | None]] | None = None,
+    pair_values: Callable | None = None,
+    network: Callable | None = None,
+    embedding: str | None = None,
+    aligned: bool = True,
+) -> MetricSpec:
+    """Declare ``fn`` as metric ``name`` in :data:`METRICS`.
+
+    ``params`` gives each keyword-only parameter of ``fn`` its meaning and constraint
+    (``{"subsets": ("random subsets averaged over", integer(1))}``); the defaults come from the signature,
+    and a name that is not in it is an error (the declaration cannot drift from the function). ``values``
+    defaults to ``{name: "headline"}`` (paired metrics: :func:`paired_values`); ``doc`` to the docstring's
+    first line. ``sampled`` adds the cell parameter ``max_samples``; ``cell_params`` declares others
+    (``{name: (default, meaning, constraint)}``) that a cell uses and the function does not take.
+    """
     if name in METRICS:
         raise ValueError(f"metric {name!r} is already registered")
+    if kind not in KINDS:
+        raise ValueError(f"metric {name!r}: kind must be one of {KINDS}, got {kind!r}")
+    input = input or ("images" if kind == "paired" else "features")
     if input not in INPUTS:
         raise ValueError(f"metric {name!r}: input must be one of {INPUTS}, got {input!r}")
+    values = dict(values or (paired_values(name) if kind == "paired" else {name: HEADLINE}))
+    bad_roles = sorted(set(values.values()) - set(ROLES))
+    if bad_roles:
+        raise ValueError(f"metric {name!r}: unknown value role(s) {bad_roles}; roles: {ROLES}")
+    declared = dict(params or {})
+    signature = keyword_defaults(fn)
+    unknown = sorted(set(declared) - set(signature))
+    if unknown:
+        raise ValueError(f"metric {name!r}: declared parameter(s) {unknown} are not keyword-only parameters of "
+                         f"{fn.__qualname__}")
+    spec_params = tuple(Param(p, default, *declared.get(p, ("", None))) for p, default in signature.items())
+    extra = ((MAX_SAMPLES,) if sampled else ()) + tuple(
+        Param(p, default, meaning, constraint) for p, (default, meaning, constraint) in (cell_params or {}).items())
     doc = doc or (inspect.getdoc(fn) or "").split("\n", 1)[0]
-    METRICS[name] = spec = MetricSpec(name, fn, higher_is_better, kind, doc, input, from_stats)
+    METRICS[name] = spec = MetricSpec(
+        name, fn, higher_is_better, kind, doc, input, from_stats, values, dict(per_image or {}), spec_params,
+        tuple(notes), extra, pair_values, network, embedding, aligned)
     return spec
 
 
+def keyword_defaults(fn: Callable) -> dict:
+    """``{name: default}`` of ``fn``'s keyword-only parameters, less the runtime ones (``device``)."""
+    return {p.name: (None if p.default is inspect.Parameter.empty else p.default)
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in RUNTIME_PARAMS}
+
+
 def keyword_params(fn: Callable) -> list[str]:
-    """The keyword-only parameters of a metric function (what ``metric.params.*`` may set)."""
+    """All keyword-only parameters of a metric function (``device`` included when it takes one)."""
     return [p.name for p in inspect.signature(fn).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def check_params(spec: MetricSpec, params: Mapping, *, cell: bool = True, also: tuple[str, ...] = ()) -> dict:
+    """``params`` checked against ``spec``'s declaration (with its cell parameters unless ``cell=False``):
+    unknown names and bad values raise :class:`~dsim.errors.DsimError` (one line); values come back
+    converted (a YAML list → tuple, …). ``also``: further names the caller takes (shown as valid)."""
+    by_name = {p.name: p for p in (*spec.params, *(spec.cell_params if cell else ()))}
+    unknown = sorted(set(params) - set(by_name) - set(RUNTIME_PARAMS))
+    if unknown:
+        runtime = [p for p in RUNTIME_PARAMS if p in keyword_params(spec.fn)]
+        valid = ", ".join([*by_name, *runtime, *also]) or "none"
+        raise DsimError(f"metric {spec.name!r} has no parameter(s) {', '.join(unknown)}; valid: {valid}")
+    return {key: by_name[key].check(value, spec.name) if key in by_name else value for key, value in params.items()}
 
 
 def lookup(name: str, declared: dict | None = None) -> MetricSpec:
@@ -89,7 +221,8 @@ def compute(
     name: str, reference, candidate, *, bootstrap: int = 0, bootstrap_seed: int = 0, max_samples: int | None = None,
     **params
 ) -> MetricValues:
-    """Run the metric registered as ``name`` on two N×D feature sets (or logits, see ``MetricSpec.input``).
+    """Run the metric registered as ``name`` on two N×D feature sets (or logits, or image pairs: see
+    ``MetricSpec.input``).
 
     With ``bootstrap=N > 0``, both sets are also resampled with replacement N times (seeded by
     ``bootstrap_seed``; a ``kind="paired"`` metric's pairs are resampled together) and every scalar
@@ -106,14 +239,8 @@ def compute(
     ['fid', 'fid_ci_high', 'fid_ci_low']
     """
     spec = lookup(name)
-    accepted = keyword_params(spec.fn)
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise DsimError(
-            f"metric {name!r} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(accepted) or 'none'} "
-            "(and bootstrap, bootstrap_seed, max_samples)"
-        )
-    bootstrap = positive_int(bootstrap, name="bootstrap", metric=name, minimum=0)
+    params = check_params(spec, params, cell=False, also=("bootstrap", "bootstrap_seed", "max_samples"))
+    bootstrap = integer(0)(bootstrap, name="bootstrap", metric=name)
     if max_samples is not None:
         from dsim.metrics.sampling import sample_rows
 
@@ -127,7 +254,34 @@ def compute(
         values.update(
             bootstrap_intervals(
                 spec.fn, reference, candidate, replicates=bootstrap, seed=bootstrap_seed, params=params,
-                keys=[key for key in values if not key.endswith("_std")], paired=spec.kind == "paired",
+                keys=interval_keys_of(spec, values), paired=spec.kind == "paired",
             )
         )
     return values
+
+
+def interval_keys_of(spec: MetricSpec, values: Mapping) -> list[str]:
+    """The keys of ``values`` that get a bootstrap interval: every value except spreads and counts."""
+    return [key for key in values if spec.role(key) not in (SPREAD, COUNT) and not key.endswith("_std")]
+
+
+def pair_summary(spec: MetricSpec, values, *, bootstrap: int = 0, bootstrap_seed: int = 0) -> MetricValues:
+    """A paired metric's values from its per-pair numbers — mean, median, best, worst, ``n_pairs`` — with
+    percentile intervals over resampled pairs when ``bootstrap=N > 0`` (the same resampling as
+    :func:`compute`'s for a paired metric)."""
+    import numpy as np
+
+    def summary(a, _b) -> MetricValues:
+        a = np.asarray(a, dtype=np.float64)
+        best, worst = (np.max, np.min) if spec.higher_is_better else (np.min, np.max)
+        return MetricValues({spec.name: float(a.mean()), f"{spec.name}_median": float(np.median(a)),
+                             f"{spec.name}_best": float(best(a)), f"{spec.name}_worst": float(worst(a)),
+                             "n_pairs": float(len(a))}, per_image={"candidate": {spec.name: a}})
+
+    values = np.asarray(values, dtype=np.float64)
+    out = summary(values, None)
+    bootstrap = integer(0)(bootstrap, name="bootstrap", metric=spec.name)
+    if bootstrap:
+        out.update(bootstrap_intervals(summary, values, values, replicates=bootstrap, seed=bootstrap_seed,
+                                       keys=interval_keys_of(spec, out), paired=True))
+    return out

@@ -13,7 +13,7 @@ import torch
 from dsim.commands import weights as weights_command
 from dsim.errors import DsimError
 from dsim.extractors import EXTRACTORS, available, build
-from dsim.extractors import weights as weights_lib
+from dsim import weights as weights_lib
 from dsim.extractors.mobilenet import MOBILENET_V2_SHA256
 
 HUB_EXTRACTORS = [n for n in available() if build(n).default_weights().kind in ("torch-hub", "hf-hub", "folder")]

@@ -18,10 +18,11 @@ from dsim.cell import paired as paired_runner
 from dsim.cell.context import resolve_dataset
 from dsim.errors import DsimError
 from dsim.metrics import METRICS
-from dsim.metrics._registry import MetricSpec
-from dsim.metrics.paired import PAIRED, PairedMetric, cosine_distance
+from dsim.metrics._registry import register
+from dsim.metrics.paired import cosine_distance
 
 ENTROPY_VALUES = {"entropy_pearson_r", "entropy_pearson_p", "entropy_spearman_rho", "entropy_n"}
+PSNR_ENTROPY = {f"psnr.{key}" for key in ENTROPY_VALUES}
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +46,20 @@ def jpeg_run(store):
 def test_jpeg_psnr_falls_with_entropy_on_real_photos(jpeg_run):
     _, record = jpeg_run
     values = record["values"]
-    assert values["n_pairs"] == values["entropy_n"] == 68
-    assert values["entropy_pearson_r"] < -0.6 and values["entropy_pearson_p"] < 1e-6
-    assert values["entropy_spearman_rho"] < -0.5
+    assert values["n_pairs"] == values["psnr.entropy_n"] == 68
+    assert values["psnr.entropy_pearson_r"] < -0.6 and values["psnr.entropy_pearson_p"] < 1e-6
+    assert values["psnr.entropy_spearman_rho"] < -0.5
     assert 20 < values["psnr_worst"] < values["psnr_median"] < values["psnr_best"] < 60
+
+
+def test_paired_cell_takes_metric_bootstrap_like_a_distribution_cell(jpeg_run):
+    tmp, plain = jpeg_run
+    cfg = cell_config(tmp, ["metric=psnr", "pairing=by_name", f"pair.reference={tmp / 'photos'}",
+                            f"pair.candidate={tmp / 'photos_q30'}", "metric.bootstrap=50"])
+    values = run_cell(cfg, tmp / "job_bootstrap")["values"]
+    assert values["psnr"] == plain["values"]["psnr"]
+    assert values["psnr_ci_low"] < values["psnr"] < values["psnr_ci_high"]
+    assert "n_pairs_ci_low" not in values
 
 
 def test_paired_record_tables_plots_and_mlflow_run(jpeg_run):
@@ -56,7 +67,7 @@ def test_paired_record_tables_plots_and_mlflow_run(jpeg_run):
     assert (record["extractor"], record["metric"], record["pair"]) == ("none", "psnr", "photos_vs_photos_q30")
     assert record["random_weights"] is False and record["n_reference"] == record["n_candidate"] == 68
     assert record["n_skipped"] == 0
-    assert set(record["values"]) == {"psnr", "psnr_median", "psnr_best", "psnr_worst", "n_pairs"} | ENTROPY_VALUES
+    assert set(record["values"]) == {"psnr", "psnr_median", "psnr_best", "psnr_worst", "n_pairs"} | PSNR_ENTROPY
     artifacts = tmp / "job" / "artifacts"
     pairs = pd.read_csv(artifacts / "pairs.csv")
     assert len(pairs) == 68 and (pairs["candidate"].str.replace(".jpg", "") == pairs["reference"].str.replace(".png", "")).all()
@@ -70,7 +81,7 @@ def test_paired_record_tables_plots_and_mlflow_run(jpeg_run):
 
     client = MlflowClient(tracking_uri=tracking_uri(tmp))
     run = client.get_run(record["mlflow_run_id"])
-    assert run.data.metrics["entropy_pearson_r"] == pytest.approx(record["values"]["entropy_pearson_r"])
+    assert run.data.metrics["psnr.entropy_pearson_r"] == pytest.approx(record["values"]["psnr.entropy_pearson_r"])
     assert run.data.params["pairing.method"] == "by_name"
     logged = {f.path for f in client.list_artifacts(run.info.run_id, "artifacts")}
     assert {"artifacts/pairs.csv", "artifacts/matches.png", "artifacts/entropy_scatter.png"} <= logged
@@ -120,18 +131,17 @@ def test_random_weights_anywhere_in_a_paired_cell_mark_the_record(tmp_path, crop
 def test_embedding_metrics_use_the_embedding_cache(tmp_path, crops, monkeypatch):
     """The DreamSim route (cosine distance of cached embeddings), exercised with the pixels extractor."""
     from dsim.embedding import embed
-    from dsim.extractors import build
 
     def pixels_cosine(reference, candidate):
         """Cosine distance of 16×16 pixel vectors."""
 
-    monkeypatch.setitem(PAIRED, "pixels_cosine", PairedMetric(
-        "pixels_cosine", None, higher_is_better=False, network=lambda params: build("pixels"), embedding="pixels",
-        aligned=False))
-    monkeypatch.setitem(METRICS, "pixels_cosine", MetricSpec(name="pixels_cosine", fn=pixels_cosine, higher_is_better=False, kind="paired"))
+    monkeypatch.setitem(METRICS, "pixels_cosine", None)  # the test's own metric is gone afterwards
+    del METRICS["pixels_cosine"]
+    spec = register("pixels_cosine", pixels_cosine, higher_is_better=False, kind="paired", embedding="pixels",
+                    aligned=False)
     cfg = cell_config(tmp_path, ["metric=psnr", "pairing=random", "pairing.seed=5"])
     cfg["metric"] = {"name": "pixels_cosine", "params": {}}
-    output = paired_runner.run(cfg, resolve_dataset(str(crops["a"]), cfg["dataset"]),
+    output = paired_runner.run(cfg, spec, {}, resolve_dataset(str(crops["a"]), cfg["dataset"]),
                                resolve_dataset(str(crops["b"]), cfg["dataset"]))
     ref = embed(crops["a"], "pixels", cache_dir=tmp_path / "cache", progress=False)
     cand = embed(crops["b"], "pixels", cache_dir=tmp_path / "cache", progress=False)
@@ -173,18 +183,28 @@ def test_per_image_scores_of_distribution_metrics_get_entropy_bias(tmp_path, cro
     score = np.linspace(0, 1, 24)
     cfg = {"metric": {"name": "odist"}, "cache_dir": str(tmp_path / "cache")}
     one = _fake_output(tmp_path, crops, {"per_image_candidate": table("candidate", i_dist=score)})
-    within_run.augment(cfg, one, tmp_path / "one")
-    assert ENTROPY_VALUES <= set(one.values) and one.values["entropy_n"] == 24
+    within_run.entropy_bias(cfg, one, tmp_path / "one").apply_to(one)
+    assert {f"i_dist.{k}" for k in ENTROPY_VALUES} <= set(one.values) and one.values["i_dist.entropy_n"] == 24
     assert "entropy" in one.tables["per_image_candidate"] and (tmp_path / "one" / "entropy_scatter.png").exists()
 
     several = _fake_output(tmp_path, crops, {
         "per_image_candidate": table("candidate", covered=score, realistic=score[::-1], index=np.arange(24)),
         "per_image_reference": table("reference", covered=score)})
-    within_run.augment(cfg, several, tmp_path / "several")
+    within_run.entropy_bias(cfg, several, tmp_path / "several").apply_to(several)
     keys = {k for k in several.values if "entropy" in k}
     assert keys == {f"{p}.{k}" for p in ("candidate.covered", "reference.covered", "realistic") for k in ENTROPY_VALUES}
     assert several.values["realistic.entropy_pearson_r"] == pytest.approx(
         -several.values["candidate.covered.entropy_pearson_r"])
+
+
+def test_entropy_bias_keys_are_read_in_the_old_and_the_new_form():
+    from dsim.analysis.correlation import entropy_bias_of
+
+    new = {"psnr": 30.0, "psnr.entropy_pearson_r": -0.7, "psnr.entropy_n": 68}
+    old = {"psnr": 30.0, "entropy_pearson_r": -0.7, "entropy_n": 68}  # dsim 0.1: a cell's only series unprefixed
+    assert entropy_bias_of(new, "psnr")["pearson_r"] == entropy_bias_of(old, "psnr")["pearson_r"] == -0.7
+    assert entropy_bias_of({"covered": 1.0, "reference.covered.entropy_pearson_r": 0.2}, "covered")["pearson_r"] == 0.2
+    assert entropy_bias_of({"psnr": 30.0}, "psnr") is None
 
 
 def test_unknown_pairing_choice_is_one_line(capsys):

@@ -9,7 +9,7 @@ import torch
 
 from dsim.errors import DsimError
 from dsim.metrics import METRICS, compute
-from dsim.metrics.paired import PAIRED, LpipsNetwork, cosine_distance
+from dsim.metrics.paired import LpipsNetwork, cosine_distance, dreamsim
 from dsim.metrics.paired.lpips import default_trunk_path
 
 RNG = np.random.default_rng(0)
@@ -31,10 +31,18 @@ def smooth_images(n=3, size=192):
 
 
 def test_paired_metrics_are_registered_with_kind_and_direction():
-    assert set(PAIRED) == {"psnr", "ms_ssim", "lpips_alex", "lpips_vgg", "lpips_squeeze", "dreamsim"}
-    for name, spec in PAIRED.items():
-        assert METRICS[name].kind == "paired" and METRICS[name].doc
-        assert METRICS[name].higher_is_better == spec.higher_is_better == (name in ("psnr", "ms_ssim"))
+    paired = {name: spec for name, spec in METRICS.items() if spec.kind == "paired"}
+    assert set(paired) == {"psnr", "ms_ssim", "lpips_alex", "lpips_vgg", "lpips_squeeze", "dreamsim"}
+    for name, spec in paired.items():
+        assert spec.doc and spec.higher_is_better == (name in ("psnr", "ms_ssim"))
+        assert (spec.pair_values is not None) != (spec.embedding is not None)  # scores image pairs, or embeddings
+
+
+@pytest.mark.parametrize("net", ["alex", "vgg", "squeeze"])
+def test_lpips_trunk_file_is_torchvisions(net):
+    from dsim.metrics.paired.lpips import trunk_file, trunk_url
+
+    assert trunk_url(net).rsplit("/", 1)[-1] == trunk_file(net)
 
 
 @pytest.mark.parametrize("module", ["dsim.metrics.paired", "dsim.metrics.paired.pixel", "dsim.metrics.paired.lpips",
@@ -145,4 +153,20 @@ def test_dreamsim_distance_is_one_minus_cosine():
     expected = 1 - (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     np.testing.assert_allclose(cosine_distance(a, b), expected, rtol=1e-12)
     np.testing.assert_allclose(cosine_distance(a, 3 * a), 0.0, atol=1e-12)
-    assert PAIRED["dreamsim"].embedding == "dreamsim" and not PAIRED["dreamsim"].aligned
+    assert METRICS["dreamsim"].embedding == "dreamsim" and not METRICS["dreamsim"].aligned
+    values = dreamsim(a, b)
+    assert values["dreamsim"] == pytest.approx(expected.mean()) and values["n_pairs"] == 5
+
+
+def test_paired_summary_has_bootstrap_intervals_over_pairs():
+    from dsim.metrics._registry import pair_summary
+
+    values = RNG.normal(30.0, 3.0, size=200)
+    summary = pair_summary(METRICS["psnr"], values, bootstrap=200, bootstrap_seed=1)
+    assert summary["psnr"] == pytest.approx(values.mean()) and summary["n_pairs"] == 200
+    assert summary["psnr_ci_low"] < summary["psnr"] < summary["psnr_ci_high"]
+    # the mean's 95% interval is about ±1.96 standard errors wide
+    assert summary["psnr_ci_high"] - summary["psnr_ci_low"] == pytest.approx(2 * 1.96 * values.std() / np.sqrt(200),
+                                                                             rel=0.25)
+    assert "n_pairs_ci_low" not in summary  # counts get no interval
+    assert pair_summary(METRICS["psnr"], values, bootstrap=200, bootstrap_seed=1) == summary

@@ -3,9 +3,10 @@
 Each metric has a functional form on in-memory images — ``fn(reference_images, candidate_images,
 **params)``, pair ``i`` being ``(reference_images[i], candidate_images[i])``, H×W×3 ``uint8`` — that returns
 a :class:`~dsim.metrics.MetricValues` with the mean (``<name>``) and median (``<name>_median``) over pairs and
-every pair's value in ``per_image["candidate"][<name>]``. :data:`PAIRED` adds what a grid cell needs to run
-one on two datasets (``dsim.cell.paired``): the per-pair function, the network whose weights the numbers
-depend on, and whether it works on cached embeddings.
+every pair's value in ``per_image["candidate"][<name>]``.  Each declaration adds what a grid cell needs to
+run one on two datasets: the per-pair function (``pair_values``), the network whose weights the numbers
+depend on (``network``), or the extractor whose cached embeddings it compares (``embedding``: DreamSim,
+whose functional form takes two N×D arrays of DreamSim embeddings).
 
 >>> import numpy as np
 >>> from dsim.metrics import compute
@@ -16,63 +17,48 @@ depend on, and whether it works on cached embeddings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
+from dsim.metrics._checks import integer, optional, positive, positive_numbers, text
 from dsim.metrics._registry import register
 from dsim.metrics.paired.dreamsim import EXTRACTOR as DREAMSIM_EXTRACTOR
 from dsim.metrics.paired.dreamsim import cosine_distance, dreamsim
-from dsim.metrics.paired.lpips import LpipsNetwork, lpips_alex, lpips_squeeze, lpips_values, lpips_vgg
+from dsim.metrics.paired.lpips import NETS, LpipsNetwork, lpips_alex, lpips_squeeze, lpips_values, lpips_vgg, trunk_file
 from dsim.metrics.paired.pixel import ms_ssim, ms_ssim_values, psnr, psnr_values
 
+_BATCH = {"batch_size": ("image pairs per forward pass", integer(1))}
+_WEIGHTS_NOTE = "default (hub cache) | PATH to the torchvision checkpoint | random (plumbing tests only)"
 
-@dataclass(frozen=True)
-class PairedMetric:
-    """How a grid cell runs a paired metric.
-
-    ``values(reference_images, candidate_images, **params) -> per-pair array``; ``network(params)`` the
-    network the numbers depend on (recorded as the cell's extractor; ``None`` for pixel metrics);
-    ``embedding``: an extractor name when the metric is a distance between that extractor's embeddings
-    (computed from the embedding cache, no image pairs decoded); ``aligned``: the two images of a pair
-    must have the same size (the cell applies ``pairing.size``).
-    """
-
-    name: str
-    values: Callable | None
-    higher_is_better: bool
-    network: Callable[[dict], object] | None = None
-    embedding: str | None = None
-    aligned: bool = True
+register("psnr", psnr, higher_is_better=True, kind="paired", pair_values=psnr_values,
+         doc="Peak signal-to-noise ratio of each image pair in dB on 8-bit RGB",
+         notes=("Pairs come from pairing= (default nearest); reports mean, median, best, worst and the entropy bias.",),
+         params={"data_range": ("the images' value range", positive()),
+                 "max_db": ("cap: identical images would give infinity; null: no cap", optional(positive()))})
+register("ms_ssim", ms_ssim, higher_is_better=True, kind="paired", pair_values=ms_ssim_values,
+         doc="Multi-scale SSIM of each image pair (torchmetrics; Gaussian window, 5 scales); 1 = identical",
+         notes=("Needs images of at least kernel_size * 16 px a side (176 with the defaults): see pairing.size.",),
+         params={"kernel_size": ("Gaussian window size in px (odd)", integer(3)),
+                 "sigma": ("Gaussian window sigma", positive()),
+                 "betas": ("per-scale weights (Wang et al. 2003)", positive_numbers(5)), **_BATCH})
 
 
-def _lpips_spec(net: str) -> PairedMetric:
+def _lpips(net: str, fn):
     def values(reference, candidate, **params):
         return lpips_values(reference, candidate, net=net, **params)
 
-    return PairedMetric(f"lpips_{net}", values, higher_is_better=False,
-                        network=lambda params: LpipsNetwork(net, params.get("weights", "default")))
+    register(f"lpips_{net}", fn, higher_is_better=False, kind="paired", pair_values=values,
+             network=lambda params: LpipsNetwork(net, params.get("weights", "default")),
+             doc=f"LPIPS v0.1 (lpips package) with the {net} trunk; 0 = identical",
+             notes=(f"Trunk: torchvision's ImageNet checkpoint {trunk_file(net)}, read from torch's hub cache "
+                    "(~/.cache/torch/hub/checkpoints/); never downloaded.",),
+             params={"weights": (_WEIGHTS_NOTE, text()), **_BATCH})
 
 
-def _dreamsim_network(params: dict):
-    from dsim.metrics.paired.dreamsim import build_extractor
+for _net, _fn in zip(NETS, (lpips_alex, lpips_vgg, lpips_squeeze)):
+    _lpips(_net, _fn)
 
-    return build_extractor(params.get("weights", "default"))
+register("dreamsim", dreamsim, higher_is_better=False, kind="paired", input="features", embedding=DREAMSIM_EXTRACTOR, aligned=False,
+         doc="DreamSim distance of each image pair (1 - cosine similarity of DreamSim embeddings)",
+         notes=("Uses the dreamsim extractor's cached embeddings (its weights: see conf/extractor/dreamsim.yaml).",),
+         cell_params={"weights": ("default", "default | PATH | random (plumbing tests only)", text()),
+                      "batch_size": (8, "images per forward pass of the DreamSim network", integer(1))})
 
-
-PAIRED: dict[str, PairedMetric] = {
-    "psnr": PairedMetric("psnr", psnr_values, higher_is_better=True),
-    "ms_ssim": PairedMetric("ms_ssim", ms_ssim_values, higher_is_better=True),
-    "lpips_alex": _lpips_spec("alex"),
-    "lpips_vgg": _lpips_spec("vgg"),
-    "lpips_squeeze": _lpips_spec("squeeze"),
-    "dreamsim": PairedMetric("dreamsim", None, higher_is_better=False, network=_dreamsim_network,
-                             embedding=DREAMSIM_EXTRACTOR, aligned=False),
-}
-
-_FUNCTIONS = {"psnr": psnr, "ms_ssim": ms_ssim, "lpips_alex": lpips_alex, "lpips_vgg": lpips_vgg,
-              "lpips_squeeze": lpips_squeeze, "dreamsim": dreamsim}
-for _name, _spec in PAIRED.items():
-    register(_name, _FUNCTIONS[_name], higher_is_better=_spec.higher_is_better, kind="paired")
-
-__all__ = ["PAIRED", "LpipsNetwork", "PairedMetric", "cosine_distance", "dreamsim", "lpips_alex",
-           "lpips_squeeze", "lpips_vgg", "ms_ssim", "psnr"]
+__all__ = ["LpipsNetwork", "cosine_distance", "dreamsim", "lpips_alex", "lpips_squeeze", "lpips_vgg", "ms_ssim", "psnr"]

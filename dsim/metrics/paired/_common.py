@@ -64,10 +64,11 @@ def to_tensor(images: Sequence[np.ndarray], indices: list[int], device) -> torch
 
 
 def summarize(name: str, values: np.ndarray) -> MetricValues:
-    """Per-pair ``values`` → ``{name: mean, name_median: median}``, per-pair column on the candidate side."""
-    values = np.asarray(values, dtype=np.float64)
-    return MetricValues({name: float(values.mean()), f"{name}_median": float(np.median(values))},
-                        per_image={"candidate": {name: values}})
+    """Per-pair ``values`` → the registered paired metric's summary (mean, median, best, worst, ``n_pairs``),
+    every pair's value on the candidate side (:func:`dsim.metrics._registry.pair_summary`)."""
+    from dsim.metrics._registry import METRICS, pair_summary
+
+    return pair_summary(METRICS[name], values)
 
 
 def check_batch_size(batch_size, metric: str) -> int:

@@ -21,14 +21,16 @@ import numpy as np
 import torch
 
 from dsim.errors import DsimError
-from dsim.extractors import weights as weights_lib
-from dsim.images import file_sha256
+from dsim import weights as weights_lib
+from dsim.fileio import file_sha256
 from dsim.metrics.paired._common import as_image_pairs, check_batch_size, shape_batches, summarize, to_tensor
 
 NETS = ("alex", "vgg", "squeeze")
 #: trunk → (torchvision weights enum name, architecture shown in messages)
 _TRUNKS = {"alex": ("AlexNet_Weights", "AlexNet"), "vgg": ("VGG16_Weights", "VGG-16"),
            "squeeze": ("SqueezeNet1_1_Weights", "SqueezeNet 1.1")}
+#: trunk → the file name of torchvision's ImageNet checkpoint (torch's hub cache)
+_TRUNK_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth", "squeeze": "squeezenet1_1-b8a52dc0.pth"}
 LPIPS_VERSION = "0.1"
 
 _loaded: dict[tuple[str, str], torch.nn.Module] = {}
@@ -40,9 +42,14 @@ def trunk_url(net: str) -> str:
     return getattr(tvm, _TRUNKS[net][0]).IMAGENET1K_V1.url
 
 
+def trunk_file(net: str) -> str:
+    """The file name of the trunk's torchvision checkpoint (the last part of :func:`trunk_url`)."""
+    return _TRUNK_FILES[net]
+
+
 def default_trunk_path(net: str) -> Path:
     """Where torchvision (and so ``lpips``) caches the trunk's ImageNet weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / trunk_url(net).rsplit("/", 1)[-1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / trunk_file(net)
 
 
 @dataclass

@@ -1,0 +1,190 @@
+"""Every config key, given a bad value on the command line, ends ``dsim`` with one ``dsim: error:`` line.
+
+The keys come from the shipped configs (every group option that adds keys), so a key added later is
+covered or this test says it is not. The cases run through ``dsim.cli.main`` in two worker processes
+(each importing torch once), each with its own stderr; a case that does not fail, fails with a traceback, or
+prints more than one error line is reported.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from dsim_testing import dsim_env, write_crops
+
+from dsim import configs
+from dsim.metrics import METRICS
+
+#: group choices whose configs together hold every key
+CHOICE_SETS = [
+    {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
+     "analysis": ["umap", "distance"], "task": "cell"},
+    {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
+     "analysis": [], "task": "embed"},
+    *({"extractor": "pixels", "metric": name, "pair": "near", "pairing": "nearest", "dataset": "default",
+       "analysis": [], "task": "cell"} for name in sorted(METRICS)),
+]
+
+#: keys any value of the right type is good for (a label, a column name)
+ANY_VALUE = {
+    "pair.name": "a free label for the pair",
+    "analysis.distance.score_column": "a column name, only read with a score file",
+    "analysis.umap.metric": "passed to UMAP, which accepts many distance names",
+    "tracking.experiment": "any experiment name",
+    "extractor._target_": "checked with extractor.name (a class path is tried as given)",
+}
+
+#: bad values where a type is not enough: key → (value, words the error must contain)
+SPECIAL = {
+    "extractor.name": ("nonsense", "unknown extractor"),
+    "extractor.weights": ("/nonexistent/weights.pt", "weights"),
+    "extractor.layer": ("nonsense", "layer"),
+    "pair.reference": ("/nonexistent/ref", "/nonexistent/ref"),
+    "pair.candidate": ("/nonexistent/cand", "/nonexistent/cand"),
+    "dataset.root": ("/nonexistent/root", "/nonexistent/root"),
+    "device": ("tpu9", "device"),
+    "cache_dir": ("/dev/null/cache", "cache_dir"),
+    "tracking.store_dir": ("/dev/null/mlruns", "tracking.store_dir"),
+    "tracking.uri": ("nonsense://x", "tracking.uri"),
+    "results_file": ("/dev/null/results.json", "results_file"),
+    "pairing.extractor": ("nonsense", "unknown extractor 'nonsense'"),
+    "pairing.weights": ("/nonexistent/weights.pt", "weights"),
+
+    "task.dataset": ("/nonexistent/ds", "/nonexistent/ds"),
+    "analysis.distance.score_file": ("/nonexistent/scores.csv", "scores.csv"),
+    "analysis.umap.datasets": ("[/nonexistent/extra]", "/nonexistent/extra"),
+    "analysis.distance.candidates": ("[/nonexistent/extra]", "/nonexistent/extra"),
+    "analysis.umap.dims": ("[4]", "dims"),
+    "dataset.catalog.photos_a": ("/nonexistent/catalogued", "/nonexistent/catalogued"),
+}
+
+
+def _leaves(node: dict, prefix: str = ""):
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _leaves(value, path + ".")  # an empty table ({}) has no key to set
+        else:
+            yield path, value
+
+
+def _bad_value(path: str, default, metric: str) -> tuple[str, str] | None:
+    """(bad value as an override string, text the error must contain), or None for ANY_VALUE keys."""
+    if path in ANY_VALUE:
+        return None
+    if path in SPECIAL:
+        return SPECIAL[path]
+    if path.startswith("dataset.catalog."):  # an entry matters when a pair names it: photos_a stands for all
+        return None
+    if path.startswith("metric.params."):
+        param = next(p for p in (*METRICS[metric].params, *METRICS[metric].cell_params)
+                     if p.name == path.rsplit(".", 1)[1])
+        if param.constraint is None:
+            raise AssertionError(f"{metric}: parameter {param.name} declares no constraint")
+        return ("''" if isinstance(param.default, str) else "not-a-value"), f"{param.name} must be"
+    if path in configs.CHOICES:
+        return "nonsense", path
+    kind = configs.TYPED_NULLABLE.get(path) if default is None else type(default)
+    if kind is bool:
+        return "maybe", path
+    if kind in (int, float):
+        return "abc", path
+    if kind is str:
+        return "''", path
+    if kind is list:
+        return "abc", path
+    raise AssertionError(f"no bad value known for {path} (default {default!r}): add it to SPECIAL or ANY_VALUE")
+
+
+def _cases() -> list[dict]:
+    cases, seen = [], set()
+    for choices in CHOICE_SETS:
+        config = configs.defaults(choices)
+        for path, default in _leaves(config):
+            if path == "metric.name" or path.startswith("hydra"):
+                continue
+            key = (path, choices["metric"] if path.startswith("metric.params.") else "")
+            if key in seen:
+                continue
+            seen.add(key)
+            bad = _bad_value(path, default, choices["metric"])
+            if bad is None:
+                continue
+            groups = [f"metric={choices['metric']}", f"task={choices['task']}"]
+            if choices["analysis"]:
+                groups.append("analysis=umap_distance")
+            if choices["task"] == "embed" and path != "task.dataset":
+                groups.append("task.dataset=ref")
+            if path.startswith("dataset.catalog."):
+                groups.append(f"pair.reference={path.rsplit('.', 1)[1]}")
+            if path == "dataset.root":  # the root matters for catalogue names
+                groups.append("pair.reference=photos_a")
+            if path.startswith("pairing."):  # pairing is read by the paired metrics
+                groups[0] = "metric=psnr"
+            cases.append({"id": f"{path}={bad[0]}" + (f" ({choices['metric']})" if key[1] else ""),
+                          "overrides": [*groups, f"{path}={bad[0]}"], "expect": bad[1]})
+    return cases
+
+
+CASES = _cases()
+
+DRIVER = textwrap.dedent("""
+    import io, json, os, sys, traceback
+    from dsim import cli
+    cases, base, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+    results = []
+    for case in cases:
+        err, real = io.StringIO(), sys.stderr
+        sys.stderr = err
+        code = 0
+        keys = {o.split("=", 1)[0] for o in case["overrides"]}
+        try:
+            cli.main([*(o for o in base if o.split("=", 1)[0] not in keys), *case["overrides"]])
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:
+            code = "exception"
+            traceback.print_exc(file=err)
+        finally:
+            sys.stderr = real
+        results.append({"id": case["id"], "code": code, "stderr": err.getvalue()})
+    json.dump(results, open(out, "w"))
+""")
+
+
+def test_every_key_of_every_group_is_covered():
+    ids = {case["id"].split("=", 1)[0] for case in CASES}
+    for choices in CHOICE_SETS:
+        for path, _ in _leaves(configs.defaults(choices)):
+            assert path in ids or path in ANY_VALUE or path == "metric.name" or path.startswith("dataset.catalog."), path
+    assert len(CASES) > 60
+
+
+@pytest.mark.slow
+def test_a_bad_value_of_any_key_is_one_error_line(tmp_path):
+    for side, seed in (("ref", 1), ("cand", 2)):
+        write_crops(tmp_path / side, 6, seed, size=32)
+    base = ["extractor=pixels", "pair.reference=ref", "pair.candidate=cand", "progress=false", "device=cpu",
+            f"cache_dir={tmp_path / 'cache'}", f"tracking.store_dir={tmp_path / 'mlruns'}",
+            "hydra.run.dir=job", "dataset.root=."]
+    workers = []  # two processes at once (they share the cache and the store, as parallel jobs do)
+    for i in range(2):
+        out = tmp_path / f"results-{i}.json"
+        workers.append((out, subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(CASES[i::2]), json.dumps(base),
+                                               str(out)], cwd=tmp_path, env=dsim_env(None))))
+    results = []
+    for out, worker in workers:
+        assert worker.wait(timeout=1500) == 0
+        results += json.loads(out.read_text())
+    assert len(results) == len(CASES)
+    problems = []
+    for result in results:
+        case = next(c for c in CASES if c["id"] == result["id"])
+        lines = [line for line in result["stderr"].splitlines() if line.startswith("dsim: error:")]
+        if result["code"] in (0, "exception") or len(lines) != 1 or "Traceback" in result["stderr"] \
+                or case["expect"].lower() not in lines[0].lower():
+            problems.append(f"{result['id']}: exit {result['code']}: {result['stderr'].strip()[-400:]}")
+    assert not problems, "\n".join(problems)
+    assert not (tmp_path / "job" / "result.json").exists()
