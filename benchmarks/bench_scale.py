@@ -156,7 +156,7 @@ def listing_runs(dataset: Path, versions: dict, work: Path) -> list[dict]:
         if pythonpath:
             env["PYTHONPATH"] = pythonpath
         done = subprocess.run([sys.executable, "-c", LISTING, str(dataset)], env=env, capture_output=True,
-                              text=True, check=True)
+                              text=True, check=True, cwd=work)  # not this checkout: "" leads sys.path
         row = {"listing": dataset.name, "version": version, **json.loads(done.stdout)}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -221,7 +221,7 @@ def fid_store_cell(reference: Path, candidate: Path, work: Path, pythonpath: str
     cache = work / "cache-fid-store"
     env = {**os.environ, "DSIM_STATE_DIR": str(work / "state"), **({"PYTHONPATH": pythonpath} if pythonpath else {})}
     for seed, folder in enumerate((reference, candidate)):
-        subprocess.run([sys.executable, "-c", FILL_STORE, str(folder), str(cache), str(seed)], env=env, check=True,
+        subprocess.run([sys.executable, "-c", FILL_STORE, str(folder), str(cache), str(seed)], env=env, check=True, cwd=work,
                        capture_output=True, text=True)
     row = fid_cell(reference, candidate, cache, work, pythonpath)
     row["fid_cell"] += " (written into the store, not forwarded)"
@@ -238,7 +238,7 @@ def startup_runs(dataset: Path, versions: dict, work: Path) -> list[dict]:
         imports = []
         for _ in range(5):
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "import dsim"], env=env, check=True)
+            subprocess.run([sys.executable, "-c", "import dsim"], env=env, check=True, cwd=work)
             imports.append(time.perf_counter() - started)
         cache, store = work / f"startup-cache-{version}", f"sqlite:///{work}/startup-{version}.db"
         cell = ["extractor=pixels", "metric=fid", f"pair.reference={dataset}", f"pair.candidate={dataset}",

@@ -23,7 +23,7 @@ import yaml
 from dsim.errors import DsimError
 
 CONF_PACKAGE = "dsim.conf"
-GROUPS = ("extractor", "metric", "pair", "pairing", "dataset", "experiment", "analysis", "task")
+GROUPS = ("extractor", "metric", "pair", "pairing", "dataset", "experiment", "analysis", "task", "perturb")
 PROJECT_CONF = "conf"  # a project's own config folder, beside where dsim runs
 
 
@@ -66,7 +66,7 @@ MINIMUM = {
     "pairing.size": 1, "pairing.seed": 0, "analysis.umap.n_neighbors": 2, "analysis.umap.min_dist": 0,
     "analysis.umap.nearest_k": 1, "analysis.umap.thumbnail": 8, "analysis.umap.max_thumbnails": 0,
     "analysis.umap.grid_max": 1, "analysis.umap.seed": 0, "analysis.distance.n_components": 1, "extractor.size": 1,
-    "task.shards": 1, "task.shard": 0,
+    "task.shards": 1, "task.shard": 0, "perturb.seed": 0,
 }
 #: keys with a fixed set of values
 CHOICES = {
@@ -74,6 +74,7 @@ CHOICES = {
     "pairing.method": ("nearest", "by_name", "random"),
     "pairing.distance": ("cosine", "euclidean"),
     "task.name": ("cell", "embed"),
+    "perturb.name": ("none", "blur", "noise", "jpeg", "brightness", "crop"),
 }
 #: keys whose default is null but whose values have a type
 TYPED_NULLABLE = {"num_workers": int, "pairing.size": int, "results_file": str, "tracking.uri": str,
@@ -139,7 +140,8 @@ def choices_of(cfg: dict) -> dict[str, object]:
     return {"extractor": (cfg.get("extractor") or {}).get("name"), "metric": (cfg.get("metric") or {}).get("name"),
             "pairing": (cfg.get("pairing") or {}).get("method"), "dataset": "default",
             "pair": "near", "analysis": [k for k in ("umap", "distance") if k in (cfg.get("analysis") or {})],
-            "task": (cfg.get("task") or {}).get("name", "cell")}
+            "task": (cfg.get("task") or {}).get("name", "cell"),
+            "perturb": (cfg.get("perturb") or {}).get("name", "none")}
 
 
 def check(cfg: dict, choices: dict[str, object] | None = None, conf_dirs=None) -> None:

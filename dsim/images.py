@@ -10,6 +10,7 @@ Its identity is a fingerprint of its files' relative paths and contents, never o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -60,6 +61,23 @@ class Listing:
     unreadable: dict[str, str]  # relpath → reason (only with on_error="skip")
 
 
+#: listings kept while a :func:`listings_reused` block runs (one cell lists each dataset once)
+_REUSED: dict | None = None
+
+
+@contextlib.contextmanager
+def listings_reused():
+    """Inside this block each dataset is listed once: a second :func:`scan_images` of the same folder (and
+    ``on_error``) returns the first listing. A cell uses it, so its key, its embedding and its analyses
+    share one listing; outside it, every call lists anew."""
+    global _REUSED
+    outer, _REUSED = _REUSED, ({} if _REUSED is None else _REUSED)
+    try:
+        yield
+    finally:
+        _REUSED = outer
+
+
 def scan_images(path: str | os.PathLike, *, on_error: str = "raise", progress: bool = False) -> Listing:
     """All images under ``path`` with their content hashes, taking unchanged files' hashes from the memo.
 
@@ -71,6 +89,15 @@ def scan_images(path: str | os.PathLike, *, on_error: str = "raise", progress: b
     :class:`ImageReadError`, or with ``on_error="skip"`` lands in :attr:`Listing.unreadable`.
     """
     root = resolve_dataset_dir(path)
+    if _REUSED is not None and (root, on_error) in _REUSED:
+        return _REUSED[root, on_error]
+    listing = _scan(root, on_error=on_error, progress=progress)
+    if _REUSED is not None:
+        _REUSED[root, on_error] = listing
+    return listing
+
+
+def _scan(root: Path, *, on_error: str, progress: bool) -> Listing:
     found = _walk(root)
     if not found:
         exts = ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))

@@ -17,12 +17,10 @@ import sys
 import warnings
 from pathlib import Path
 
-import pandas as pd
 from filelock import FileLock, Timeout
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from dsim import results
 from dsim.errors import Abort, DsimError
 from dsim.fileio import atomic_write_text
 from dsim.record import read_embed_records, read_failures
@@ -93,6 +91,10 @@ class SweepRecord(Callback):
                           "(`dsim sync` once the store is back)", stacklevel=2)
 
     def _end(self, config: DictConfig) -> None:
+        import pandas as pd
+
+        from dsim import results
+        from dsim.analysis.perturbation import perturbation_analysis
         from dsim.analysis.sweep import sweep_analysis
         from dsim.analysis.visual import sweep_visual_analysis
 
@@ -112,7 +114,8 @@ class SweepRecord(Callback):
             metrics.update(n_shards=len(shards), n_images=int(table["images"].sum()),
                            n_embedded=int(table["embedded"].sum()))
         for produce in (lambda: sweep_analysis(records, sweep_dir, cache_dir=config.cache_dir),
-                        lambda: sweep_visual_analysis(sweep_dir, _analysis(config))):
+                        lambda: sweep_visual_analysis(sweep_dir, _analysis(config)),
+                        lambda: perturbation_analysis(records, sweep_dir)):
             found, files = produce()
             metrics.update(found)
             artifacts += [(str(path), folder) for path, folder in files]

@@ -20,7 +20,7 @@ from dsim.metrics import METRICS
 #: group choices whose configs together hold every key
 CHOICE_SETS = [
     {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
-     "analysis": ["umap", "distance"], "task": "cell"},
+     "analysis": ["umap", "distance"], "task": "cell", "perturb": "blur"},
     {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
      "analysis": [], "task": "embed"},
     *({"extractor": "pixels", "metric": name, "pair": "near", "pairing": "nearest", "dataset": "default",
@@ -115,6 +115,8 @@ def _cases() -> list[dict]:
             groups = [f"metric={choices['metric']}", f"task={choices['task']}"]
             if choices["analysis"]:
                 groups.append("analysis=umap_distance")
+            if choices.get("perturb"):
+                groups.append(f"perturb={choices['perturb']}")
             if choices["task"] == "embed" and path != "task.dataset":
                 groups.append("task.dataset=ref")
             if path.startswith("dataset.catalog."):

@@ -138,3 +138,23 @@ def pivot_table(path: Path, pivot: pd.DataFrame, *, title: str) -> Path:
                 ax.text(j, i, f"{values[i, j]:.4g}", ha="center", va="center", fontsize=7, color="white")
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
+
+
+def metric_vs_strength(path: Path, frame: pd.DataFrame, *, title: str) -> Path:
+    """One panel per metric value: value against perturbation strength, a line per extractor × pair."""
+    metrics = list(dict.fromkeys(frame["metric"]))
+    columns = min(3, len(metrics))
+    rows = math.ceil(len(metrics) / columns)
+    fig = _figure(5.0 * columns, 3.8 * rows)
+    fig.suptitle(title)
+    for i, metric in enumerate(metrics):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        for (extractor, pair), line in frame[frame["metric"] == metric].groupby(["extractor", "pair"], sort=True):
+            line = line.sort_values("strength")
+            label = pair if extractor == "none" else f"{extractor} · {pair}"
+            ax.plot(line["strength"], line["value"], marker="o", label=label)
+        ax.set_xlabel(f"{frame['perturbation'].iat[0]} strength")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _save(fig, path)

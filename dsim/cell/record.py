@@ -78,6 +78,9 @@ def run_tags(record: CellRecord) -> dict[str, str]:
     }
     if record.dvc_experiment:
         tags["dsim.dvc_experiment"] = record.dvc_experiment
+    perturbation = (record.config or {}).get("perturb.name")
+    if perturbation not in (None, "none"):
+        tags["dsim.perturb"] = f"{perturbation}:{record.config.get('perturb.strength')}"
     if record.random_weights:
         tags["dsim.warning"] = "RANDOM WEIGHTS: plumbing test only, not a real result"
     return tags

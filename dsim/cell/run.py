@@ -15,10 +15,10 @@ from pathlib import Path
 from dsim import __version__, configs, metrics
 from dsim.analysis import visual, within_run
 from dsim.cell import distribution, paired
-from dsim.cell.context import pair_name, resolve_dataset
+from dsim.cell.context import DatasetRef, pair_name, resolve_dataset
 from dsim.cell.key import CELL_KEY_TAG, cell_key, key_config
 from dsim.cell.record import build_record, dataset_input, flatten, run_tags, write_tables
-from dsim.images import dataset_fingerprint, resolve_dataset_dir, scan_images
+from dsim.images import dataset_fingerprint, listings_reused, resolve_dataset_dir, scan_images
 from dsim.record import ARTIFACT_DIR, RESULT_FILE, write_json
 from dsim.runlog import RunPlan
 from dsim.session import StoreSession
@@ -49,13 +49,15 @@ def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None, swee
     candidate = resolve_dataset(cfg["pair"]["candidate"], cfg["dataset"])
     for ref in (reference, candidate):
         resolve_dataset_dir(ref.path)  # both folders exist before any work starts
+    pair = pair_name(cfg["pair"], reference, candidate)  # the pair as configured, perturbed or not
+    candidate = perturbed_candidate(cfg, candidate)
     job_dir = Path(job_dir)
-    with store or StoreSession.for_config(cfg) as session:
-        return _run(cfg, spec, params, reference, candidate, job_dir, session, parent_run_id=parent_run_id,
+    with listings_reused(), store or StoreSession.for_config(cfg) as session:
+        return _run(cfg, spec, params, reference, candidate, pair, job_dir, session, parent_run_id=parent_run_id,
                     sweep_dir=sweep_dir)
 
 
-def _run(cfg: dict, spec, params: dict, reference, candidate, job_dir: Path, store: StoreSession, *,
+def _run(cfg: dict, spec, params: dict, reference, candidate, pair: str, job_dir: Path, store: StoreSession, *,
          parent_run_id, sweep_dir):
     key = _key(cfg, spec, reference, candidate)
     if not cfg.get("force"):
@@ -69,7 +71,7 @@ def _run(cfg: dict, spec, params: dict, reference, candidate, job_dir: Path, sto
     for step in ANALYSES:
         step(cfg, output, job_dir / ARTIFACT_DIR).apply_to(output)
 
-    record = build_record(cfg, output, pair_name(cfg["pair"], reference, candidate), spec)
+    record = build_record(cfg, output, pair, spec)
     record.cell_key, record.config = key, flatten(key_config(cfg, device=cfg["device"]))
     artifacts = write_tables(output, job_dir / ARTIFACT_DIR)
     write_json(job_dir / RESULT_FILE, record.to_json())  # last: a result.json means the cell's files are all there
@@ -84,6 +86,19 @@ def _run(cfg: dict, spec, params: dict, reference, candidate, job_dir: Path, sto
     record.mlflow_run_id = store.submit(plan)
     record.tracking = "logged" if record.mlflow_run_id else "pending"
     return record.to_json()
+
+
+def perturbed_candidate(cfg: dict, candidate: DatasetRef) -> DatasetRef:
+    """The candidate as the cell sees it: under ``perturb=``, the folder of its perturbed images
+    (:mod:`dsim.perturb`), named ``<name>+<perturbation>``; else itself."""
+    from dsim.perturb import Perturbation, perturbed_dataset
+
+    spec = Perturbation.from_config(cfg.get("perturb"))
+    if not spec.active:
+        return candidate
+    folder = perturbed_dataset(candidate.path, spec, cfg["cache_dir"], on_error=cfg["dataset"]["on_error"],
+                               progress=cfg["progress"])
+    return DatasetRef(f"{candidate.name}+{spec.label()}", folder)
 
 
 def _key(cfg: dict, spec, reference, candidate) -> str:
