@@ -204,7 +204,7 @@ from dsim.images import list_images
 from dsim.store import VectorStore
 folder, cache, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 extractor = build("pixels")
-files = list_images(folder, progress=False)
+files = list_images(folder)
 store = VectorStore(cache, extractor.name, extractor.identity, extractor.dim, extractor.describe())
 rng = np.random.default_rng(seed)
 for start in range(0, len(files), 65536):

@@ -215,10 +215,16 @@ class VectorStore:
         return out
 
     def iter_gather(self, hashes, chunk: int = 8192):
-        """:meth:`gather` in chunks of ``chunk`` rows (bounded memory for million-image sets)."""
+        """:meth:`gather` in chunks of ``chunk`` rows (bounded memory for million-image sets).
+
+        The shards' memory maps are dropped after every chunk: pages a map has touched count as the
+        process's resident memory until it is unmapped, so streaming a million vectors through one map
+        would look like (and, under pressure, compete like) holding them all."""
         hashes = list(hashes)
         for start in range(0, len(hashes), chunk):
-            yield self.gather(hashes[start:start + chunk])
+            block = self.gather(hashes[start:start + chunk])
+            self._maps.clear()
+            yield block
 
     def _read(self, source: int, rows: np.ndarray) -> np.ndarray:
         kind, where = self.index.sources[source]
