@@ -59,7 +59,8 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
         skipped["candidate"][rel] = "no namesake in the reference set (pairing=by_name)"
     entropies = EntropyCache(cfg["cache_dir"])
     if spec.embedding:
-        keep, values, ent_ref, ent_cand = _score_embeddings(pairing, network, entropies, skipped, common,
+        embedding = {**common, "batch_size": params.get("batch_size", common["batch_size"])}  # the metric's own
+        keep, values, ent_ref, ent_cand = _score_embeddings(pairing, network, entropies, skipped, embedding,
                                                             roots=(reference.path, candidate.path))
     else:
         kwargs = dict(params)
