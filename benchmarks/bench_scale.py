@@ -273,7 +273,7 @@ def torch_fidelity_runs(a: Path, b: Path, work: Path, pythonpath: str | None) ->
         torch.save(model.state_dict(), weights)
     tf_code = ("import sys, time, torch_fidelity as tf\nt = time.perf_counter()\n"
                "m = tf.calculate_metrics(input1=sys.argv[1], input2=sys.argv[2], fid=True, cuda=False, cache=True, "
-               "cache_root=sys.argv[3], input1_cache_name='bench_a', input2_cache_name='bench_a', verbose=False, "
+               "cache_root=sys.argv[3], input1_cache_name='bench_a', input2_cache_name='bench_a', verbose=False, samples_find_deep=True, "
                "feature_extractor_weights_path=sys.argv[4], batch_size=64)\n"
                "print(time.perf_counter() - t, m['frechet_inception_distance'])")
     rows = []

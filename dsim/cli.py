@@ -227,10 +227,12 @@ def _check_before_work(plain: dict, choices: dict, conf_dirs) -> None:
     from dsim.fileio import ensure_dir
     from dsim.tracking import resolve_uri
 
+    from dsim.generators import GeneratorSpec
     from dsim.perturb import Perturbation
 
     configs.check(plain, choices, conf_dirs)
     Perturbation.from_config(plain.get("perturb"))  # its strength rules depend on the perturbation
+    GeneratorSpec.from_config(plain.get("generator"))  # its _target_, output range, checkpoint file
     ensure_dir(plain["cache_dir"], "cache_dir")
     tracking = plain["tracking"]
     resolve_uri(tracking["uri"], tracking["store_dir"])  # a URI no MLflow store has: one line now

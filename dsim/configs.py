@@ -23,7 +23,8 @@ import yaml
 from dsim.errors import DsimError
 
 CONF_PACKAGE = "dsim.conf"
-GROUPS = ("extractor", "metric", "pair", "pairing", "dataset", "experiment", "analysis", "task", "perturb")
+GROUPS = ("extractor", "metric", "pair", "pairing", "dataset", "experiment", "analysis", "task", "perturb",
+          "generator")
 PROJECT_CONF = "conf"  # a project's own config folder, beside where dsim runs
 
 
@@ -66,7 +67,8 @@ MINIMUM = {
     "pairing.size": 1, "pairing.seed": 0, "analysis.umap.n_neighbors": 2, "analysis.umap.min_dist": 0,
     "analysis.umap.nearest_k": 1, "analysis.umap.thumbnail": 8, "analysis.umap.max_thumbnails": 0,
     "analysis.umap.grid_max": 1, "analysis.umap.seed": 0, "analysis.distance.n_components": 1, "extractor.size": 1,
-    "task.shards": 1, "task.shard": 0, "perturb.seed": 0,
+    "task.shards": 1, "task.shard": 0, "perturb.seed": 0, "generator.n_samples": 1, "generator.seed": 0,
+    "generator.batch_size": 1,
 }
 #: keys with a fixed set of values
 CHOICES = {
@@ -79,7 +81,7 @@ CHOICES = {
 #: keys whose default is null but whose values have a type
 TYPED_NULLABLE = {"num_workers": int, "pairing.size": int, "results_file": str, "tracking.uri": str,
                   "pair.name": str, "analysis.distance.score_file": str,
-                  "extractor.size": int, "task.dataset": str}
+                  "extractor.size": int, "task.dataset": str, "generator.checkpoint": str, "generator.z_dim": int}
 
 
 def group_choices(group: str, conf_dirs=None) -> list[str]:
@@ -141,7 +143,8 @@ def choices_of(cfg: dict) -> dict[str, object]:
             "pairing": (cfg.get("pairing") or {}).get("method"), "dataset": "default",
             "pair": "near", "analysis": [k for k in ("umap", "distance") if k in (cfg.get("analysis") or {})],
             "task": (cfg.get("task") or {}).get("name", "cell"),
-            "perturb": (cfg.get("perturb") or {}).get("name", "none")}
+            "perturb": (cfg.get("perturb") or {}).get("name", "none"),
+            "generator": (cfg.get("generator") or {}).get("name", "none")}
 
 
 def check(cfg: dict, choices: dict[str, object] | None = None, conf_dirs=None) -> None:

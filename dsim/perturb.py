@@ -39,13 +39,13 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from dsim.derived import make_once, png_bytes
 from dsim.errors import DsimError
-from dsim.fileio import atomic_write_bytes, atomic_write_text
+from dsim.fileio import atomic_write_bytes
 
 NAMES = ("none", "blur", "noise", "jpeg", "brightness", "crop")
 #: bump when a perturbation's pixels change, so old folders are not reused
 VERSION = 1
-COMPLETE = ".complete.json"
 
 
 @dataclass(frozen=True)
@@ -124,12 +124,6 @@ def perturb_image(image: np.ndarray, name: str, strength: float, *, seed: int = 
     return np.asarray(out, dtype=np.uint8)
 
 
-def _png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", compress_level=6)
-    return buffer.getvalue()
-
-
 def _target_names(relpaths: list[str]) -> dict[str, str]:
     """Source relpath → the PNG's relpath (same stem, so ``pairing=by_name`` still pairs them)."""
     out, taken = {}, set()
@@ -146,45 +140,39 @@ def _target_names(relpaths: list[str]) -> dict[str, str]:
 def perturbed_dataset(source: str | os.PathLike, spec: Perturbation, cache_dir: str | os.PathLike, *,
                       on_error: str = "raise", progress: bool = False) -> Path:
     """The folder of ``source``'s images under ``spec``: made once (resumable, under a lock), then reused."""
-    from filelock import FileLock
-
-    from dsim.images import dataset_fingerprint, load_rgb, scan_images
-    from dsim.errors import ImageReadError
+    from dsim.images import dataset_fingerprint, scan_images
 
     source = Path(source)
     listing = scan_images(source, on_error=on_error, progress=progress)
-    identity = json.dumps({"dataset": dataset_fingerprint(listing.files), **spec.describe()}, sort_keys=True)
-    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    root = Path(cache_dir) / "perturbed"
-    folder = root / f"{source.resolve().name}-{spec.label()}-{key}"
-    if (folder / COMPLETE).is_file():
-        return folder
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / f".{folder.name}.lock")):
-        if (folder / COMPLETE).is_file():  # another process made it while we waited
-            return folder
-        names = _target_names([ref.relpath for ref in listing.files])
-        refs = listing.files
-        if progress:
-            from tqdm.auto import tqdm
+    identity = {"dataset": dataset_fingerprint(listing.files), **spec.describe()}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    folder = Path(cache_dir) / "perturbed" / f"{source.resolve().name}-{spec.label()}-{key}"
+    return make_once(folder, lambda target: _write_perturbed(listing, spec, target, on_error, progress),
+                     {"source": str(source.resolve()), **identity})
 
-            refs = tqdm(refs, desc=f"perturb {spec.label()} {source.name}", unit="img")
-        skipped = dict(listing.unreadable)
-        for ref in refs:
-            target = folder / names[ref.relpath]
-            if target.is_file():  # written before an interruption: atomic, so complete
-                continue
-            try:
-                image = load_rgb(ref.path)
-            except ImageReadError as error:
-                if on_error != "skip":
-                    raise
-                skipped[ref.relpath] = error.reason
-                continue
-            atomic_write_bytes(target, _png(perturb_image(image, spec.name, spec.strength, seed=spec.seed,
-                                                          key=ref.sha256)), durable=False)
-        atomic_write_text(folder / COMPLETE, json.dumps({"source": str(source.resolve()), **json.loads(identity),
-                                                         "images": len(listing.files) - len(skipped),
-                                                         "skipped": skipped}, indent=2) + "\n")
-    return folder
 
+def _write_perturbed(listing, spec: Perturbation, folder: Path, on_error: str, progress: bool) -> dict:
+    from dsim.errors import ImageReadError
+    from dsim.images import load_rgb
+
+    names = _target_names([ref.relpath for ref in listing.files])
+    refs = listing.files
+    if progress:
+        from tqdm.auto import tqdm
+
+        refs = tqdm(refs, desc=f"perturb {spec.label()} {listing.root.name}", unit="img")
+    skipped = dict(listing.unreadable)
+    for ref in refs:
+        target = folder / names[ref.relpath]
+        if target.is_file():  # written before an interruption: atomic, so complete
+            continue
+        try:
+            image = load_rgb(ref.path)
+        except ImageReadError as error:
+            if on_error != "skip":
+                raise
+            skipped[ref.relpath] = error.reason
+            continue
+        atomic_write_bytes(target, png_bytes(perturb_image(image, spec.name, spec.strength, seed=spec.seed,
+                                                           key=ref.sha256)), durable=False)
+    return {"images": len(listing.files) - len(skipped), "skipped": skipped}

@@ -86,6 +86,8 @@ class CellRecord:
     mlflow_run_id: str | None = None
     tracking: str = "pending"
     reused: bool = False
+    generator: dict | None = None  # the candidate's generator (describe() and identity), when it has one
+    interval: dict | None = None  # how the values' _ci_low/_ci_high were made (metric.bootstrap > 0)
 
     def side(self, role: str) -> Side:
         return getattr(self, role)
@@ -111,7 +113,8 @@ class CellRecord:
                    embedded={role: side.embedded for role, side in sides.items()},
                    git_commit=self.git_commit, dvc_experiment=self.dvc_experiment, dsim_version=self.dsim_version,
                    cell_key=self.cell_key, config=self.config, mlflow_run_id=self.mlflow_run_id,
-                   tracking=self.tracking, reused=self.reused)
+                   tracking=self.tracking, reused=self.reused, generator=self.generator,
+                   interval=self.interval)
         return out
 
     @classmethod

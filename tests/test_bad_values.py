@@ -23,8 +23,11 @@ CHOICE_SETS = [
      "analysis": ["umap", "distance"], "task": "cell", "perturb": "blur"},
     {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
      "analysis": [], "task": "embed"},
+    {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
+     "analysis": [], "task": "cell", "generator": "toy"},
     *({"extractor": "pixels", "metric": name, "pair": "near", "pairing": "nearest", "dataset": "default",
-       "analysis": [], "task": "cell"} for name in sorted(METRICS)),
+       "analysis": [], "task": "cell"} for name in sorted(METRICS)
+      if not METRICS[name].fixed),  # a variant (pplwend) declares its base's parameters, checked once there
 ]
 
 #: keys any value of the right type is good for (a label, a column name)
@@ -58,6 +61,7 @@ SPECIAL = {
     "analysis.distance.candidates": ("[/nonexistent/extra]", "/nonexistent/extra"),
     "analysis.umap.dims": ("[4]", "dims"),
     "dataset.catalog.photos_a": ("/nonexistent/catalogued", "/nonexistent/catalogued"),
+    "generator._target_": ("nowhere.Model", "cannot import nowhere"),
 }
 
 
@@ -117,6 +121,8 @@ def _cases() -> list[dict]:
                 groups.append("analysis=umap_distance")
             if choices.get("perturb"):
                 groups.append(f"perturb={choices['perturb']}")
+            if choices.get("generator"):
+                groups += [f"generator={choices['generator']}", "pair.candidate=generator"]
             if choices["task"] == "embed" and path != "task.dataset":
                 groups.append("task.dataset=ref")
             if path.startswith("dataset.catalog."):

@@ -36,6 +36,15 @@ def test_metric_configs_name_a_registered_metric_with_valid_params(name):
     if metrics.METRICS[cfg.metric.name].kind == "paired":
         pytest.skip("image-pair metric: checked in tests/paired/test_paired_configs.py")
     params = OmegaConf.to_container(cfg.metric.params)
+    if metrics.METRICS[cfg.metric.name].kind == "generator":  # its config's params drive a (small) toy generator
+        from dsim.generators import GeneratorSpec
+
+        toy = GeneratorSpec.from_config({**OmegaConf.to_container(_compose(["generator=toy"]).generator),
+                                         "params": {"z_dim": 8, "w_dim": 8, "resolution": 16}})
+        params.update(n_samples=4, lpips_weights="random")
+        values = metrics.METRICS[cfg.metric.name].fn(toy.load("cpu"), **params)
+        assert values[cfg.metric.name] > 0 and values["n_kept"] == 4
+        return
     rng = np.random.default_rng(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", metrics.SubsetSizeWarning)  # 30 samples < the default subset size

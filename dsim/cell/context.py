@@ -10,10 +10,12 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """A pair side as configured: the name shown in records and the folder it resolves to."""
+    """A pair side as configured: the name shown in records and the folder it resolves to (for a
+    generator's side, :class:`~dsim.generators.GeneratorSpec` too: its samples folder)."""
 
     name: str
     path: Path
+    generator: object | None = None
 
 
 @dataclass(frozen=True)

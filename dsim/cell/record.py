@@ -81,6 +81,12 @@ def run_tags(record: CellRecord) -> dict[str, str]:
     perturbation = (record.config or {}).get("perturb.name")
     if perturbation not in (None, "none"):
         tags["dsim.perturb"] = f"{perturbation}:{record.config.get('perturb.strength')}"
+    if record.generator:
+        tags.update({"dsim.generator": record.generator["name"], "dsim.generator.identity": record.generator["identity"],
+                     "dsim.generator.checkpoint_sha256": str(record.generator.get("checkpoint_sha256"))})
+    if record.interval:
+        tags["dsim.interval"] = f"{record.interval['method']}, {record.interval['level']:.0%}, " \
+                                f"{record.interval['replicates']} replicates"
     if record.random_weights:
         tags["dsim.warning"] = "RANDOM WEIGHTS: plumbing test only, not a real result"
     return tags

@@ -14,17 +14,18 @@ from pathlib import Path
 
 from dsim import __version__, configs, metrics
 from dsim.analysis import visual, within_run
-from dsim.cell import distribution, paired
+from dsim.cell import distribution, generated, paired
 from dsim.cell.context import DatasetRef, pair_name, resolve_dataset
 from dsim.cell.key import CELL_KEY_TAG, cell_key, key_config
 from dsim.cell.record import build_record, dataset_input, flatten, run_tags, write_tables
+from dsim.errors import DsimError
 from dsim.images import dataset_fingerprint, listings_reused, resolve_dataset_dir, scan_images
 from dsim.record import ARTIFACT_DIR, RESULT_FILE, write_json
 from dsim.runlog import RunPlan
 from dsim.session import StoreSession
 
 #: metric kind → runner module with ``run(cfg, spec, params, reference, candidate) -> CellOutput``
-RUNNERS = {"distribution": distribution, "paired": paired}
+RUNNERS = {"distribution": distribution, "paired": paired, "generator": generated}
 
 #: analysis steps, run on every cell's output in this order: ``step(cfg, output, artifact_dir) -> Added``
 ANALYSES = (
@@ -46,13 +47,17 @@ def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None, swee
     spec = metrics.lookup(cfg["metric"]["name"], cfg["metric"])
     params = metrics.check_params(spec, cfg["metric"].get("params") or {})  # one check, both kinds
     reference = resolve_dataset(cfg["pair"]["reference"], cfg["dataset"])
-    candidate = resolve_dataset(cfg["pair"]["candidate"], cfg["dataset"])
+    candidate = generated_candidate(cfg, spec) or resolve_dataset(cfg["pair"]["candidate"], cfg["dataset"])
+    if spec.kind == "generator" and candidate.generator is None:
+        raise DsimError(f"metric={spec.name} evaluates a generator: set pair.candidate=generator and "
+                        "generator=toy (or your own conf/generator/NAME.yaml)")
     for ref in (reference, candidate):
-        resolve_dataset_dir(ref.path)  # both folders exist before any work starts
+        if spec.kind != "generator" or ref.generator is None:  # a PPL cell drives the model, not its samples
+            resolve_dataset_dir(ref.path)  # both folders exist before any work starts
     pair = pair_name(cfg["pair"], reference, candidate)  # the pair as configured, perturbed or not
-    candidate = perturbed_candidate(cfg, candidate)
     job_dir = Path(job_dir)
     with listings_reused(), store or StoreSession.for_config(cfg) as session:
+        candidate = perturbed_candidate(cfg, candidate)
         return _run(cfg, spec, params, reference, candidate, pair, job_dir, session, parent_run_id=parent_run_id,
                     sweep_dir=sweep_dir)
 
@@ -73,6 +78,12 @@ def _run(cfg: dict, spec, params: dict, reference, candidate, pair: str, job_dir
 
     record = build_record(cfg, output, pair, spec)
     record.cell_key, record.config = key, flatten(key_config(cfg, device=cfg["device"]))
+    if candidate.generator is not None:
+        record.generator = {**candidate.generator.describe(), "identity": candidate.generator.identity}
+    if cfg["metric"].get("bootstrap"):
+        from dsim.metrics.bootstrap import METHOD
+
+        record.interval = {**METHOD, "replicates": int(cfg["metric"]["bootstrap"]), "seed": 0}
     artifacts = write_tables(output, job_dir / ARTIFACT_DIR)
     write_json(job_dir / RESULT_FILE, record.to_json())  # last: a result.json means the cell's files are all there
     plan = RunPlan(name=f"{record.extractor} {spec.name} {record.pair}", uri=store.uri,
@@ -88,6 +99,25 @@ def _run(cfg: dict, spec, params: dict, reference, candidate, pair: str, job_dir
     return record.to_json()
 
 
+def generated_candidate(cfg: dict, spec) -> DatasetRef | None:
+    """``pair.candidate=generator``: the configured generator's samples folder (made now, once), or for a
+    metric that drives the model itself (``kind="generator"``: PPL) the generator alone; else ``None``."""
+    from dsim.embedding import resolve_device
+    from dsim.generators import CANDIDATE, GeneratorSpec, generated_dataset, samples_folder
+
+    if str(cfg["pair"]["candidate"]) != CANDIDATE:
+        return None
+    generator = GeneratorSpec.from_config(cfg.get("generator"))
+    if not generator.active:
+        raise DsimError("pair.candidate=generator needs a generator: add generator=toy (or your own "
+                        "conf/generator/NAME.yaml with _target_)")
+    device = resolve_device(cfg["device"])
+    if spec.kind == "generator":
+        return DatasetRef(generator.name, samples_folder(generator, cfg["cache_dir"], device.type), generator)
+    folder = generated_dataset(generator, cfg["cache_dir"], device=str(device), progress=cfg["progress"])
+    return DatasetRef(generator.name, folder, generator)
+
+
 def perturbed_candidate(cfg: dict, candidate: DatasetRef) -> DatasetRef:
     """The candidate as the cell sees it: under ``perturb=``, the folder of its perturbed images
     (:mod:`dsim.perturb`), named ``<name>+<perturbation>``; else itself."""
@@ -98,14 +128,15 @@ def perturbed_candidate(cfg: dict, candidate: DatasetRef) -> DatasetRef:
         return candidate
     folder = perturbed_dataset(candidate.path, spec, cfg["cache_dir"], on_error=cfg["dataset"]["on_error"],
                                progress=cfg["progress"])
-    return DatasetRef(f"{candidate.name}+{spec.label()}", folder)
+    return DatasetRef(f"{candidate.name}+{spec.label()}", folder, candidate.generator)
 
 
 def _key(cfg: dict, spec, reference, candidate) -> str:
     """The cell key (lists both datasets through the hash memo; resolves the extractor's weights)."""
     from dsim.embedding import resolve_device
 
-    fingerprints = [dataset_fingerprint(scan_images(ref.path, on_error=cfg["dataset"]["on_error"]).files)
+    fingerprints = [f"generator:{ref.generator.identity}" if spec.kind == "generator" and ref.generator else
+                    dataset_fingerprint(scan_images(ref.path, on_error=cfg["dataset"]["on_error"]).files)
                     for ref in (reference, candidate)]
     identity = "none"
     if spec.kind == "distribution":

@@ -44,6 +44,26 @@ roles: ``headline`` the table's number, ``spread`` its std, ``detail`` anything 
     values: odist (headline)
     params: n_components=25
     per image: candidate: i_dist
+``ppl`` (generator, on generator, lower = closer): Perceptual path length: LPIPS-VGG distance of two nearby points on a latent path / epsilon^2, trimmed mean (Karras et al. 2019).
+    values: ppl (headline), ppl_std (spread), ppl_untrimmed (detail), n_kept (count)
+    params: space=z, sampling=end, epsilon=0.0001, interpolation=slerp, crop=false, resize=256, n_samples=null, seed=0, batch_size=32, lpips_weights=default, discard_lower=1.0, discard_upper=99.0
+    per image: candidate: t, path_length, kept
+``pplwend`` (generator, on generator, lower = closer): PPL in w-space, end sampling (StyleGAN's ppl_wend); see ppl.
+    values: pplwend (headline), pplwend_std (spread), pplwend_untrimmed (detail), n_kept (count)
+    params: epsilon=0.0001, interpolation=slerp, crop=false, resize=256, n_samples=null, seed=0, batch_size=32, lpips_weights=default, discard_lower=1.0, discard_upper=99.0
+    per image: candidate: t, path_length, kept
+``pplwfull`` (generator, on generator, lower = closer): PPL in w-space, full sampling (StyleGAN's ppl_wfull); see ppl.
+    values: pplwfull (headline), pplwfull_std (spread), pplwfull_untrimmed (detail), n_kept (count)
+    params: epsilon=0.0001, interpolation=slerp, crop=false, resize=256, n_samples=null, seed=0, batch_size=32, lpips_weights=default, discard_lower=1.0, discard_upper=99.0
+    per image: candidate: t, path_length, kept
+``pplzend`` (generator, on generator, lower = closer): PPL in z-space, end sampling (StyleGAN's ppl_zend); see ppl.
+    values: pplzend (headline), pplzend_std (spread), pplzend_untrimmed (detail), n_kept (count)
+    params: epsilon=0.0001, interpolation=slerp, crop=false, resize=256, n_samples=null, seed=0, batch_size=32, lpips_weights=default, discard_lower=1.0, discard_upper=99.0
+    per image: candidate: t, path_length, kept
+``pplzfull`` (generator, on generator, lower = closer): PPL in z-space, full sampling (StyleGAN's ppl_zfull); see ppl.
+    values: pplzfull (headline), pplzfull_std (spread), pplzfull_untrimmed (detail), n_kept (count)
+    params: epsilon=0.0001, interpolation=slerp, crop=false, resize=256, n_samples=null, seed=0, batch_size=32, lpips_weights=default, discard_lower=1.0, discard_upper=99.0
+    per image: candidate: t, path_length, kept
 ``prdc`` (distribution, on features, higher = closer): Precision, recall, density, coverage (Naeem et al. 2020).
     values: precision (headline), recall (headline), density (headline), coverage (headline)
     params: nearest_k=3, max_samples=null
@@ -72,8 +92,10 @@ set's score alongside.
 (``values.per_image[side][column]``) have one entry per input row of that side.
 
 Uncertainty: ``compute(name, reference, candidate, bootstrap=N, bootstrap_seed=0, **params)`` adds
-``<value>_ci_low`` / ``<value>_ci_high`` (95% percentile bootstrap interval) for every value except
-``*_std``; KID also reports the std over its subsets.
+``<value>_ci_low`` / ``<value>_ci_high`` for every value except spreads and counts: a 95% interval for the
+estimator's expectation at this sample size from N half-samples without replacement (no duplicated rows,
+which bias FID, KID and PRDC), always containing the estimate (:mod:`dsim.metrics.bootstrap`); KID also
+reports the std over its subsets.
 """
 
 from dsim.metrics._checks import (
@@ -81,13 +103,17 @@ from dsim.metrics._checks import (
     MetricWarning,
     RankDeficientWarning,
     SubsetSizeWarning,
+    between,
+    boolean,
     choice,
     integer,
     number,
     optional,
     positive,
+    text,
 )
 from dsim.metrics._registry import (
+    COUNT,
     DETAIL,
     HEADLINE,
     METRICS,
@@ -107,6 +133,8 @@ from dsim.metrics.inception_score import isc
 from dsim.metrics.kid import kid_poly, kid_rbf
 from dsim.metrics.manifold import prdc
 from dsim.metrics.pca_distance import odist
+from dsim.metrics.path_length import ppl
+from dsim.metrics.path_length import variant as ppl_variant
 
 _SUBSETS = {
     "subsets": ("random subsets the estimate is averaged over", integer(1)),
@@ -152,6 +180,49 @@ register("odist", odist, higher_is_better=False,
          per_image={"candidate": ("i_dist",)},
          params={"n_components": ("PCA components (clipped to what the union allows)", integer(1))})
 
+
+def _lpips_vgg(params: dict):
+    from dsim.metrics.paired.lpips import LpipsNetwork
+
+    return LpipsNetwork("vgg", params.get("lpips_weights", "default"), option="metric.params.lpips_weights")
+
+
+_PPL = {
+    "space": ("z: the latents themselves; w: mapped by the model's mapping network, then lerped", choice("z", "w")),
+    "sampling": ("end: t = 0 (the path's end); full: t ~ U(0, 1) along the path", choice("end", "full")),
+    "epsilon": ("the step along the path; distances are divided by epsilon^2", positive()),
+    "interpolation": ("z-space: slerp (StyleGAN's) | lerp (torch-fidelity's default)", choice("slerp", "lerp")),
+    "crop": ("StyleGAN's centre (face) crop before LPIPS", boolean()),
+    "resize": ("side before LPIPS (StyleGAN 256, torch-fidelity 64); null: as generated", optional(integer(8))),
+    "n_samples": ("latent paths sampled; null: generator.n_samples (StyleGAN used 100000)", optional(integer(2))),
+    "seed": ("seed of the latents and t (one stream per sample)", integer(0)),
+    "batch_size": ("paths per forward pass", integer(1)),
+    "lpips_weights": ("LPIPS-VGG trunk: default (hub cache) | PATH | random (plumbing tests only)", text()),
+    "discard_lower": ("percentile below which paths are dropped; null: keep all", optional(between(0, 100))),
+    "discard_upper": ("percentile above which paths are dropped; null: keep all", optional(between(0, 100))),
+}
+
+
+def _ppl_values(name: str) -> dict:
+    return {name: HEADLINE, f"{name}_std": SPREAD, f"{name}_untrimmed": DETAIL, "n_kept": COUNT}
+
+
+_PPL_NOTES = ("Needs a generator: generator=toy (or your own) and pair.candidate=generator; the reference is "
+              "recorded, not used.",
+              "Per-path t, path length and kept flag are logged as an artifact (per_image_candidate.csv).")
+register("ppl", ppl, higher_is_better=False, kind="generator", values=_ppl_values("ppl"), network=_lpips_vgg,
+         doc="Perceptual path length: LPIPS-VGG distance of two nearby points on a latent path / epsilon^2, "
+             "trimmed mean (Karras et al. 2019)",
+         notes=_PPL_NOTES, per_image={"candidate": ("t", "path_length", "kept")}, params=_PPL)
+for _space in ("z", "w"):
+    for _sampling in ("end", "full"):
+        _name = f"ppl{_space}{_sampling}"
+        register(_name, ppl_variant(_name), higher_is_better=False, kind="generator", values=_ppl_values(_name),
+                 network=_lpips_vgg, fixed={"space": _space, "sampling": _sampling},
+                 doc=f"PPL in {_space}-space, {_sampling} sampling (StyleGAN's ppl_{_space}{_sampling}); see ppl",
+                 notes=_PPL_NOTES, per_image={"candidate": ("t", "path_length", "kept")},
+                 params={k: v for k, v in _PPL.items() if k not in ("space", "sampling")})
+
 __all__ = [
     "METRICS",
     "ClippedParameterWarning",
@@ -174,6 +245,7 @@ __all__ = [
     "kid_rbf",
     "lookup",
     "odist",
+    "ppl",
     "prdc",
     "register",
 ]

@@ -211,3 +211,24 @@ def text() -> Constraint:
         return value
 
     return Constraint("string", check)
+
+
+def boolean() -> Constraint:
+    """``true`` or ``false``."""
+    def check(value, *, name, metric):
+        if not isinstance(value, bool):
+            raise DsimError(f"{metric}: {name} must be true or false, got {value!r}")
+        return value
+
+    return Constraint("true | false", check)
+
+
+def between(low: float, high: float) -> Constraint:
+    """A finite number strictly between ``low`` and ``high``."""
+    def check(value, *, name, metric):
+        v = number()(value, name=name, metric=metric)
+        if not low < v < high:
+            raise DsimError(f"{metric}: {name} must be between {low:g} and {high:g} (exclusive), got {value!r}")
+        return v
+
+    return Constraint(f"number in ({low:g}, {high:g})", check)

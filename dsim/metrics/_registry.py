@@ -10,6 +10,7 @@ headline values by role instead of guessing from key suffixes.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
@@ -19,17 +20,17 @@ from dsim.metrics._checks import Constraint, integer, optional
 from dsim.metrics._values import MetricValues, as_metric_values
 from dsim.metrics.bootstrap import bootstrap_intervals
 
-INPUTS = ("features", "logits", "images")
-KINDS = ("distribution", "paired")
+INPUTS = ("features", "logits", "images", "generator")
+KINDS = ("distribution", "paired", "generator")
 
 #: value roles: the number(s) a table shows, their spread, an interval bound, anything else, a count
 HEADLINE, SPREAD, INTERVAL, DETAIL, COUNT = "headline", "spread", "interval", "detail", "count"
 ROLES = (HEADLINE, SPREAD, INTERVAL, DETAIL, COUNT)
 
 #: parameters every metric call takes besides its own (not part of a declaration's ``params``)
-RUNTIME_PARAMS = ("device",)
+RUNTIME_PARAMS = ("device", "progress")
 
-BOOTSTRAP_DOC = "N > 0: seeded bootstrap, 95% interval for every value (<name>_ci_low/_ci_high)"
+BOOTSTRAP_DOC = "N > 0: 95% interval for every value (<name>_ci_low/_ci_high) from N seeded half-samples"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class MetricSpec:
     returns. A paired metric also has ``pair_values`` (pairs → one number each), ``network`` (params → the
     network its numbers depend on, recorded as the cell's extractor), ``embedding`` (an extractor name when
     it is a distance between that extractor's embeddings) and ``aligned`` (a pair's images must share a size).
+    A ``kind="generator"`` metric (PPL) takes the generator itself: ``fn(generator, **params)``. ``fixed``
+    holds parameters a named variant sets for good (``pplwend``: ``space=w, sampling=end``), which its
+    users cannot override.
     """
 
     name: str
@@ -75,10 +79,11 @@ class MetricSpec:
     network: Callable[[dict], object] | None = None
     embedding: str | None = None
     aligned: bool = True
+    fixed: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
-        return self.fn.__module__
+        return getattr(self.fn, "func", self.fn).__module__  # a variant's fn is a partial
 
     def defaults(self) -> dict:
         """``{parameter: default}`` of the function's parameters, then the cell's."""
@@ -130,6 +135,7 @@ def register(
     network: Callable | None = None,
     embedding: str | None = None,
     aligned: bool = True,
+    fixed: Mapping[str, object] | None = None,
 ) -> MetricSpec:
     """Declare ``fn`` as metric ``name`` in :data:`METRICS`.
 
@@ -139,12 +145,13 @@ def register(
     defaults to ``{name: "headline"}`` (paired metrics: :func:`paired_values`); ``doc`` to the docstring's
     first line. ``sampled`` adds the cell parameter ``max_samples``; ``cell_params`` declares others
     (``{name: (default, meaning, constraint)}``) that a cell uses and the function does not take.
+    ``fixed`` binds parameters for good (a named variant of another metric): they leave ``params``.
     """
     if name in METRICS:
         raise ValueError(f"metric {name!r} is already registered")
     if kind not in KINDS:
         raise ValueError(f"metric {name!r}: kind must be one of {KINDS}, got {kind!r}")
-    input = input or ("images" if kind == "paired" else "features")
+    input = input or {"paired": "images", "generator": "generator"}.get(kind, "features")
     if input not in INPUTS:
         raise ValueError(f"metric {name!r}: input must be one of {INPUTS}, got {input!r}")
     values = dict(values or (paired_values(name) if kind == "paired" else {name: HEADLINE}))
@@ -152,18 +159,22 @@ def register(
     if bad_roles:
         raise ValueError(f"metric {name!r}: unknown value role(s) {bad_roles}; roles: {ROLES}")
     declared = dict(params or {})
+    fixed = dict(fixed or {})
     signature = keyword_defaults(fn)
-    unknown = sorted(set(declared) - set(signature))
+    unknown = sorted((set(declared) | set(fixed)) - set(signature))
     if unknown:
         raise ValueError(f"metric {name!r}: declared parameter(s) {unknown} are not keyword-only parameters of "
                          f"{fn.__qualname__}")
-    spec_params = tuple(Param(p, default, *declared.get(p, ("", None))) for p, default in signature.items())
+    spec_params = tuple(Param(p, default, *declared.get(p, ("", None))) for p, default in signature.items()
+                        if p not in fixed)
+    if fixed:
+        fn = functools.partial(fn, **fixed)
     extra = ((MAX_SAMPLES,) if sampled else ()) + tuple(
         Param(p, default, meaning, constraint) for p, (default, meaning, constraint) in (cell_params or {}).items())
     doc = doc or (inspect.getdoc(fn) or "").split("\n", 1)[0]
     METRICS[name] = spec = MetricSpec(
         name, fn, higher_is_better, kind, doc, input, from_stats, values, dict(per_image or {}), spec_params,
-        tuple(notes), extra, pair_values, network, embedding, aligned)
+        tuple(notes), extra, pair_values, network, embedding, aligned, fixed)
     return spec
 
 
@@ -188,7 +199,9 @@ def check_params(spec: MetricSpec, params: Mapping, *, cell: bool = True, also: 
     if unknown:
         runtime = [p for p in RUNTIME_PARAMS if p in keyword_params(spec.fn)]
         valid = ", ".join([*by_name, *runtime, *also]) or "none"
-        raise DsimError(f"metric {spec.name!r} has no parameter(s) {', '.join(unknown)}; valid: {valid}")
+        fixed = [f"{k}={v}" for k, v in spec.fixed.items() if k in unknown]
+        why = f" ({spec.name} fixes {', '.join(fixed)})" if fixed else ""
+        raise DsimError(f"metric {spec.name!r} has no parameter(s) {', '.join(unknown)}{why}; valid: {valid}")
     return {key: by_name[key].check(value, spec.name) if key in by_name else value for key, value in params.items()}
 
 
@@ -224,10 +237,10 @@ def compute(
     """Run the metric registered as ``name`` on two N×D feature sets (or logits, or image pairs: see
     ``MetricSpec.input``).
 
-    With ``bootstrap=N > 0``, both sets are also resampled with replacement N times (seeded by
-    ``bootstrap_seed``; a ``kind="paired"`` metric's pairs are resampled together) and every scalar
-    value except ``*_std`` gains ``<value>_ci_low`` / ``<value>_ci_high``: a 95% percentile interval
-    (see :mod:`dsim.metrics.bootstrap`). Per-image scores, when the metric has them, are in the
+    With ``bootstrap=N > 0``, N seeded half-samples of both sets (without replacement, seeded by
+    ``bootstrap_seed``; a ``kind="paired"`` metric's pairs are drawn together) give every scalar value
+    except spreads and counts ``<value>_ci_low`` / ``<value>_ci_high``: a 95% interval for the estimator's
+    expectation at this sample size, which always contains the estimate (see :mod:`dsim.metrics.bootstrap`). Per-image scores, when the metric has them, are in the
     result's ``per_image``.
 
     >>> import numpy as np
@@ -239,6 +252,9 @@ def compute(
     ['fid', 'fid_ci_high', 'fid_ci_low']
     """
     spec = lookup(name)
+    if spec.kind == "generator":
+        raise DsimError(f"{name} evaluates a generator, not two feature sets: call dsim.metrics.ppl(generator, ...) "
+                        "or run it in a cell with pair.candidate=generator")
     params = check_params(spec, params, cell=False, also=("bootstrap", "bootstrap_seed", "max_samples"))
     bootstrap = integer(0)(bootstrap, name="bootstrap", metric=name)
     if max_samples is not None:
@@ -254,7 +270,7 @@ def compute(
         values.update(
             bootstrap_intervals(
                 spec.fn, reference, candidate, replicates=bootstrap, seed=bootstrap_seed, params=params,
-                keys=interval_keys_of(spec, values), paired=spec.kind == "paired",
+                keys=interval_keys_of(spec, values), paired=spec.kind == "paired", estimate=values,
             )
         )
     return values
@@ -267,8 +283,8 @@ def interval_keys_of(spec: MetricSpec, values: Mapping) -> list[str]:
 
 def pair_summary(spec: MetricSpec, values, *, bootstrap: int = 0, bootstrap_seed: int = 0) -> MetricValues:
     """A paired metric's values from its per-pair numbers — mean, median, best, worst, ``n_pairs`` — with
-    percentile intervals over resampled pairs when ``bootstrap=N > 0`` (the same resampling as
-    :func:`compute`'s for a paired metric)."""
+    intervals from half-samples of the pairs when ``bootstrap=N > 0`` (as :func:`compute`'s for a
+    paired metric)."""
     import numpy as np
 
     def summary(a, _b) -> MetricValues:
@@ -283,5 +299,5 @@ def pair_summary(spec: MetricSpec, values, *, bootstrap: int = 0, bootstrap_seed
     bootstrap = integer(0)(bootstrap, name="bootstrap", metric=spec.name)
     if bootstrap:
         out.update(bootstrap_intervals(summary, values, values, replicates=bootstrap, seed=bootstrap_seed,
-                                       keys=interval_keys_of(spec, out), paired=True))
+                                       keys=interval_keys_of(spec, out), paired=True, estimate=out))
     return out

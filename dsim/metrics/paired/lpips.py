@@ -63,6 +63,7 @@ class LpipsNetwork:
 
     net: str = "alex"
     weights: str = "default"
+    option: str = "metric.params.weights"  # the config key that sets ``weights`` (named in messages)
 
     def __post_init__(self):
         if self.net not in NETS:
@@ -78,7 +79,7 @@ class LpipsNetwork:
         if not path.is_file():
             raise DsimError(
                 f"LPIPS ({self.net}) needs torchvision's ImageNet {_TRUNKS[self.net][1]} weights: {path} not found "
-                f"(download {trunk_url(self.net)} into {path.parent}, or set metric.params.weights=PATH to that file)")
+                f"(download {trunk_url(self.net)} into {path.parent}, or set {self.option}=PATH to that file)")
         return weights_lib.from_file(path, extractor=self.name, expected_prefix=weights_lib.hub_hash_prefix(path.name))
 
     @cached_property
