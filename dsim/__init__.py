@@ -21,12 +21,13 @@ from dsim.errors import DsimError  # noqa: E402  (no heavy imports)
 
 #: public name → (module, attribute or None for the module itself), imported on first access
 _LAZY = {
+    "compare": ("dsim.comparison", "compare"),
     "embed": ("dsim.embedding", "embed"),
     "Embeddings": ("dsim.embedding", "Embeddings"),
     "metrics": ("dsim.metrics", None),
 }
 
-__all__ = ["DsimError", "Embeddings", "__version__", "embed", "metrics"]
+__all__ = ["DsimError", "Embeddings", "__version__", "compare", "embed", "metrics"]
 
 
 def __getattr__(name: str):

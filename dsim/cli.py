@@ -147,21 +147,11 @@ def explain_composition_error(error: Exception, args: list[str]) -> str:
     found = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
     if found:
         dirs = configs.search_dirs(config_dirs_of(args))
-        defaults = configs.defaults({**_default_choices(), **_choices(args)}, dirs)
+        defaults = configs.defaults({**configs.default_choices(), **_choices(args)}, dirs)
         return configs.unknown_key_message(found.group(1), defaults)
     cause = getattr(error, "__cause__", None)
     line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return line if cause is None else f"{line} ({str(cause).splitlines()[0]})"
-
-
-def _default_choices() -> dict:
-    import yaml
-
-    chosen = {}
-    for entry in (yaml.safe_load((configs.CONF_DIR / "config.yaml").read_text()) or {}).get("defaults", []):
-        if isinstance(entry, dict):
-            chosen.update(entry)
-    return chosen
 
 
 #: a single cell's user-facing error, raised by :func:`main` once Hydra has returned
@@ -330,6 +320,7 @@ SUBCOMMANDS = {
     "lineage": "dsim.commands.lineage",
     "report": "dsim.commands.report",
     "init": "dsim.commands.init",
+    "stats": "dsim.commands.stats",
     "sync": "dsim.commands.sync",
     "weights": "dsim.commands.weights",
 }

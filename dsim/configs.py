@@ -137,6 +137,15 @@ def defaults(choices: dict[str, object], conf_dirs=None) -> dict:
     return base
 
 
+def default_choices() -> dict[str, object]:
+    """The group choices of ``config.yaml``'s defaults list (``{"extractor": "efficientnet_lite0", ...}``)."""
+    chosen = {}
+    for entry in (yaml.safe_load((CONF_DIR / "config.yaml").read_text()) or {}).get("defaults", []):
+        if isinstance(entry, dict) and not any(key.startswith("override ") for key in entry):
+            chosen.update(entry)
+    return chosen
+
+
 def choices_of(cfg: dict) -> dict[str, object]:
     """Group choices read off a resolved config (for callers without Hydra's runtime choices)."""
     return {"extractor": (cfg.get("extractor") or {}).get("name"), "metric": (cfg.get("metric") or {}).get("name"),

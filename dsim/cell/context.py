@@ -16,6 +16,7 @@ class DatasetRef:
     name: str
     path: Path
     generator: object | None = None
+    stats: object | None = None  # a reference given as a statistics file (:class:`dsim.stats_file.StatsFile`)
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,16 @@ class Added:
 
 
 def resolve_dataset(spec: str, dataset_cfg: dict) -> DatasetRef:
-    """A catalogue name (``dataset.catalog``) or a folder path → :class:`DatasetRef`."""
+    """A catalogue name (``dataset.catalog``), a folder path or a statistics file (``.npz``) → :class:`DatasetRef`."""
+    from dsim.stats_file import is_stats_file, load_stats
+
     spec = str(spec)
     catalog = dataset_cfg.get("catalog") or {}
     if spec in catalog:
         return DatasetRef(spec, Path(dataset_cfg["root"]) / catalog[spec])
     path = Path(spec).expanduser()
+    if is_stats_file(path):
+        return DatasetRef(path.stem, path, stats=load_stats(path))
     return DatasetRef(path.resolve().name or str(path), path)
 
 

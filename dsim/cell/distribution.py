@@ -30,6 +30,8 @@ def extractor_of(cfg: dict, spec):
 def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
     """Embed both datasets through the cell's extractor and run the metric on the two feature sets."""
     extractor = extractor_of(cfg, spec)
+    if reference.stats is not None:
+        return _against_stats(cfg, spec, params, extractor, reference, candidate)
     sides = {side: embed(ref.path, extractor, device=cfg["device"], batch_size=cfg["batch_size"],
                          num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"],
                          on_error=cfg["dataset"]["on_error"], progress=cfg["progress"])
@@ -58,6 +60,23 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
         extractor=extractor,
         tables={f"per_image_{side}": per_image_table(used[side], columns) for side, columns in per_image.items()},
     )
+
+
+def _against_stats(cfg: dict, spec, params: dict, extractor, reference: DatasetRef, candidate: DatasetRef):
+    """A reference given as a statistics file (:mod:`dsim.stats_file`): only the candidate is embedded."""
+    reference.stats.check_extractor(extractor)
+    emb = embed(candidate.path, extractor, device=cfg["device"], batch_size=cfg["batch_size"],
+                num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"], on_error=cfg["dataset"]["on_error"],
+                progress=cfg["progress"])
+    params = {k: v for k, v in params.items() if k != "max_samples"}
+    values = spec.from_stats(reference.stats.stats, FeatureStats.of_chunks(emb.iter_features()),
+                             device=str(resolve_device(cfg["device"])), **params)
+    meta = reference.stats.meta
+    return CellOutput(
+        values={name: float(v) for name, v in values.items()},
+        reference=SideSummary(name=reference.name, root=reference.path.resolve(), fingerprint=meta["fingerprint"],
+                              n=reference.stats.stats.n),
+        candidate=_summary(candidate, emb), extractor=extractor)
 
 
 def _sampled(embeddings: Embeddings, max_samples, **where) -> Embeddings:

@@ -51,8 +51,16 @@ def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None, swee
     if spec.kind == "generator" and candidate.generator is None:
         raise DsimError(f"metric={spec.name} evaluates a generator: set pair.candidate=generator and "
                         "generator=toy (or your own conf/generator/NAME.yaml)")
+    if candidate.stats is not None:
+        raise DsimError(f"pair.candidate={candidate.path}: a statistics file can stand in for the reference only")
+    if reference.stats is not None and (spec.from_stats is None or cfg["metric"].get("bootstrap")
+                                        or params.get("max_samples") is not None):
+        takes = ", ".join(sorted(name for name, s in metrics.METRICS.items() if s.from_stats is not None))
+        raise DsimError(f"pair.reference={reference.path} is a statistics file (N, mean, covariance): metric="
+                        f"{spec.name} needs the features themselves (and intervals need them too); metrics that "
+                        f"take statistics: {takes}")
     for ref in (reference, candidate):
-        if spec.kind != "generator" or ref.generator is None:  # a PPL cell drives the model, not its samples
+        if ref.stats is None and (spec.kind != "generator" or ref.generator is None):  # PPL drives the model
             resolve_dataset_dir(ref.path)  # both folders exist before any work starts
     pair = pair_name(cfg["pair"], reference, candidate)  # the pair as configured, perturbed or not
     job_dir = Path(job_dir)
@@ -135,11 +143,18 @@ def _key(cfg: dict, spec, reference, candidate) -> str:
     """The cell key (lists both datasets through the hash memo; resolves the extractor's weights)."""
     from dsim.embedding import resolve_device
 
-    fingerprints = [f"generator:{ref.generator.identity}" if spec.kind == "generator" and ref.generator else
-                    dataset_fingerprint(scan_images(ref.path, on_error=cfg["dataset"]["on_error"]).files)
-                    for ref in (reference, candidate)]
+    fingerprints = [_fingerprint(ref, spec, cfg["dataset"]["on_error"]) for ref in (reference, candidate)]
     identity = "none"
     if spec.kind == "distribution":
         identity = distribution.extractor_of(cfg, spec).identity
     return cell_key(cfg, device=resolve_device(cfg["device"]).type, reference_fingerprint=fingerprints[0],
                     candidate_fingerprint=fingerprints[1], extractor_identity=identity, version=__version__)
+
+
+def _fingerprint(ref: DatasetRef, spec, on_error: str) -> str:
+    """What a side's numbers depend on: its images' content, a generator's identity, or a statistics file's."""
+    if ref.generator is not None and spec.kind == "generator":
+        return f"generator:{ref.generator.identity}"
+    if ref.stats is not None:
+        return f"stats:{ref.stats.extractor_identity}:{ref.stats.fingerprint}:{ref.stats.stats.n}"
+    return dataset_fingerprint(scan_images(ref.path, on_error=on_error).files)

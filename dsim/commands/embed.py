@@ -14,17 +14,22 @@ from dsim.embedding import DEFAULT_CACHE_DIR, embed
 from dsim.embedding_files import save_npz
 
 
-def run(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="dsim embed", description=__doc__.splitlines()[0].split(": ", 1)[1])
+def dataset_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The arguments of a command that embeds one dataset into an ``.npz`` file (``dsim embed``, ``dsim stats``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("dataset", help="an image folder")
-    parser.add_argument("--extractor", default="efficientnet_lite0")
+    parser.add_argument("--extractor", default="efficientnet_lite0", help="an extractor name (see `dsim weights`)")
     parser.add_argument("--weights", default=None, help="default | random | PATH")
     parser.add_argument("--out", required=True, help="the .npz file to write")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
     parser.add_argument("--on-error", default="raise", choices=["raise", "skip"])
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run(argv: list[str]) -> None:
+    args = dataset_parser("dsim embed", __doc__.splitlines()[0].split(": ", 1)[1]).parse_args(argv)
     embeddings = embed(args.dataset, extractor=args.extractor, weights=args.weights, device=args.device,
                        batch_size=args.batch_size, cache_dir=args.cache_dir, on_error=args.on_error)
     save_npz(embeddings, Path(args.out))

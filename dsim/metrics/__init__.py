@@ -10,12 +10,19 @@ Every registered metric (rendered from the declarations by ``python -m dsim.metr
 roles: ``headline`` the table's number, ``spread`` its std, ``detail`` anything else, ``count`` a size):
 
 .. metrics-list: rendered by `python -m dsim.metrics.catalog --write`
+``authpct`` (distribution, on features, higher = closer): Authenticity: % of candidates farther from their nearest reference than it is from its own nearest reference (Alaa et al. 2022; dgm-eval's authpct).
+    values: authpct (headline)
+    params: —
+    per image: candidate: authentic, nearest_reference_distance
 ``cmmd`` (distribution, on features, lower = closer): CMMD: MMD^2 (biased, full sets) with an RBF kernel on L2-normalised embeddings, x1000.
     values: cmmd (headline)
     params: sigma=10.0, scale=1000.0, max_samples=null
 ``dreamsim`` (paired, on features, lower = closer): DreamSim distance of each image pair (1 - cosine similarity of DreamSim embeddings).
     values: dreamsim (headline), dreamsim_median (detail), dreamsim_best (detail), dreamsim_worst (detail), n_pairs (count), match_distance_mean (detail)
     params: weights=default, batch_size=8
+``fd_inf`` (distribution, on features, lower = closer): FD-infinity: FID extrapolated to infinitely many candidates (linear fit of FID against 1/N over seeded subsets; Chong & Forsyth 2020).
+    values: fd_inf (headline), fd_inf_slope (detail), fid (detail), fd_inf_points (count)
+    params: num_points=15, min_fraction=0.1, seed=0
 ``fid`` (distribution, on features, lower = closer): Frechet distance between Gaussian fits of the two feature sets.
     values: fid (headline)
     params: —
@@ -71,6 +78,9 @@ roles: ``headline`` the table's number, ``spread`` its std, ``detail`` anything 
 ``psnr`` (paired, on images, higher = closer): Peak signal-to-noise ratio of each image pair in dB on 8-bit RGB.
     values: psnr (headline), psnr_median (detail), psnr_best (detail), psnr_worst (detail), n_pairs (count), match_distance_mean (detail)
     params: data_range=255.0, max_db=100.0
+``vendi`` (distribution, on features, higher = closer): Vendi score: effective number of distinct samples of each set, cosine kernel (Friedman & Dieng 2023).
+    values: vendi (headline), vendi_reference (detail), vendi_ratio (detail)
+    params: q=1.0
 .. /metrics-list
 
 Parameter names mean the same thing everywhere: ``subsets`` / ``subset_size`` (random subsets for an
@@ -132,7 +142,10 @@ from dsim.metrics.frechet import FeatureStats, fid, fid_from_feature_stats, fid_
 from dsim.metrics.inception_score import isc
 from dsim.metrics.kid import kid_poly, kid_rbf
 from dsim.metrics.manifold import prdc
+from dsim.metrics.authenticity import authpct
+from dsim.metrics.fd_infinity import fd_inf
 from dsim.metrics.pca_distance import odist
+from dsim.metrics.diversity import vendi
 from dsim.metrics.path_length import ppl
 from dsim.metrics.path_length import variant as ppl_variant
 
@@ -180,6 +193,25 @@ register("odist", odist, higher_is_better=False,
          per_image={"candidate": ("i_dist",)},
          params={"n_components": ("PCA components (clipped to what the union allows)", integer(1))})
 
+register("fd_inf", fd_inf, higher_is_better=False,
+         doc="FD-infinity: FID extrapolated to infinitely many candidates (linear fit of FID against 1/N over "
+             "seeded subsets; Chong & Forsyth 2020)",
+         values={"fd_inf": HEADLINE, "fd_inf_slope": DETAIL, "fid": DETAIL, "fd_inf_points": COUNT},
+         notes=("Subsets of the candidate without replacement, the full reference, as Chong & Forsyth.",),
+         params={"num_points": ("subset sizes the line is fitted to", integer(2)),
+                 "min_fraction": ("the smallest subset, as a fraction of the candidate set", between(0, 1)),
+                 "seed": ("seed of the subset draws", integer(0))})
+register("vendi", vendi, higher_is_better=True,
+         doc="Vendi score: effective number of distinct samples of each set, cosine kernel (Friedman & Dieng 2023)",
+         values={"vendi": HEADLINE, "vendi_reference": DETAIL, "vendi_ratio": DETAIL},
+         notes=("Kernel: cosine similarity (linear on L2-normalised features); vendi is the candidate's, "
+                "vendi_ratio = candidate / reference.",),
+         params={"q": ("order of the score (1: exp of the Shannon entropy of the spectrum)", positive())})
+register("authpct", authpct, higher_is_better=True,
+         doc="Authenticity: % of candidates farther from their nearest reference than it is from its own "
+             "nearest reference (Alaa et al. 2022; dgm-eval's authpct)",
+         per_image={"candidate": ("authentic", "nearest_reference_distance")})
+
 
 def _lpips_vgg(params: dict):
     from dsim.metrics.paired.lpips import LpipsNetwork
@@ -225,6 +257,8 @@ for _space in ("z", "w"):
 
 __all__ = [
     "METRICS",
+    "authpct",
+    "fd_inf",
     "ClippedParameterWarning",
     "FeatureStats",
     "MetricSpec",
@@ -248,6 +282,7 @@ __all__ = [
     "ppl",
     "prdc",
     "register",
+    "vendi",
 ]
 
 from dsim.metrics import paired  # noqa: E402,F401  (registers the paired metrics: psnr, ms_ssim, lpips_*, dreamsim)
