@@ -95,6 +95,12 @@ def _complete_rows(keys: Path, dim: int) -> int:
     return min(n_keys, n_vec)
 
 
+def folder_name(name: str, identity: str) -> str:
+    """An identity's folder: ``<name>-<identity[:16]>``, a family name's ``/`` spelled ``__``
+    (``timm/convnextv2_atto`` → ``timm__convnextv2_atto-…``)."""
+    return f"{name.replace('/', '__')}-{identity[:16]}"
+
+
 class VectorStore:
     """The vectors of one identity (an extractor's, or the entropy's): look up, gather, stream, append.
 
@@ -107,7 +113,7 @@ class VectorStore:
     def __init__(self, root: str | os.PathLike, name: str, identity: str, dim: int, describe: dict | None = None):
         self.root = Path(root)
         self.name, self.identity, self.dim = name, identity, int(dim)
-        self.directory = self.root / f"{name}-{identity[:16]}"
+        self.directory = self.root / folder_name(name, identity)
         self._describe = describe
         self._index: _Index | None = None
         self._writer: _ShardWriter | None = None
@@ -136,7 +142,7 @@ class VectorStore:
     @staticmethod
     def known_dim(root: str | os.PathLike, name: str, identity: str) -> int | None:
         """The dimension a store records for an identity (``None`` when it has none yet)."""
-        directory = Path(root) / f"{name}-{identity[:16]}"
+        directory = Path(root) / folder_name(name, identity)
         for meta in (directory / META_FILE, directory / "extractor.json"):  # extractor.json: the old cache
             try:
                 return int(json.loads(meta.read_text())["dim"])

@@ -66,7 +66,8 @@ def config_text(name: str) -> str:
         f"layer: {cls.default_layer():<14s}# {' | '.join(cls.layers)}",
     ]
     for option, (default, meaning) in cls.options.items():
-        lines.append(f"{option}: {_yaml_value(default):<15s}# {meaning}")
+        value = _yaml_value(default)
+        lines.append(f"{option}: {value:<15s}# {meaning}" if len(value) < 15 else f"{option}: {value}  # {meaning}")
     return "\n".join(lines) + "\n"
 
 

@@ -31,8 +31,13 @@ def with_layer(layer: str) -> list[str]:
 def build(name: str, **options):
     """Instantiate the extractor called ``name`` with ``options`` (e.g. ``weights="random"``, ``layer="logits"``).
 
-    A name dsim does not know is looked up among installed packages' ``dsim.extractors`` entry points.
+    ``<family>/<model>`` names a library's backbone (``timm/convnextv2_atto``, ``open_clip/ViT-B-32/openai``:
+    :mod:`dsim.extractors.families`). A name dsim does not know is looked up among installed packages'
+    ``dsim.extractors`` entry points.
     """
+    family, _, model = str(name).partition("/")
+    if model and family in EXTRACTORS and "model" in getattr(EXTRACTORS[family], "options", {}):
+        return instantiate(EXTRACTORS[family], name, {**options, "model": model})
     cls = EXTRACTORS.get(name)
     if cls is None:
         from dsim.plugins import entry_point

@@ -26,7 +26,7 @@ def test_missing_hub_weights_offline_are_one_line_naming_file_checksum_and_place
     with pytest.raises(DsimError) as caught:
         extractor.identity  # the identity needs the weights' checksum
     message = str(caught.value)
-    assert "\n" not in message and message.startswith(f"weights for extractor {name!r} missing")
+    assert "\n" not in message and message.startswith(f"weights for extractor {extractor.name!r} missing")
     assert str(offline_home) in message  # the exact place, under the (empty) TORCH_HOME / HF_HOME
     assert "sha256" in message and "extractor.weights=" in message and "HF_HUB_OFFLINE" in message
     assert location.filename().split(",")[0] in message
