@@ -59,4 +59,4 @@ def _path_intervals(spec, params: dict, lengths, replicates: int) -> dict[str, f
         return summarize(a, *trim, name=spec.name)
 
     return bootstrap_intervals(summary, lengths, lengths, replicates=replicates, paired=True,
-                               keys=[spec.name, f"{spec.name}_untrimmed"])
+                               keys=[spec.name, f"{spec.name}_untrimmed"], ranges=spec.ranges)

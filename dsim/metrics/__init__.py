@@ -157,7 +157,7 @@ _SUBSETS = {
                      choice("float64", "float32")),
 }
 
-register("fid", fid, higher_is_better=False, from_stats=fid_from_feature_stats,
+register("fid", fid, higher_is_better=False, from_stats=fid_from_feature_stats, ranges={"fid": (0.0, None)},
          doc="Frechet distance between Gaussian fits of the two feature sets")
 register("kid_poly", kid_poly, higher_is_better=False, sampled=True,
          doc="Kernel distance: unbiased MMD^2 with kernel (gamma x.y + coef0)^degree, mean and std over seeded subsets",
@@ -179,6 +179,7 @@ register("prdc", prdc, higher_is_better=True, sampled=True,
          notes=("k-NN radii exclude the point itself; a point is inside a ball when strictly closer (<).",
                 "Per-image flags and distances are logged as artifacts."),
          values={"precision": HEADLINE, "recall": HEADLINE, "density": HEADLINE, "coverage": HEADLINE},
+         ranges={"precision": (0.0, 1.0), "recall": (0.0, 1.0), "density": (0.0, None), "coverage": (0.0, 1.0)},
          per_image={"candidate": ("nearest_reference_distance", "realistic"), "reference": ("covered", "knn_radius")},
          params={"nearest_k": ("k of the k-th-nearest-neighbour radii", integer(1))})
 register("isc", isc, higher_is_better=True, input="logits",
@@ -187,7 +188,7 @@ register("isc", isc, higher_is_better=True, input="logits",
          values={"isc": HEADLINE, "isc_std": SPREAD, "isc_reference": DETAIL},
          params={"splits": ("consecutive splits for the per-split score (clipped to the set size)", integer(1)),
                  "seed": ("seed of the shuffle before splitting; null: no shuffle", optional(integer(0)))})
-register("odist", odist, higher_is_better=False,
+register("odist", odist, higher_is_better=False, ranges={"odist": (0.0, None)},
          doc="O_dist: mean over candidates of I_dist, the summed distance to every reference image after a joint PCA",
          notes=("From the dataset-distance paper; per-image I_dist is logged as an artifact.",),
          per_image={"candidate": ("i_dist",)},
@@ -207,7 +208,7 @@ register("vendi", vendi, higher_is_better=True,
          notes=("Kernel: cosine similarity (linear on L2-normalised features); vendi is the candidate's, "
                 "vendi_ratio = candidate / reference.",),
          params={"q": ("order of the score (1: exp of the Shannon entropy of the spectrum)", positive())})
-register("authpct", authpct, higher_is_better=True,
+register("authpct", authpct, higher_is_better=True, ranges={"authpct": (0.0, 100.0)},
          doc="Authenticity: % of candidates farther from their nearest reference than it is from its own "
              "nearest reference (Alaa et al. 2022; dgm-eval's authpct)",
          per_image={"candidate": ("authentic", "nearest_reference_distance")})
@@ -243,6 +244,7 @@ _PPL_NOTES = ("Needs a generator: generator=toy (or your own) and pair.candidate
               "recorded, not used.",
               "Per-path t, path length and kept flag are logged as an artifact (per_image_candidate.csv).")
 register("ppl", ppl, higher_is_better=False, kind="generator", values=_ppl_values("ppl"), network=_lpips_vgg,
+         ranges={"ppl": (0.0, None), "ppl_untrimmed": (0.0, None)},
          doc="Perceptual path length: LPIPS-VGG distance of two nearby points on a latent path / epsilon^2, "
              "trimmed mean (Karras et al. 2019)",
          notes=_PPL_NOTES, per_image={"candidate": ("t", "path_length", "kept")}, params=_PPL)
@@ -251,6 +253,7 @@ for _space in ("z", "w"):
         _name = f"ppl{_space}{_sampling}"
         register(_name, ppl_variant(_name), higher_is_better=False, kind="generator", values=_ppl_values(_name),
                  network=_lpips_vgg, fixed={"space": _space, "sampling": _sampling},
+                 ranges={_name: (0.0, None), f"{_name}_untrimmed": (0.0, None)},
                  doc=f"PPL in {_space}-space, {_sampling} sampling (StyleGAN's ppl_{_space}{_sampling}); see ppl",
                  notes=_PPL_NOTES, per_image={"candidate": ("t", "path_length", "kept")},
                  params={k: v for k, v in _PPL.items() if k not in ("space", "sampling")})

@@ -80,6 +80,8 @@ class MetricSpec:
     embedding: str | None = None
     aligned: bool = True
     fixed: Mapping[str, object] = field(default_factory=dict)
+    #: value key → (lowest, highest) its expectation can take (None: unbounded); intervals are clipped to it
+    ranges: Mapping[str, tuple] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
@@ -136,6 +138,7 @@ def register(
     embedding: str | None = None,
     aligned: bool = True,
     fixed: Mapping[str, object] | None = None,
+    ranges: Mapping[str, tuple] | None = None,
 ) -> MetricSpec:
     """Declare ``fn`` as metric ``name`` in :data:`METRICS`.
 
@@ -174,7 +177,7 @@ def register(
     doc = doc or (inspect.getdoc(fn) or "").split("\n", 1)[0]
     METRICS[name] = spec = MetricSpec(
         name, fn, higher_is_better, kind, doc, input, from_stats, values, dict(per_image or {}), spec_params,
-        tuple(notes), extra, pair_values, network, embedding, aligned, fixed)
+        tuple(notes), extra, pair_values, network, embedding, aligned, fixed, dict(ranges or {}))
     return spec
 
 
@@ -271,6 +274,7 @@ def compute(
             bootstrap_intervals(
                 spec.fn, reference, candidate, replicates=bootstrap, seed=bootstrap_seed, params=params,
                 keys=interval_keys_of(spec, values), paired=spec.kind == "paired", estimate=values,
+                ranges=spec.ranges,
             )
         )
     return values
@@ -299,5 +303,6 @@ def pair_summary(spec: MetricSpec, values, *, bootstrap: int = 0, bootstrap_seed
     bootstrap = integer(0)(bootstrap, name="bootstrap", metric=spec.name)
     if bootstrap:
         out.update(bootstrap_intervals(summary, values, values, replicates=bootstrap, seed=bootstrap_seed,
-                                       keys=interval_keys_of(spec, out), paired=True, estimate=out))
+                                       keys=interval_keys_of(spec, out), paired=True, estimate=out,
+                                       ranges=spec.ranges))
     return out

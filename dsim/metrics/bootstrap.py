@@ -65,9 +65,11 @@ def bootstrap_intervals(
     keys: list[str] | None = None,
     paired: bool = False,
     estimate: Mapping[str, float] | None = None,
+    ranges: Mapping[str, tuple[float | None, float | None]] | None = None,
 ) -> dict[str, float]:
     """``{<key>_ci_low, <key>_ci_high}`` for each scalar ``key`` of ``fn`` (all but ``*_std`` by default),
-    around ``estimate`` (``fn`` on the full sets, computed here when not given).
+    around ``estimate`` (``fn`` on the full sets, computed here when not given); ``ranges`` clips a value's
+    bounds to where its expectation can lie (precision in [0, 1], FID >= 0).
 
     >>> import numpy as np
     >>> from dsim.metrics import fid
@@ -106,7 +108,9 @@ def bootstrap_intervals(
         deviation = (draws - np.median(draws)) * scale
         low, high = np.percentile(deviation, [LOW, HIGH])
         key_low, key_high = interval_keys(key)
-        out[key_low], out[key_high] = float(estimate[key] - high), float(estimate[key] - low)
+        lowest, highest = (ranges or {}).get(key, (None, None))
+        out[key_low] = float(estimate[key] - high if lowest is None else max(lowest, estimate[key] - high))
+        out[key_high] = float(estimate[key] - low if highest is None else min(highest, estimate[key] - low))
     return out
 
 

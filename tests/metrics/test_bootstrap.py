@@ -147,3 +147,15 @@ def test_paired_resampling_keeps_pairs_together():
     assert bootstrap_intervals(gap, x, x + 1, replicates=20, seed=0)["gap_ci_high"] > 1.0
     with pytest.raises(DsimError, match="paired sets must have the same length"):
         bootstrap_intervals(gap, x, x[:5], replicates=2, paired=True)
+
+
+def test_bounds_of_bounded_values_stay_in_their_range():
+    """Precision near 0 on far sets: the reflected interval would dip below 0; it is clipped there."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(80, 6)), rng.normal(2.5, 1.0, size=(90, 6))
+    got = compute("prdc", x, y, bootstrap=30)
+    for name in ("precision", "recall", "coverage"):
+        assert 0.0 <= got[f"{name}_ci_low"] <= got[name] <= got[f"{name}_ci_high"] <= 1.0
+    assert got["density_ci_low"] >= 0.0
+    near = compute("fid", x, x[::-1] + 1e-3, bootstrap=20)
+    assert near["fid_ci_low"] >= 0.0

@@ -12,12 +12,13 @@ from dsim.errors import DsimError
 from dsim.metrics import METRICS, MetricSpec, MetricValues, available, compute, fid, kid_poly, register
 
 FEATURES = np.random.default_rng(0).normal(size=(120, 8))
-ALL = ["cmmd", "fid", "isc", "kid_poly", "kid_rbf", "odist", "prdc"]
+ALL = sorted(["cmmd", "fid", "isc", "kid_poly", "kid_rbf", "odist", "prdc", "fd_inf", "vendi", "authpct"])
 SMALL = {"kid_poly": dict(subsets=3, subset_size=50), "kid_rbf": dict(subsets=3, subset_size=50),
          "odist": dict(n_components=4), "isc": dict(splits=3)}
 PER_IMAGE = {
     "prdc": {"candidate": {"nearest_reference_distance", "realistic"}, "reference": {"covered", "knn_radius"}},
     "odist": {"candidate": {"i_dist"}},
+    "authpct": {"candidate": {"authentic", "nearest_reference_distance"}},
 }
 
 
@@ -25,7 +26,7 @@ def test_registry_lists_the_metrics():
     distribution = {n: s for n, s in METRICS.items() if s.kind == "distribution"}
     assert sorted(distribution) == ALL and set(ALL) <= set(available()) and available() == sorted(available())
     assert all(isinstance(s, MetricSpec) and s.name == n and s.doc for n, s in METRICS.items())
-    assert {n for n, s in distribution.items() if s.higher_is_better} == {"prdc", "isc"}
+    assert {n for n, s in distribution.items() if s.higher_is_better} == {"prdc", "isc", "vendi", "authpct"}
     assert {n: s.input for n, s in distribution.items()} == {n: "logits" if n == "isc" else "features" for n in ALL}
     with pytest.raises(Exception):
         METRICS["fid"].name = "other"  # frozen

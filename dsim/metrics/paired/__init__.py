@@ -33,6 +33,7 @@ register("psnr", psnr, higher_is_better=True, kind="paired", pair_values=psnr_va
          params={"data_range": ("the images' value range", positive()),
                  "max_db": ("cap: identical images would give infinity; null: no cap", optional(positive()))})
 register("ms_ssim", ms_ssim, higher_is_better=True, kind="paired", pair_values=ms_ssim_values,
+         ranges={"ms_ssim": (-1.0, 1.0)},
          doc="Multi-scale SSIM of each image pair (torchmetrics; Gaussian window, 5 scales); 1 = identical",
          notes=("Needs images of at least kernel_size * 16 px a side (176 with the defaults): see pairing.size.",),
          params={"kernel_size": ("Gaussian window size in px (odd)", integer(3)),
@@ -45,6 +46,7 @@ def _lpips(net: str, fn):
         return lpips_values(reference, candidate, net=net, **params)
 
     register(f"lpips_{net}", fn, higher_is_better=False, kind="paired", pair_values=values,
+             ranges={f"lpips_{net}": (0.0, None)},
              network=lambda params: LpipsNetwork(net, params.get("weights", "default")),
              doc=f"LPIPS v0.1 (lpips package) with the {net} trunk; 0 = identical",
              notes=(f"Trunk: torchvision's ImageNet checkpoint {trunk_file(net)}, read from torch's hub cache "
@@ -56,6 +58,7 @@ for _net, _fn in zip(NETS, (lpips_alex, lpips_vgg, lpips_squeeze)):
     _lpips(_net, _fn)
 
 register("dreamsim", dreamsim, higher_is_better=False, kind="paired", input="features", embedding=DREAMSIM_EXTRACTOR, aligned=False,
+         ranges={"dreamsim": (0.0, 2.0)},
          doc="DreamSim distance of each image pair (1 - cosine similarity of DreamSim embeddings)",
          notes=("Uses the dreamsim extractor's cached embeddings (its weights: see conf/extractor/dreamsim.yaml).",),
          cell_params={"weights": ("default", "default | PATH | random (plumbing tests only)", text()),
