@@ -35,16 +35,9 @@ class _DINOv2(Extractor):
         return weights_lib.HFHubFile(repo, ("model.safetensors", "pytorch_model.bin"))
 
     def build_model(self, weights: weights_lib.WeightsSource) -> torch.nn.Module:
-        import timm
+        from dsim.extractors.families import create_timm
 
-        options = {"img_size": IMAGE_SIZE}
-        with weights_lib.seeded():
-            if weights.kind == "file":  # timm's own loader: key filtering and position-embedding resampling
-                weights_lib.read_state_dict(weights.path, extractor=self.name)  # tensors only, or one line
-                with weights_lib.checkpoint_errors(weights.path, extractor=self.name):
-                    return timm.create_model(self.timm_name, pretrained=True,
-                                             pretrained_cfg_overlay={"file": str(weights.path)}, **options)
-            return timm.create_model(self.timm_name, pretrained=False, **options)
+        return create_timm(self.timm_name, weights, extractor=self.name, img_size=IMAGE_SIZE)
 
     def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
         return model.forward_head(model.forward_features(batch), pre_logits=True)

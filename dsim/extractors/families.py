@@ -102,18 +102,24 @@ class TimmBackbone(_Family):
         return weights_lib.HFHubFile(repo, ("model.safetensors", "pytorch_model.bin"))
 
     def build_model(self, weights: weights_lib.WeightsSource) -> torch.nn.Module:
-        import timm
-
-        with weights_lib.seeded():
-            if weights.kind == "file":  # timm's own loader: key filtering, position-embedding resampling
-                weights_lib.read_state_dict(weights.path, extractor=self.name)  # tensors only, or one line
-                with weights_lib.checkpoint_errors(weights.path, extractor=self.name):
-                    return timm.create_model(self.model_id, pretrained=True,
-                                             pretrained_cfg_overlay={"file": str(weights.path)})
-            return timm.create_model(self.model_id, pretrained=False)
+        return create_timm(self.model_id, weights, extractor=self.name)
 
     def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
         return model.forward_head(model.forward_features(batch), pre_logits=True)
+
+
+def create_timm(model_id: str, weights: weights_lib.WeightsSource, *, extractor: str, **options) -> torch.nn.Module:
+    """A timm model with ``weights``: a file through timm's own loader (key filtering, position-embedding
+    resampling; tensors only, or one line), else seeded random weights."""
+    import timm
+
+    with weights_lib.seeded():
+        if weights.kind == "file":
+            weights_lib.read_state_dict(weights.path, extractor=extractor)
+            with weights_lib.checkpoint_errors(weights.path, extractor=extractor):
+                return timm.create_model(model_id, pretrained=True, pretrained_cfg_overlay={"file": str(weights.path)},
+                                         **options)
+        return timm.create_model(model_id, pretrained=False, **options)
 
 
 @register
