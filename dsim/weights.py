@@ -480,18 +480,9 @@ class HFHubFile(Location):
                 f"{hf_hub_cache().name}/models--{self.repo_id.replace('/', '--')} folder into {hf_hub_cache()}")
 
     def checksum_of(self, path: Path, extractor: str) -> WeightsSource:
-        """The file's checksum; a Hub cache entry must also match the SHA-256 its blob is named after.
-
-        The Hub cache stores a large (LFS) file as ``blobs/<sha256>``, the hash the Hub published for
-        it; a snapshot file linked to such a blob is checked against it, so a corrupt or replaced
-        download is refused.
-        """
-        expected = self.sha256
-        if expected is None and path.is_symlink():
-            blob = Path(os.path.realpath(path)).name
-            if len(blob) == 64 and all(c in "0123456789abcdef" for c in blob):
-                expected = blob
-        return from_file(path, extractor=extractor, expected_sha256=expected)
+        """The file's checksum; a Hub cache entry must also match the SHA-256 its blob is named after
+        (:func:`hub_blob_sha256`), so a corrupt or replaced download is refused."""
+        return from_file(path, extractor=extractor, expected_sha256=self.sha256 or hub_blob_sha256(path))
 
     def fetch(self) -> Path:
         from huggingface_hub import hf_hub_download
@@ -506,6 +497,110 @@ class HFHubFile(Location):
                 if index == len(self.filenames) - 1:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def hub_blob_sha256(path: Path) -> str | None:
+    """The SHA-256 a Hub cache file must have: the Hub cache stores a large (LFS) file as
+    ``blobs/<sha256>``, the hash the Hub published for it, and links the snapshot's file to it;
+    ``None`` for a plain file (small files' blobs are named by their git hash, not checked here)."""
+    if not path.is_symlink():
+        return None
+    blob = Path(os.path.realpath(path)).name
+    return blob if len(blob) == 64 and all(c in "0123456789abcdef" for c in blob) else None
+
+
+#: a ``save_pretrained`` folder's weights, in the order transformers looks for them
+TRANSFORMERS_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                        "pytorch_model.bin.index.json")
+
+
+def transformers_weight_files(folder: Path) -> list[str]:
+    """The weight files of a transformers ``save_pretrained`` folder (one file, or an index and its
+    shards), relative to it; empty when it holds none (or a shard is missing)."""
+    import json
+
+    for name in TRANSFORMERS_WEIGHTS:
+        if not (folder / name).is_file():
+            continue
+        if not name.endswith(".index.json"):
+            return [name]
+        try:
+            shards = sorted(set(json.loads((folder / name).read_text())["weight_map"].values()))
+        except (OSError, ValueError, KeyError, AttributeError):
+            return []
+        return [name, *shards] if all((folder / shard).is_file() for shard in shards) else []
+    return []
+
+
+def from_transformers_folder(path: str | os.PathLike, *, extractor: str) -> WeightsSource:
+    """A transformers ``save_pretrained`` folder: ``config.json`` and its weights, checksummed together
+    (Hub cache files also against their blob names); anything else is a one-line error."""
+    root = Path(path).expanduser()
+    if root.is_file():
+        raise DsimError(f"extractor {extractor!r} takes a folder written by save_pretrained (config.json, "
+                        f"model.safetensors, preprocessor_config.json), not the file {root}")
+    if not (root / "config.json").is_file() or not transformers_weight_files(root):
+        raise DsimError(f"weights folder for extractor {extractor!r} is not a save_pretrained folder: {root} needs "
+                        f"config.json and {' or '.join(TRANSFORMERS_WEIGHTS[::2])} (model.save_pretrained(FOLDER))")
+    files = ["config.json", *transformers_weight_files(root)]
+    for rel in files:
+        expected = hub_blob_sha256(root / rel)
+        if expected is not None:
+            from_file(root / rel, extractor=extractor, expected_sha256=expected)
+    return from_folder(root, extractor=extractor, required=tuple(files))
+
+
+class HFHubSnapshot(Location):
+    """A transformers model repository's snapshot in the Hub cache: ``config.json``, the image
+    processor's ``preprocessor_config.json`` and the weights (safetensors before pickles, as transformers)."""
+
+    kind = "hf-hub"
+
+    def __init__(self, repo_id: str):
+        self.repo_id = repo_id
+
+    def _snapshot(self) -> Path | None:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(self.repo_id, "config.json", cache_dir=str(hf_hub_cache()))
+        return Path(found).parent if isinstance(found, str) else None
+
+    def locate(self) -> Path | None:
+        folder = self._snapshot()
+        return folder if folder is not None and transformers_weight_files(folder) else None
+
+    def filename(self) -> str:
+        return "config.json, preprocessor_config.json, model.safetensors"
+
+    def place(self) -> str:
+        found = self.locate()
+        folder = "models--" + self.repo_id.replace("/", "--")
+        return str(found) if found else str(hf_hub_cache() / folder / "snapshots" / "<revision>")
+
+    def source(self) -> str:
+        return f"https://huggingface.co/{self.repo_id}"
+
+    def describe(self) -> str:
+        return f"Hugging Face Hub {self.repo_id} (config.json, preprocessor_config.json, weights), cached in $HF_HOME/hub"
+
+    def how_to_get(self) -> str:
+        return (f"on a connected machine run `hf download {self.repo_id}` and copy its "
+                f"{hf_hub_cache().name}/models--{self.repo_id.replace('/', '--')} folder into {hf_hub_cache()}")
+
+    def checksum_of(self, path: Path, extractor: str) -> WeightsSource:
+        return from_transformers_folder(path, extractor=extractor)
+
+    def fetch(self) -> Path:
+        from huggingface_hub import snapshot_download
+
+        configs = ["config.json", "preprocessor_config.json"]
+        for weights in (["model.safetensors", "model.safetensors.index.json", "model-*.safetensors"],
+                        ["pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin"]):
+            folder = Path(snapshot_download(self.repo_id, cache_dir=str(hf_hub_cache()), allow_patterns=configs + weights))
+            if transformers_weight_files(folder):
+                return folder
+        raise DsimError(f"{self.repo_id} on the Hugging Face Hub has no transformers weights (model.safetensors or "
+                        "pytorch_model.bin)")
 
 
 class FirstOf(Location):

@@ -20,12 +20,20 @@ def _compose(overrides):
 
 
 @pytest.mark.parametrize("name", group_choices("extractor"))
-def test_extractor_configs_instantiate(name):
-    cfg = _compose([f"extractor={name}"])
+def test_extractor_configs_instantiate(name, tmp_path, monkeypatch):
+    overrides = []
+    if name == "hf":  # its width is read from the repository's config.json: a tiny one in a local Hub cache
+        from hf_hub_cache import tiny_hub
+
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        tiny_hub(tmp_path / "hub", tmp_path / "saved", kinds=("vit",))
+        overrides = ["extractor.model=dsim-test/vit"]
+    cfg = _compose([f"extractor={name}", *overrides])
     extractor = instantiate(cfg.extractor)  # finds no weights yet: they are resolved on first use
     assert isinstance(extractor, Extractor) and extractor.name.split("/")[0] == name and extractor.dim > 0
     # the identity needs the weights' checksum; hub weights are absent offline, random ones never are
-    random = instantiate(_compose([f"extractor={name}", "extractor.weights=random"]).extractor)
+    random = instantiate(_compose([f"extractor={name}", *overrides, "extractor.weights=random"]).extractor)
     assert len(random.identity) == 64
 
 

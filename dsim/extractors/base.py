@@ -141,6 +141,8 @@ class Extractor(ABC):
     layer_notes: dict[str, str] = {}
     #: the output dimensions as shown in the docs, when they depend on an option (default: from ``layers``)
     dims_note: str = ""
+    #: the preprocessing as shown in the docs, when it is read from the model's files (default: explained)
+    preprocess_note: str = ""
     #: constructor options beyond ``weights`` and ``layer``: name → (default, one-line meaning)
     options: dict[str, tuple] = {}
 

@@ -37,8 +37,14 @@ def layers_text(extractor) -> str:
 
 
 def input_text(extractor) -> str:
+    if extractor.input_note:
+        return extractor.input_note
     size = extractor.preprocess.size
-    return extractor.input_note or (f"{size}×{size}" if size else "native")
+    return f"{size}×{size}" if size else "native"
+
+
+def preprocess_text(extractor) -> str:
+    return extractor.preprocess_note or extractor.preprocess.explain()
 
 
 def weights_text(extractor) -> str:
@@ -57,7 +63,7 @@ def config_text(name: str) -> str:
         f"# Rendered from {module} by `python -m dsim.extractors.catalog --write` (a test checks they agree).",
         f"# output:     {layers_text(extractor)}",
         f"# input:      {input_text(extractor)}",
-        f"# preprocess: {extractor.preprocess.explain()}",
+        f"# preprocess: {preprocess_text(extractor)}",
         f"# weights:    {weights_text(extractor)}",
         f"# licence:    {cls.licence}",
         "_target_: dsim.extractors.build",
@@ -77,9 +83,9 @@ def table_text() -> str:
             "|---|---|---|---|---|---|"]
     for name in available():
         extractor = build(name)
-        dims = "; ".join(f"{layer} → {build(name, layer=layer).dim}" for layer in type(extractor).layers)
-        dims = type(extractor).dims_note or dims
-        rows.append(f"| `{name}` | {dims} | {input_text(extractor)} | {extractor.preprocess.explain()} | "
+        dims = type(extractor).dims_note or "; ".join(f"{layer} → {build(name, layer=layer).dim}"
+                                                       for layer in type(extractor).layers)
+        rows.append(f"| `{name}` | {dims} | {input_text(extractor)} | {preprocess_text(extractor)} | "
                     f"{extractor.default_weights().describe()} | {type(extractor).licence} |")
     return "\n".join(rows) + "\n"
 

@@ -1,4 +1,5 @@
-"""Any backbone of a library, named ``<family>/<model>``: ``timm/<model>`` and ``open_clip/<model>/<tag>``.
+"""Any backbone of a library, named ``<family>/<model>``: ``timm/<model>`` and ``open_clip/<model>/<tag>``
+(``hf/<repo id>`` is :mod:`dsim.extractors.huggingface`).
 
 - ``timm/<name>`` (``extractor=timm extractor.model=<name>``): any timm model, e.g.
   ``timm/convnextv2_base.fcmae_ft_in22k_in1k``, ``timm/swinv2_base_window12_192.ms_in22k``. The feature is
@@ -33,18 +34,21 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class _Family(Extractor):
+class LibraryBackbone(Extractor):
     """A library's backbones under one family name; ``model`` picks one (the instance's ``name`` is
-    ``<family>/<model>``)."""
+    ``<family>/<model>``). Its width is read from the model only when asked for (:attr:`dim`)."""
 
-    layers = {"features": 0}  # the width is the model's, set per instance
+    layers = {"features": 0}  # the width is the model's: see dim
     dims_note = "the model's width"
 
     def __init__(self, weights: str = "default", layer: str | None = None, **choice):
         self._choose(**choice)
         self.name = f"{type(self).name}/{self.model_id}"
-        self.layers = {"features": self._width()}
         super().__init__(weights, layer)
+
+    @cached_property
+    def dim(self) -> int:
+        return self._width()
 
     @property
     def preprocess(self) -> Preprocess:
@@ -56,7 +60,7 @@ class _Family(Extractor):
 
 
 @register
-class TimmBackbone(_Family):
+class TimmBackbone(LibraryBackbone):
     name = "timm"
     summary = "any timm model (timm/<model>): pooled pre-logits features, the model's pretrained preprocessing"
     licence = "the model's (see its timm / Hugging Face model card)"
@@ -123,7 +127,7 @@ def create_timm(model_id: str, weights: weights_lib.WeightsSource, *, extractor:
 
 
 @register
-class OpenClipBackbone(_Family):
+class OpenClipBackbone(LibraryBackbone):
     name = "open_clip"
     summary = "any open_clip image tower (open_clip/<model>/<tag>): the projected image embedding"
     licence = "the tag's (see open_clip's pretrained list)"
