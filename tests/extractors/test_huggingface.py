@@ -232,3 +232,23 @@ def test_real_imagenet_weights_give_the_networks_own_numbers(tmp_path, crops, mo
     cosine = (native.features * out.features).sum(1) / np.linalg.norm(native.features, axis=1) \
         / np.linalg.norm(out.features, axis=1)
     assert cosine.min() > 0.9  # the processors' centre crops differ by up to a pixel; the network is the same
+
+
+def test_dsim_weights_lists_a_projects_configured_backbones(hub, tmp_path, monkeypatch, capsys):
+    from dsim.commands import weights as weights_command
+
+    (tmp_path / "project" / "conf" / "extractor").mkdir(parents=True)
+    (tmp_path / "project" / "conf" / "extractor" / "sam.yaml").write_text(
+        "_target_: dsim.extractors.build\nname: hf\nweights: default\nmodel: dsim-test/sam\npooling: mean\n")
+    monkeypatch.chdir(tmp_path / "project")
+    weights_command.run(["--json"])
+    records = {r["extractor"]: r for r in json.loads(capsys.readouterr().out)}
+    assert records["sam"]["model"] == "hf/dsim-test/sam" and records["sam"]["status"] == "present"
+    assert records["sam"]["where"] == str(snapshot_of(hub, "sam"))
+    assert records["sam"]["sha256"] == build("hf/dsim-test/sam").resolved_weights.checksum.removeprefix("sha256:")
+    assert records["hf"]["model"] == "hf/facebook/dinov2-small" and records["hf"]["status"] == "missing"
+    weights_command.run(["fetch", "sam", "hf/dsim-test/vit"])  # present: nothing to download
+    table = capsys.readouterr().out
+    assert "sam (hf/dsim-test/sam)" in table and "hf/dsim-test/vit" in table
+    with pytest.raises(DsimError, match="hf download facebook/dinov2-small"):
+        weights_command.run(["fetch", "hf"])
