@@ -19,6 +19,8 @@ import numpy as np
 from dsim.fileio import atomic_write_text
 
 COMPLETE = ".complete.json"
+#: the cache sub-folders of derived datasets (``dsim.perturb``, ``dsim.generators.samples``)
+KINDS = ("perturbed", "generated")
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -34,6 +36,10 @@ def is_complete(folder: Path) -> bool:
     return (Path(folder) / COMPLETE).is_file()
 
 
+def _lock_path(folder: Path) -> Path:
+    return folder.parent / f".{folder.name}.lock"
+
+
 def make_once(folder: Path, fill: Callable[[Path], dict], recipe: dict) -> Path:
     """``folder``, made by ``fill(folder)`` unless it is complete; ``fill`` writes the files that are missing
     and returns facts for the marker (image count, skipped files), which also records ``recipe``."""
@@ -43,10 +49,32 @@ def make_once(folder: Path, fill: Callable[[Path], dict], recipe: dict) -> Path:
     if is_complete(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder.parent / f".{folder.name}.lock")):
+    with FileLock(str(_lock_path(folder))):
         if is_complete(folder):  # another process made it while we waited
             return folder
         folder.mkdir(exist_ok=True)
         facts = fill(folder)
         atomic_write_text(folder / COMPLETE, json.dumps({**recipe, **facts}, indent=2, default=str) + "\n")
     return folder
+
+
+def derived_folders(cache_dir: Path) -> list[Path]:
+    """Every derived dataset folder under ``cache_dir`` (complete or not), sorted."""
+    return sorted(p for kind in KINDS for p in (Path(cache_dir) / kind).glob("*") if p.is_dir())
+
+
+def remove(folder: Path) -> bool:
+    """Delete a derived folder unless a process is making it now (its lock is held): then ``False``.
+    It is made again, identically, when a run needs it."""
+    import shutil
+
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(_lock_path(folder)), timeout=0)
+    try:
+        with lock:
+            shutil.rmtree(folder)
+    except Timeout:
+        return False
+    _lock_path(folder).unlink(missing_ok=True)
+    return True

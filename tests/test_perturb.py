@@ -139,3 +139,29 @@ def test_a_strength_sweep_plots_every_metric_on_the_parent_run(tmp_path, photos)
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "perturbation")}
     assert logged == {"perturbation/perturbation.csv", "perturbation/perturbation.png"}
     assert parent.data.metrics["pixels.fid.photos_vs_photos.strength_spearman_rho"] == pytest.approx(1.0)
+
+
+def test_cache_gc_drops_derived_datasets_not_kept_and_leaves_one_being_made(tmp_path, photos):
+    from filelock import FileLock
+
+    from dsim.derived import make_once
+
+    cache = tmp_path / "cache"
+    kept = perturbed_dataset(photos, Perturbation("blur", 1.0, 0), cache)
+    gone = perturbed_dataset(photos, Perturbation("jpeg", 30, 0), cache)
+    original = {p.name: p.read_bytes() for p in gone.iterdir() if p.suffix == ".png"}
+    samples = make_once(cache / "generated" / "toy-n2-seed0-abc", lambda f: (f / "000.png").write_bytes(b"x") and {},
+                        {"recipe": "test"})
+    busy = cache / "perturbed" / "busy-noise8-0123"
+    busy.mkdir()
+    run_dsim("embed", str(gone), "--extractor", "pixels", "--out", "gone.npz", "--cache-dir", str(cache), cwd=tmp_path)
+    with FileLock(str(busy.parent / f".{busy.name}.lock")):  # as if a cell were making it now
+        dry = run_dsim("cache", "gc", "--keep", str(kept), "--cache-dir", str(cache), "--dry-run", cwd=tmp_path).stdout
+        assert f"{gone}: drop the derived dataset ({len(original) + 1} files" in dry and "[dry run]" in dry
+        assert gone.is_dir() and samples.is_dir()
+        done = run_dsim("cache", "gc", "--keep", str(kept), "--cache-dir", str(cache), cwd=tmp_path).stdout
+    assert f"{kept}: kept" in done and f"{busy}: being made by another process, left alone" in done
+    assert not gone.exists() and not samples.exists() and kept.is_dir() and busy.is_dir()
+    assert "drop the whole identity" in done  # the dropped folder's embeddings go with it
+    again = perturbed_dataset(photos, Perturbation("jpeg", 30, 0), cache)  # made again, byte for byte
+    assert again == gone and {p.name: p.read_bytes() for p in again.iterdir() if p.suffix == ".png"} == original

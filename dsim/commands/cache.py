@@ -4,8 +4,10 @@
   searched recursively for ``.npz`` files. Each vector goes under the extractor identity it was computed
   with, so only cells with exactly that extractor, weights, layer and preprocessing use it.
 - ``dsim cache info``: per identity (extractor or entropy): entries, shards, size, old per-file entries.
-- ``dsim cache gc [--keep DIR ...] [--dry-run]``: drop the entries no kept dataset references (default:
-  the datasets of the configured catalogue, ``conf/dataset/default.yaml``), and identities left empty.
+- ``dsim cache gc [--keep DIR ...] [--dry-run]``: drop the derived datasets (``perturbed/``,
+  ``generated/``: made again from their recipe when needed) that are not kept, then the entries no kept
+  dataset references (default: the datasets of the configured catalogue, ``conf/dataset/default.yaml``),
+  and identities left empty.
 - ``dsim cache migrate``: move an old cache's one-file-per-vector entries into shards.
 - ``dsim cache compact``: merge small shards now (dsim does it when a writer finishes).
 """
@@ -26,7 +28,7 @@ def run(argv: list[str]) -> None:
     imp = sub.add_parser("import", help="load embedding files (.npz) into the store")
     imp.add_argument("paths", nargs="+", help=".npz files or folders of them (e.g. embeddings/)")
     sub.add_parser("info", help="entries, shards and size per identity")
-    gc = sub.add_parser("gc", help="drop entries no kept dataset references")
+    gc = sub.add_parser("gc", help="drop derived datasets and entries no kept dataset references")
     gc.add_argument("--keep", action="append", default=None, metavar="DIR",
                     help="a dataset folder whose images stay (repeatable; default: the configured catalogue)")
     gc.add_argument("--dry-run", action="store_true", help="only say what would be dropped")
@@ -93,11 +95,32 @@ def _kept_datasets(keep: list[str] | None) -> list[Path]:
     return [root / sub for sub in (catalogue.get("catalog") or {}).values()]
 
 
+def _gc_derived(cache_dir: str, kept_folders: list[Path], dry_run: bool) -> None:
+    """Drop the derived dataset folders under ``cache_dir`` that are not among ``kept_folders``."""
+    from dsim import derived
+
+    kept = {folder.resolve() for folder in kept_folders}
+    for folder in derived.derived_folders(Path(cache_dir)):
+        if folder.resolve() in kept:
+            print(f"{folder}: kept")
+            continue
+        files = [p for p in folder.rglob("*") if p.is_file()]
+        what = f"{folder}: drop the derived dataset ({len(files)} files, {_size(sum(p.stat().st_size for p in files))})"
+        if dry_run:
+            print(what + " [dry run]")
+        elif derived.remove(folder):
+            print(what)
+        else:
+            print(f"{folder}: being made by another process, left alone")
+
+
 def _gc(args) -> None:
     from dsim.images import scan_images
 
+    kept_folders = _kept_datasets(args.keep)
+    _gc_derived(args.cache_dir, kept_folders, args.dry_run)
     kept: set[str] = set()
-    for folder in _kept_datasets(args.keep):
+    for folder in kept_folders:
         if not folder.is_dir():
             raise DsimError(f"dataset folder to keep does not exist: {folder} (pass --keep DIR for each dataset "
                             "whose embeddings should stay)")
