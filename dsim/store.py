@@ -36,6 +36,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
 import uuid
@@ -49,6 +50,7 @@ from dsim.fileio import atomic_write_text, disk_full, is_disk_full
 
 META_FILE = "meta.json"
 SHARDS = "shards"
+MEMO_DIR = "memo"
 KEY_BYTES = 32
 MAX_SHARD_ROWS = 1 << 18      # a writer starts a new shard after this many rows (~2 GB at 2048-d)
 SMALL_SHARD_ROWS = 4096       # shards below this are merged when their writers are done
@@ -285,6 +287,12 @@ class VectorStore:
 
     # -- maintenance -----------------------------------------------------------------------------------
 
+    @property
+    def memo_dir(self) -> Path:
+        """Where results computed from this identity's vectors are memoised (a dataset's FID statistics):
+        valid while entries are only added, cleared when a compaction drops some."""
+        return self.directory / MEMO_DIR
+
     def compact(self, *, small: int = SMALL_SHARD_ROWS, keep=None) -> int:
         """Merge finished shards with fewer than ``small`` rows into one (all shards when ``keep`` is given:
         then only the hashes in ``keep`` survive); return how many shards were merged. Skipped (0) when
@@ -309,6 +317,8 @@ class VectorStore:
                 if len(chosen) < (1 if keep is not None else 2):
                     return 0
                 self._merge(chosen, keep=None if keep is None else digests(keep))
+                if keep is not None:
+                    shutil.rmtree(self.memo_dir, ignore_errors=True)
         self.refresh()
         return len(chosen)
 

@@ -1,6 +1,7 @@
 """Reference statistics files (``dsim stats``) and the one-call API (``dsim.compare``)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -94,3 +95,45 @@ def test_compare_can_record_the_run_like_the_cli(tmp_path, crops):
 
     run = MlflowClient(tracking_uri=tracking_uri(tmp_path)).get_run(record["mlflow_run_id"])
     assert run.data.metrics["fid"] == pytest.approx(got["fid"]["fid"])
+
+
+def test_fid_statistics_are_memoised_beside_the_store_and_cleared_with_dropped_entries(crops, tmp_path, monkeypatch):
+    from dsim.metrics.frechet import FeatureStats
+    from dsim.stats_file import memoised_stats
+
+    cache = tmp_path / "cache"
+    emb = dsim.embed(crops["a"], "pixels", cache_dir=cache, batch_size=8, progress=False)
+    streamed = FeatureStats.of_chunks(emb.iter_features())
+    first = memoised_stats(emb)
+    (memo,) = emb.store.memo_dir.glob("fid-stats-*.npz")
+    assert np.array_equal(first.scatter, streamed.scatter) and np.array_equal(first.mean, streamed.mean)
+
+    def no_streaming(chunks):
+        raise AssertionError("the features were read again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(FeatureStats, "of_chunks", staticmethod(no_streaming))
+        again = memoised_stats(dsim.embed(crops["a"], "pixels", cache_dir=cache, progress=False))
+    assert again.n == 24 and np.array_equal(again.scatter, streamed.scatter)
+    half = emb.subset(range(12))  # another set of images: its own statistics
+    assert memoised_stats(half).n == 12 and len(list(emb.store.memo_dir.glob("fid-stats-*.npz"))) == 2
+    memo.write_bytes(b"torn")  # an unreadable memo is recomputed, not trusted
+    assert np.array_equal(memoised_stats(emb).scatter, streamed.scatter) and memo.stat().st_size > 4
+    import errno
+
+    import dsim.stats_file as stats_file
+
+    def read_only(path, data, durable=True):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    with monkeypatch.context() as patch:  # a read-only (or full) store still gives the statistics
+        patch.setattr(stats_file, "atomic_write_bytes", read_only)
+        assert memoised_stats(emb.subset(range(6))).n == 6
+    run_dsim("cache", "gc", "--keep", str(crops["a"]), "--cache-dir", str(cache), cwd=tmp_path)
+    assert memo.exists()  # nothing dropped: the memo stays valid
+    kept = tmp_path / "half"
+    kept.mkdir()
+    for name in emb.ids[:12]:
+        shutil.copy(crops["a"] / name, kept / name)
+    done = run_dsim("cache", "gc", "--keep", str(kept), "--cache-dir", str(cache), cwd=tmp_path).stdout
+    assert "drop 12 of 24 entries" in done and not emb.store.memo_dir.exists()

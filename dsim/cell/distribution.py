@@ -5,7 +5,8 @@ extractor's logits layer. Per-image scores a metric returns (``MetricValues.per_
 per side: image id (content hash), relative path, scores.
 
 Memory stays bounded at a million images: a metric with a streamed form (``MetricSpec.from_stats``: FID)
-reads each side's features from the store in chunks into float64 sufficient statistics; the kNN and
+reads each side's features from the store in chunks into float64 sufficient statistics, memoised beside
+the store (:func:`dsim.stats_file.memoised_stats`) so a rerun does not read them again; the kNN and
 kernel metrics read only the rows of a seeded sample when ``metric.params.max_samples`` is set.
 """
 
@@ -18,8 +19,8 @@ from dsim.cell.context import CellOutput, DatasetRef, SideSummary
 from dsim.embedding import Embeddings, embed, resolve_device
 from dsim.extractors import from_config
 from dsim.metrics._registry import keyword_params
-from dsim.metrics.frechet import FeatureStats
 from dsim.metrics.sampling import sample_rows
+from dsim.stats_file import memoised_stats
 
 
 def extractor_of(cfg: dict, spec):
@@ -42,7 +43,7 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
     device = str(resolve_device(cfg["device"]))
     if spec.from_stats is not None and not bootstrap and max_samples is None:
         # streamed sufficient statistics: O(D²) memory whatever the number of images
-        stats = {side: FeatureStats.of_chunks(emb.iter_features()) for side, emb in sides.items()}
+        stats = {side: memoised_stats(emb) for side, emb in sides.items()}
         values = spec.from_stats(stats["reference"], stats["candidate"], device=device, **params)
         used = sides
     else:
@@ -69,7 +70,7 @@ def _against_stats(cfg: dict, spec, params: dict, extractor, reference: DatasetR
                 num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"], on_error=cfg["dataset"]["on_error"],
                 progress=cfg["progress"])
     params = {k: v for k, v in params.items() if k != "max_samples"}
-    values = spec.from_stats(reference.stats.stats, FeatureStats.of_chunks(emb.iter_features()),
+    values = spec.from_stats(reference.stats.stats, memoised_stats(emb),
                              device=str(resolve_device(cfg["device"])), **params)
     meta = reference.stats.meta
     return CellOutput(
