@@ -57,11 +57,11 @@ roles: ``headline`` the table's number, ``spread`` its std, ``detail`` anything 
     per image: candidate: t, path_length, kept
 ``pplwend`` (generator, on generator, lower = closer): PPL in w-space, end sampling (StyleGAN's ppl_wend); see ppl.
     values: pplwend (headline), pplwend_std (spread), pplwend_untrimmed (detail), n_kept (count)
-    params: epsilon=0.0001, interpolation=slerp, crop=false, resize=256, n_samples=null, seed=0, batch_size=32, lpips_weights=default, discard_lower=1.0, discard_upper=99.0
+    params: epsilon=0.0001, crop=false, resize=256, n_samples=null, seed=0, batch_size=32, lpips_weights=default, discard_lower=1.0, discard_upper=99.0
     per image: candidate: t, path_length, kept
 ``pplwfull`` (generator, on generator, lower = closer): PPL in w-space, full sampling (StyleGAN's ppl_wfull); see ppl.
     values: pplwfull (headline), pplwfull_std (spread), pplwfull_untrimmed (detail), n_kept (count)
-    params: epsilon=0.0001, interpolation=slerp, crop=false, resize=256, n_samples=null, seed=0, batch_size=32, lpips_weights=default, discard_lower=1.0, discard_upper=99.0
+    params: epsilon=0.0001, crop=false, resize=256, n_samples=null, seed=0, batch_size=32, lpips_weights=default, discard_lower=1.0, discard_upper=99.0
     per image: candidate: t, path_length, kept
 ``pplzend`` (generator, on generator, lower = closer): PPL in z-space, end sampling (StyleGAN's ppl_zend); see ppl.
     values: pplzend (headline), pplzend_std (spread), pplzend_untrimmed (detail), n_kept (count)
@@ -248,15 +248,17 @@ register("ppl", ppl, higher_is_better=False, kind="generator", values=_ppl_value
          doc="Perceptual path length: LPIPS-VGG distance of two nearby points on a latent path / epsilon^2, "
              "trimmed mean (Karras et al. 2019)",
          notes=_PPL_NOTES, per_image={"candidate": ("t", "path_length", "kept")}, params=_PPL)
+# w-space paths are always straight lines (lerp), so the w variants fix interpolation too
+_PPL_FIXED = {"z": {"space": "z"}, "w": {"space": "w", "interpolation": "lerp"}}
 for _space in ("z", "w"):
     for _sampling in ("end", "full"):
         _name = f"ppl{_space}{_sampling}"
         register(_name, ppl_variant(_name), higher_is_better=False, kind="generator", values=_ppl_values(_name),
-                 network=_lpips_vgg, fixed={"space": _space, "sampling": _sampling},
+                 network=_lpips_vgg, fixed=_PPL_FIXED[_space] | {"sampling": _sampling},
                  ranges={_name: (0.0, None), f"{_name}_untrimmed": (0.0, None)},
                  doc=f"PPL in {_space}-space, {_sampling} sampling (StyleGAN's ppl_{_space}{_sampling}); see ppl",
                  notes=_PPL_NOTES, per_image={"candidate": ("t", "path_length", "kept")},
-                 params={k: v for k, v in _PPL.items() if k not in ("space", "sampling")})
+                 params={k: v for k, v in _PPL.items() if k not in (*_PPL_FIXED[_space], "sampling")})
 
 __all__ = [
     "METRICS",

@@ -141,11 +141,15 @@ def test_slerp_crop_resize_and_trimming():
 
 def test_variants_fix_space_and_sampling():
     spec = lookup("pplwfull")
-    assert spec.fixed == {"space": "w", "sampling": "full"} and "space" not in spec.defaults()
+    assert spec.fixed == {"space": "w", "interpolation": "lerp", "sampling": "full"}  # w paths are straight
+    assert "space" not in spec.defaults() and "interpolation" not in spec.defaults()
+    assert lookup("pplzend").fixed == {"space": "z", "sampling": "end"} and "interpolation" in lookup("pplzend").defaults()
     from dsim.metrics import check_params
 
     with pytest.raises(DsimError, match="pplwfull fixes space=w"):
         check_params(spec, {"space": "z"})
+    with pytest.raises(DsimError, match="pplwfull fixes .*interpolation=lerp"):
+        check_params(spec, {"interpolation": "slerp"})
     out = spec.fn(toy().load("cpu"), n_samples=6, resize=None, lpips_weights="random")
     assert set(out) == {"pplwfull", "pplwfull_std", "pplwfull_untrimmed", "n_kept"}
     assert len(out.per_image["candidate"]["path_length"]) == 6
