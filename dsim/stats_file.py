@@ -108,7 +108,6 @@ def dataset_stats(path, extractor, **embed_options) -> tuple[FeatureStats, objec
     return memoised_stats(embeddings), embeddings
 
 
-
 def memoised_stats(embeddings) -> FeatureStats:
     """The :class:`FeatureStats` of ``embeddings`` (an :class:`~dsim.embedding.Embeddings`), read from the
     store's memo when present, else streamed from the store's vectors and memoised."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dsim_testing import cell_config, run_dsim, tracking_uri
+from dsim_testing import cell_config, one_line_error, run_dsim, tracking_uri
 from PIL import Image, ImageFilter
 
 from dsim.cell import run_cell
@@ -155,6 +155,8 @@ def test_cache_gc_drops_derived_datasets_not_kept_and_leaves_one_being_made(tmp_
     busy = cache / "perturbed" / "busy-noise8-0123"
     busy.mkdir()
     run_dsim("embed", str(gone), "--extractor", "pixels", "--out", "gone.npz", "--cache-dir", str(cache), cwd=tmp_path)
+    typo = run_dsim("cache", "gc", "--keep", str(kept) + "-typo", "--cache-dir", str(cache), cwd=tmp_path, check=False)
+    assert "dataset folder to keep does not exist" in one_line_error(typo) and gone.is_dir() and samples.is_dir()
     with FileLock(str(busy.parent / f".{busy.name}.lock")):  # as if a cell were making it now
         dry = run_dsim("cache", "gc", "--keep", str(kept), "--cache-dir", str(cache), "--dry-run", cwd=tmp_path).stdout
         assert f"{gone}: drop the derived dataset ({len(original) + 1} files" in dry and "[dry run]" in dry

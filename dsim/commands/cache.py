@@ -118,12 +118,13 @@ def _gc(args) -> None:
     from dsim.images import scan_images
 
     kept_folders = _kept_datasets(args.keep)
-    _gc_derived(args.cache_dir, kept_folders, args.dry_run)
-    kept: set[str] = set()
-    for folder in kept_folders:
+    for folder in kept_folders:  # a mistyped --keep drops nothing
         if not folder.is_dir():
             raise DsimError(f"dataset folder to keep does not exist: {folder} (pass --keep DIR for each dataset "
                             "whose embeddings should stay)")
+    _gc_derived(args.cache_dir, kept_folders, args.dry_run)
+    kept: set[str] = set()
+    for folder in kept_folders:
         kept.update(ref.sha256 for ref in scan_images(folder, on_error="skip").files)
     for store in _stores(args.cache_dir):
         store.migrate_legacy()
