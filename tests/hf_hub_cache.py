@@ -73,3 +73,23 @@ def tiny_hub(cache: Path, root: Path, kinds=("vit", "convnextv2", "sam", "clipse
         folders[kind] = saved(kind, root / kind)
         add_to_hub_cache(cache, f"dsim-test/{kind}", folders[kind])
     return folders
+
+
+def mobilenet_v2_as_transformers(folder: Path) -> torch.nn.Module:
+    """torchvision's ImageNet MobileNetV2 (installed offline) written as a transformers MobileNetV2Model
+    folder, with a processor set like torchvision's transform; returns the torchvision network."""
+    import transformers
+
+    from dsim.extractors import build
+
+    network = build("mobilenet_v2").load(torch.device("cpu"))
+    config = transformers.MobileNetV2Config(tf_padding=False, finegrained_output=True, hidden_act="relu6",
+                                            layer_norm_eps=1e-5)  # torchvision's padding and batch-norm epsilon
+    model = transformers.MobileNetV2Model(config)
+    source = [t for k, t in network.state_dict().items() if not k.startswith("classifier")]
+    model.load_state_dict(dict(zip(model.state_dict(), source, strict=True)), strict=True)  # the same layout
+    model.save_pretrained(folder)
+    transformers.MobileNetV2ImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
+                                           resample=2, image_mean=[0.485, 0.456, 0.406],
+                                           image_std=[0.229, 0.224, 0.225]).save_pretrained(folder)
+    return network

