@@ -12,17 +12,20 @@ forwarded, so over a sweep from a cold cache the cells' counts add up to unique 
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dsim.errors import DsimError, ImageReadError
-from dsim.images import ImageFileRef, dataset_fingerprint, load_rgb, scan_images
-from dsim.store import VectorStore
+from dsim.images import ImageFileRef, bounded_aspect, dataset_fingerprint, load_rgb, scan_images
+from dsim.store import CorruptEntries, VectorStore, store_write_error
 
 ON_ERROR_CHOICES = ("raise", "skip")
 DEFAULT_CACHE_DIR = "cache"
@@ -37,7 +40,9 @@ class Embeddings:
     ``ids`` are the images' paths relative to the dataset root and ``hashes`` their content SHA-256s, in
     the same order; :attr:`features` is the N×D ``float32`` matrix (gathered from the store on first use);
     :meth:`iter_features` streams it in chunks, :meth:`subset` picks rows without reading the others.
-    ``skipped`` lists unreadable images left out (only with ``on_error="skip"``).
+    ``skipped`` lists unreadable images left out (only with ``on_error="skip"``). Stored vectors that fail
+    their checksum when read are dropped and, when ``refill`` can forward images again, recomputed
+    (one warning line); without it, :class:`~dsim.store.CorruptEntries` is raised.
     """
 
     ids: list[str]
@@ -52,6 +57,7 @@ class Embeddings:
     n_computed: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
     manifest: list[tuple[str, str]] = field(default_factory=list)  # every (relpath, sha256) found
+    refill: Callable[[list[str]], int] | None = field(default=None, repr=False)  # forwards hashes again: how many
     _features: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -65,7 +71,7 @@ class Embeddings:
     def features(self) -> np.ndarray:
         """All N×D features (``float32``), read from the store once."""
         if self._features is None:
-            self._features = self.store.gather(self.hashes)
+            self._features = self._gather(self.hashes)
         return self._features
 
     def iter_features(self, chunk: int = STREAM_CHUNK):
@@ -74,7 +80,22 @@ class Embeddings:
             for start in range(0, len(self), chunk):
                 yield self._features[start:start + chunk]
             return
-        yield from self.store.iter_gather(self.hashes, chunk)
+        for start in range(0, len(self), chunk):
+            block = self._gather(self.hashes[start:start + chunk])
+            self.store.release_maps()  # see VectorStore.iter_gather
+            yield block
+
+    def _gather(self, hashes: list[str]) -> np.ndarray:
+        """Vectors from the store; rows that fail their checksum are recomputed once, then read again."""
+        try:
+            return self.store.gather(hashes)
+        except CorruptEntries as bad:
+            if self.refill is None:
+                raise
+            warnings.warn(f"{bad}: recomputing them now", stacklevel=3)
+            self.n_computed += self.refill(bad.hashes)
+            self.store.refresh()
+            return self.store.gather(hashes)
 
     def subset(self, rows) -> "Embeddings":
         """The embeddings of the rows ``rows`` (indices into :attr:`ids`), features still in the store."""
@@ -84,7 +105,7 @@ class Embeddings:
         return Embeddings(**picked, root=self.root, fingerprint=self.fingerprint, extractor=self.extractor,
                           extractor_identity=self.extractor_identity, weights_checksum=self.weights_checksum,
                           random_weights=self.random_weights, store=self.store, n_computed=self.n_computed,
-                          skipped=self.skipped, manifest=self.manifest, _features=features)
+                          skipped=self.skipped, manifest=self.manifest, refill=self.refill, _features=features)
 
 
 def resolve_device(device="auto"):
@@ -152,8 +173,10 @@ def embed(
     files = listing.files
     fingerprint = dataset_fingerprint(files)
     store = VectorStore(cache_dir, extractor.name, extractor.identity, extractor.dim, extractor.describe())
+    store.lease()  # `dsim cache gc` leaves this identity alone while this process may read it
     skipped: dict[str, str] = dict(listing.unreadable)
-    computed, failed = _fill(store, extractor, files, lock=(cache_dir, fingerprint), label=Path(path).name, **run)
+    fill = functools.partial(_fill, store, extractor, lock=(cache_dir, fingerprint), label=Path(path).name, **run)
+    computed, failed = fill(files)
     skipped.update({ref.relpath: reason for ref, reason in failed})
 
     present = store.contains([ref.sha256 for ref in files])
@@ -176,6 +199,7 @@ def embed(
         n_computed=computed,
         skipped=skipped,
         manifest=[(ref.relpath, ref.sha256) for ref in files],
+        refill=lambda hashes: fill([ref for ref in files if ref.sha256 in set(hashes)])[0],
     )
 
 
@@ -194,6 +218,7 @@ def embed_shard(path: str | os.PathLike, extractor, *, shard: int, shards: int, 
     listing = scan_images(path, on_error=run["on_error"], progress=run["progress"])
     mine = [ref for ref in listing.files if int(ref.sha256[:16], 16) % shards == shard]
     store = VectorStore(cache_dir, extractor.name, extractor.identity, extractor.dim, extractor.describe())
+    store.lease()
     fingerprint = dataset_fingerprint(listing.files)
     computed, failed = _fill(store, extractor, mine, lock=(cache_dir, f"{fingerprint[:16]}-{shard}of{shards}"),
                              label=f"{Path(path).name} [{shard + 1}/{shards}]", **run)
@@ -255,23 +280,25 @@ class _dataset_lock:
     def __init__(self, cache_dir, identity: str, dataset_key: str, *, label: str, progress: bool):
         from filelock import FileLock
 
-        folder = Path(cache_dir) / LOCK_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        self.lock = FileLock(str(folder / f"{identity[:16]}-{dataset_key[:32]}.lock"))
+        self.folder = Path(cache_dir) / LOCK_DIR
+        self.lock = FileLock(str(self.folder / f"{identity[:16]}-{dataset_key[:32]}.lock"))
         self.label, self.progress = label, progress
 
     def __enter__(self):
         from filelock import Timeout
 
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
             self.lock.acquire(timeout=0)
-        except Timeout:
+        except Timeout:  # (a TimeoutError, hence an OSError: caught first)
             if self.progress:
                 print(f"waiting: another process is embedding {self.label} with this extractor", file=sys.stderr)
             started = time.monotonic()
             self.lock.acquire()
             if self.progress:
                 print(f"{self.label}: embedded by the other process ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+        except OSError as error:  # a read-only (or full) cache: the images to embed cannot be stored
+            raise store_write_error(error, Path(self.lock.lock_file)) from None
         return self
 
     def __exit__(self, *exc):
@@ -279,7 +306,8 @@ class _dataset_lock:
 
 
 class _DecodeDataset:
-    """Decodes and preprocesses images in DataLoader workers; failures come back as values."""
+    """Decodes and preprocesses images in DataLoader workers (extreme aspect ratios centre-cropped first:
+    :func:`~dsim.images.bounded_aspect`); failures come back as values."""
 
     def __init__(self, files: list[ImageFileRef], preprocess):
         self.files = files
@@ -290,7 +318,7 @@ class _DecodeDataset:
 
     def __getitem__(self, index: int):
         try:
-            return index, self.preprocess(load_rgb(self.files[index].path)), None
+            return index, self.preprocess(bounded_aspect(load_rgb(self.files[index].path))), None
         except ImageReadError as error:
             return index, None, error.reason
 

@@ -84,6 +84,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = 
     except OSError as error:
         if is_disk_full(error):
             raise disk_full(error, path) from None
+        if isinstance(error, (IsADirectoryError, NotADirectoryError, PermissionError)) or error.errno == errno.EROFS:
+            from dsim.errors import DsimError
+
+            what = "it is a folder" if isinstance(error, IsADirectoryError) else error.strerror or str(error)
+            raise DsimError(f"cannot write {path}: {what}; choose another file") from None
         raise
     finally:
         if tmp is not None:
@@ -144,3 +149,37 @@ def ensure_dir(path: str | os.PathLike, what: str) -> Path:
             raise disk_full(error) from None
         raise DsimError(f"{what}: cannot make the folder {folder}: {error.strerror or error}") from None
     return folder
+
+
+class UnreadableArrays(ValueError):
+    """An ``.npz`` / ``.npy`` file that is not the arrays it should be (the reason is one short line)."""
+
+
+def read_arrays(path: str | os.PathLike, names: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> dict:
+    """The arrays ``names`` (and those of ``optional`` it has) of an ``.npz`` file, or, with no names, the one
+    array of an ``.npy`` file (as ``{"": array}``); never unpickled. A missing file raises
+    ``FileNotFoundError``; any other failure — a torn or damaged archive or header, a pickle, a missing
+    array — raises :class:`UnreadableArrays`: NumPy's parsers fail in many ways (``ValueError``,
+    ``SyntaxError``, ``tokenize.TokenError``, ``zipfile.BadZipFile``, ``EOFError``...) on damaged bytes."""
+    import numpy as np
+
+    try:
+        with open(path, "rb") as handle:
+            loaded = np.load(handle, allow_pickle=False)
+            if not names:
+                if not isinstance(loaded, np.ndarray):
+                    raise UnreadableArrays("an archive, not one array")
+                return {"": loaded}
+            with loaded:
+                missing = [name for name in names if name not in loaded.files]
+                if missing:
+                    raise UnreadableArrays(f"no {', '.join(missing)} in it")
+                return {name: loaded[name] for name in (*names, *(o for o in optional if o in loaded.files))}
+    except (FileNotFoundError, UnreadableArrays):
+        raise
+    except Exception as error:  # noqa: BLE001 - see the docstring: every parse failure means "unreadable"
+        reason = " ".join(str(error).split())[:160] or type(error).__name__
+        if "allow_pickle" in reason or "Object arrays" in reason:
+            reason = "it holds pickled objects, which dsim never unpickles"
+        raise UnreadableArrays(reason) from None
+

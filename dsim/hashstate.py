@@ -1,8 +1,12 @@
-"""The hash memo: (absolute path, size, mtime_ns, inode) → SHA-256, so an unchanged file is never read twice.
+"""The hash memo: (absolute path, size, mtime_ns, ctime_ns, inode) → SHA-256, so an unchanged file is never
+read twice.
 
 Like DVC's state database, a local SQLite file remembers the content hash of every image file dsim has
 hashed, keyed by where it is and what ``stat()`` says about it. Listing an unchanged dataset then costs
-one ``stat()`` per file and no image bytes; a file whose size, mtime or inode changed is hashed again.
+one ``stat()`` per file and no image bytes; a file whose size, mtime, ctime or inode changed is hashed
+again. The ctime is what makes an in-place edit visible even when the mtime is put back (``touch -r``):
+every write changes it and no user call can set it. Each row carries a CRC-32 of its fields, checked on
+read (a damaged row is ignored: the file is hashed again). ``dsim cache verify DIR`` re-hashes every byte.
 
 - Location: ``$DSIM_STATE_DIR/hashes.sqlite``, default ``$XDG_CACHE_HOME/dsim`` (``~/.cache/dsim``). It is
   a per-machine cache: deleting it only costs re-hashing.
@@ -19,18 +23,22 @@ import os
 import sqlite3
 import threading
 import warnings
+import zlib
 from pathlib import Path
 
 STATE_FILE = "hashes.sqlite"
 RACY_SECONDS = 2.0
 BUSY_TIMEOUT_S = 30.0
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS hashes (
+TABLE = "file_hashes"  # dsim 0.2's table ``hashes`` had no ctime: it is dropped (its rows hashed again)
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
     path BLOB PRIMARY KEY,
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL,
-    sha256 TEXT NOT NULL
+    sha256 TEXT NOT NULL,
+    crc INTEGER NOT NULL
 ) WITHOUT ROWID
 """
 _warned = threading.Event()
@@ -44,15 +52,19 @@ def state_dir() -> Path:
     return Path(xdg) / "dsim"
 
 
-def _signature(stat: os.stat_result) -> tuple[int, int, int]:
-    return stat.st_size, stat.st_mtime_ns, stat.st_ino
+def _signature(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino
+
+
+def _row_crc(path: bytes, signature: tuple, digest: str) -> int:
+    return zlib.crc32(f"{signature}{digest}".encode(), zlib.crc32(path))
 
 
 class HashState:
     """Memoised content hashes of the files under one folder (one range read, one batched write).
 
     >>> state = HashState.open()                                   # doctest: +SKIP
-    >>> known = state.under("/data/photos")                         # path bytes → (size, mtime_ns, inode, sha256)
+    >>> known = state.under("/data/photos")    # path bytes → ((size, mtime_ns, ctime_ns, inode), sha256)
     >>> state.remember([(b"/data/photos/a.png", stat, "ab12...")])  # doctest: +SKIP
     """
 
@@ -71,30 +83,35 @@ class HashState:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(_SCHEMA)
+            db.execute("DROP TABLE IF EXISTS hashes")
         except (OSError, sqlite3.Error) as error:
             _warn_once(f"hash memo {path} unavailable ({error}); hashing every file")
             return cls(None)
         return cls(db)
 
-    def under(self, root: str | os.PathLike) -> dict[bytes, tuple[int, int, int, str]]:
-        """Every memoised file below ``root`` (absolute path bytes → size, mtime_ns, inode, sha256)."""
+    def under(self, root: str | os.PathLike) -> dict[bytes, tuple[tuple[int, int, int, int], str]]:
+        """Every memoised file below ``root`` whose row passes its check (path bytes → stat signature, sha256)."""
         if self._db is None:
             return {}
         prefix = os.fsencode(os.path.join(os.fspath(root), ""))
         upper = prefix[:-1] + bytes([prefix[-1] + 1])  # the first key after every "root/..." key
         try:
-            rows = self._db.execute("SELECT path, size, mtime_ns, inode, sha256 FROM hashes "
+            rows = self._db.execute(f"SELECT path, size, mtime_ns, ctime_ns, inode, sha256, crc FROM {TABLE} "
                                     "WHERE path >= ? AND path < ?", (prefix, upper)).fetchall()
         except sqlite3.Error as error:
             _warn_once(f"hash memo unreadable ({error}); hashing every file")
             return {}
-        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+        known = {}
+        for path, size, mtime, ctime, inode, digest, crc in rows:
+            if _row_crc(path, (size, mtime, ctime, inode), digest) == crc:
+                known[path] = ((size, mtime, ctime, inode), digest)
+        return known
 
     @staticmethod
-    def matches(entry: tuple[int, int, int, str] | None, stat: os.stat_result) -> str | None:
+    def matches(entry: tuple[tuple[int, int, int, int], str] | None, stat: os.stat_result) -> str | None:
         """The memoised hash when ``entry`` still describes the file ``stat`` describes, else ``None``."""
-        if entry is not None and entry[:3] == _signature(stat):
-            return entry[3]
+        if entry is not None and entry[0] == _signature(stat):
+            return entry[1]
         return None
 
     def remember(self, hashed: list[tuple[bytes, os.stat_result, str, float]]) -> None:
@@ -104,18 +121,27 @@ class HashState:
         """
         if self._db is None or not hashed:
             return
-        rows = [(path, *_signature(stat), digest) for path, stat, digest, when in hashed
-                if when - stat.st_mtime_ns / 1e9 > RACY_SECONDS]
+        rows = [(path, *_signature(stat), digest, _row_crc(path, _signature(stat), digest))
+                for path, stat, digest, when in hashed if when - max(stat.st_mtime_ns, stat.st_ctime_ns) / 1e9 > RACY_SECONDS]
         if not rows:
             return
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)", rows)
+                self._db.executemany(f"INSERT OR REPLACE INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        except sqlite3.Error as error:
+            _warn_once(f"hash memo not updated ({error}); the next listing hashes these files again")
+
+    def forget(self, paths: list[bytes]) -> None:
+        """Drop the memo's rows of ``paths`` (found stale)."""
+        if self._db is None or not paths:
+            return
+        try:
+            self._db.executemany(f"DELETE FROM {TABLE} WHERE path = ?", [(p,) for p in paths])
         except sqlite3.Error as error:
             _warn_once(f"hash memo not updated ({error}); the next listing hashes these files again")
 

@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,7 @@ class Listing:
     root: Path
     files: list[ImageFileRef]
     unreadable: dict[str, str]  # relpath → reason (only with on_error="skip")
+    stale: list[str] = field(default_factory=list)  # with rehash: files the memo had a wrong hash for
 
 
 #: listings kept while a :func:`listings_reused` block runs (one cell lists each dataset once)
@@ -78,38 +79,46 @@ def listings_reused():
         _REUSED = outer
 
 
-def scan_images(path: str | os.PathLike, *, on_error: str = "raise", progress: bool = False) -> Listing:
+def scan_images(path: str | os.PathLike, *, on_error: str = "raise", progress: bool = False,
+                rehash: bool = False) -> Listing:
     """All images under ``path`` with their content hashes, taking unchanged files' hashes from the memo.
 
     Search is recursive; hidden files and folders (names starting with ``.``) are ignored; each real
     folder is visited once, so a symlink loop neither repeats images nor hangs. File names that are not
     valid UTF-8 get ids with ``\\xNN`` escapes (:func:`display_name`; :func:`image_path` maps back). Files
-    whose ``(path, size, mtime_ns, inode)`` the hash memo (:mod:`dsim.hashstate`) knows are not read;
-    the others are hashed in parallel threads. A file that cannot be read raises
-    :class:`ImageReadError`, or with ``on_error="skip"`` lands in :attr:`Listing.unreadable`.
+    whose ``(path, size, mtime_ns, ctime_ns, inode)`` the hash memo (:mod:`dsim.hashstate`) knows are not
+    read; the others are hashed in parallel threads (``rehash=True``: every file, the memo corrected). A
+    file that cannot be read raises :class:`ImageReadError`, or with ``on_error="skip"`` lands in
+    :attr:`Listing.unreadable`.
     """
     root = resolve_dataset_dir(path)
-    if _REUSED is not None and (root, on_error) in _REUSED:
+    if not rehash and _REUSED is not None and (root, on_error) in _REUSED:
         return _REUSED[root, on_error]
-    listing = _scan(root, on_error=on_error, progress=progress)
+    listing = _scan(root, on_error=on_error, progress=progress, rehash=rehash)
     if _REUSED is not None:
         _REUSED[root, on_error] = listing
     return listing
 
 
-def _scan(root: Path, *, on_error: str, progress: bool) -> Listing:
+def rehash_images(path: str | os.PathLike) -> list[str]:
+    """Read every byte of the images under ``path`` again (the memo not trusted) and correct the memo;
+    return the ids of files whose memoised hash was stale (changed in place with their stat restored)."""
+    return _scan(resolve_dataset_dir(path), on_error="skip", progress=True, rehash=True).stale
+
+
+def _scan(root: Path, *, on_error: str, progress: bool, rehash: bool = False) -> Listing:
     found = _walk(root)
     if not found:
         exts = ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
         raise DsimError(f"no images found in {root} (looked recursively for {exts})")
-    digests, unreadable = _hashes(root, found, progress=progress)
+    digests, unreadable, stale = _hashes(root, found, progress=progress, rehash=rehash)
     if unreadable and on_error != "skip":
         rel = next(iter(unreadable))
         raise ImageReadError(root / rel, unreadable[rel])
     files = [ImageFileRef(path=Path(file), relpath=rel, sha256=digests[rel]) for rel, file in found if rel in digests]
     if not files:
         raise DsimError(f"no readable images in {root} ({len(unreadable)} unreadable)")
-    return Listing(root=root, files=files, unreadable=unreadable)
+    return Listing(root=root, files=files, unreadable=unreadable, stale=stale)
 
 
 def list_images(path: str | os.PathLike) -> list[ImageFileRef]:
@@ -122,22 +131,50 @@ def list_images(path: str | os.PathLike) -> list[ImageFileRef]:
 
 def display_name(name: str) -> str:
     """A file name as dsim shows and records it: itself, or — when it is not valid UTF-8 (Python keeps the
-    undecodable bytes as lone surrogates) — with each such byte written ``\\xNN``, so every table, JSON
-    file and MLflow store can hold it. :func:`image_path` maps it back to the file."""
+    undecodable bytes as lone surrogates) or holds a backslash — escaped: each undecodable byte written
+    ``\\xNN`` and each backslash ``\\\\``. So every table, JSON file and MLflow store can hold it, and no two
+    files share an id (``caf\\xe9.png`` is the Latin-1 name, ``caf\\\\xe9.png`` the one literally spelled
+    so). :func:`image_path` maps it back to the file."""
+    raw = os.fsencode(name)
     try:
-        name.encode("utf-8")
-        return name
-    except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and "\\" not in text:
+        return text
+    return raw.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
+
+
+_ESCAPED = re.compile(rb"\\(\\|x[0-9a-f]{2})")
+
+
+def _unescape(match: re.Match) -> bytes:
+    found = match.group(1)
+    return b"\\" if found == b"\\" else bytes([int(found[1:], 16)])
 
 
 def image_path(root: str | os.PathLike, relpath: str) -> Path:
-    """The file of an image id (``relpath``) under ``root``, also for ids of non-UTF-8 names."""
-    path = Path(root) / relpath
-    if "\\x" not in relpath or path.exists():
-        return path
-    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m.group(1), 16)]), relpath.encode("utf-8"))
-    return Path(root) / os.fsdecode(raw)
+    """The file of an image id (``relpath``) under ``root``, also for escaped ids (:func:`display_name`)."""
+    if "\\" not in relpath:
+        return Path(root) / relpath
+    return Path(root) / os.fsdecode(_ESCAPED.sub(_unescape, relpath.encode("utf-8")))
+
+
+#: an image whose longer side exceeds this many times its shorter side is centre-cropped on the longer
+#: side to that ratio before it is preprocessed for an extractor (a 20000×1 strip would otherwise be
+#: resized to 5120000×256: gigabytes for a 1 kB file)
+MAX_ASPECT = 16
+
+
+def bounded_aspect(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` (H×W×3), or its centre crop to a longer side of at most :data:`MAX_ASPECT` × the shorter one,
+    which bounds the memory any resize of it takes (a view, not a copy)."""
+    height, width = rgb.shape[:2]
+    limit = MAX_ASPECT * max(1, min(height, width))
+    if max(height, width) <= limit:
+        return rgb
+    start = (max(height, width) - limit) // 2
+    return rgb[start:start + limit] if height > width else rgb[:, start:start + limit]
 
 
 def _walk(root: Path) -> list[tuple[str, str]]:
@@ -176,16 +213,19 @@ def _walk(root: Path) -> list[tuple[str, str]]:
     return found
 
 
-def _hashes(root: Path, found: list[tuple[str, str]], *, progress: bool) -> tuple[dict[str, str], dict[str, str]]:
-    """Content hash of every found file (memo first, then parallel reads); and the unreadable ones."""
+def _hashes(root: Path, found: list[tuple[str, str]], *, progress: bool, rehash: bool = False):
+    """Content hash of every found file (memo first, then parallel reads; ``rehash``: all read); the
+    unreadable ones; and (with ``rehash``) those whose memoised hash turned out stale."""
     from dsim.hashstate import HashState
 
     state = HashState.open()
+    stale: list[str] = []
     try:
         known = state.under(root)
         digests: dict[str, str] = {}
         unreadable: dict[str, str] = {}
         todo: list[tuple[str, str, os.stat_result]] = []
+        memoised: dict[str, str] = {}
         for rel, file in found:
             try:
                 info = os.stat(file)
@@ -193,17 +233,21 @@ def _hashes(root: Path, found: list[tuple[str, str]], *, progress: bool) -> tupl
                 unreadable[rel] = _reason(error)
                 continue
             cached = state.matches(known.get(os.fsencode(file)), info)
-            if cached is not None:
+            if cached is not None and not rehash:
                 digests[rel] = cached
             else:
                 todo.append((rel, file, info))
+                if cached is not None:
+                    memoised[rel] = cached
         if todo:
             fresh = _hash_in_parallel(todo, root=root, progress=progress, unreadable=unreadable)
             digests.update({rel: digest for rel, _, _, digest, _ in fresh})
+            stale = sorted(rel for rel, _, _, digest, _ in fresh if memoised.get(rel, digest) != digest)
+            state.forget([os.fsencode(file) for rel, file, _, _, _ in fresh if rel in stale])
             state.remember([(os.fsencode(file), info, digest, when) for _, file, info, digest, when in fresh])
     finally:
         state.close()
-    return digests, dict(sorted(unreadable.items()))
+    return digests, dict(sorted(unreadable.items())), stale
 
 
 def _hash_in_parallel(todo, *, root: Path, progress: bool, unreadable: dict[str, str]):

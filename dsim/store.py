@@ -1,9 +1,10 @@
 """The embedding store: millions of vectors per extractor identity, in a few large append-only shards.
 
 Layout, per identity: ``<cache_dir>/<name>-<identity[:16]>/`` holds ``meta.json`` (name, identity, dim)
-and ``shards/``: pairs of files ``<shard>.vec`` (N×dim float32, row-major) and ``<shard>.keys`` (N×32 bytes:
-the images' SHA-256 digests). A vector is found by its image's content hash; an image is embedded once per
-extractor, whatever dataset, pair or grid it is in.
+and ``shards/``: triples of files ``<shard>.vec`` (N×dim float32, row-major), ``<shard>.sums`` (N CRC-32s:
+each row's bytes, seeded with its key) and ``<shard>.keys`` (N×32 bytes: the images' SHA-256 digests). A
+vector is found by its image's content hash; an image is embedded once per extractor, whatever dataset,
+pair or grid it is in.
 
 Why shards and not SQLite or LMDB (``benchmarks/bench_store.py`` measures the three): vectors stay
 contiguous, so a dataset's features are memory-mapped and streamed in chunks without copying the store;
@@ -11,13 +12,21 @@ each writer process appends to shards of its own, so many processes — on one m
 sharing a file system — write at once without any lock on the data (SQLite's WAL and LMDB's lock file
 both need a local file system); and a store is a handful of large files that DVC pushes and pulls as such.
 
-- **Appending**: a process appends each batch to its own shard: the vectors first (flushed, and
-  ``fdatasync``-ed for batches), then their keys. Only rows whose key is complete count, so a writer
+- **Appending**: a process appends each batch to its own shard: the vectors and their checksums first
+  (flushed, and ``fdatasync``-ed for batches), then their keys. Only rows whose key is complete count, so a writer
   killed at any point (``kill -9``) loses nothing it had finished; a new process never appends to an old
   shard. A shard is rolled over at :data:`MAX_SHARD_ROWS` rows.
 - **Reading**: the index is every shard's keys (32 bytes per vector), sorted by their first 8 bytes; a
   bulk lookup of a million hashes is a ``searchsorted``. Duplicates (two processes embedding the same
   image) are harmless: identical content gives the same vector, the first is used.
+- **Verified reads**: every row read is checked against its checksum. A row that fails (a vector
+  overwritten, a flipped bit, rows swapped) raises :class:`CorruptEntries` and is *dropped*: its key is
+  overwritten with a tombstone, so no process finds it again and the next embedding recomputes it. Shards
+  written before checksums existed (no ``.sums``) are read unverified until ``dsim cache migrate``
+  rewrites them with checksums.
+- **Leases**: a process that will read an identity's vectors holds a shared ``flock`` on its lease file
+  (:meth:`VectorStore.lease`); ``dsim cache gc`` drops entries only under the exclusive lock, so it never
+  removes what a running cell is about to read (it waits, or with ``--no-wait`` skips that identity).
 - **Compaction**: when a writer closes, shards with fewer than :data:`SMALL_SHARD_ROWS` rows whose writers
   have finished (their ``flock`` is free) are merged into one, so the store keeps about one file pair per
   :data:`SMALL_SHARD_ROWS`+ vectors. Merged files are written under a new name and the small ones removed
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -40,18 +50,23 @@ import shutil
 import socket
 import time
 import uuid
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dsim.errors import DsimError
-from dsim.fileio import atomic_write_text, disk_full, is_disk_full
+from dsim.fileio import atomic_write_text, disk_full, is_disk_full, read_arrays
 
 META_FILE = "meta.json"
 SHARDS = "shards"
 MEMO_DIR = "memo"
+LEASE_FILE = ".lease.lock"
 KEY_BYTES = 32
+SUM_BYTES = 4                 # a CRC-32 per row
+TOMBSTONE = bytes(KEY_BYTES)  # the key of a dropped row (no image hashes to 32 zero bytes)
 MAX_SHARD_ROWS = 1 << 18      # a writer starts a new shard after this many rows (~2 GB at 2048-d)
 SMALL_SHARD_ROWS = 4096       # shards below this are merged when their writers are done
 STORE_FORMAT = 1
@@ -76,9 +91,28 @@ def _prefix(keys: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(keys[:, :8]).view(">u8").ravel().astype(np.uint64)
 
 
+class CorruptEntries(DsimError):
+    """Stored vectors that failed their checksum (or an old entry that is not a vector): they have been
+    dropped from the store, so embedding their images again recomputes them."""
+
+    def __init__(self, directory: Path, hashes: list[str], where: str):
+        self.directory, self.hashes = directory, list(hashes)
+        super().__init__(f"{len(self.hashes)} stored vector(s) in {directory} failed their checksum ({where}): "
+                         "dropped; embedding those images again recomputes them")
+
+
+def row_checksums(keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """CRC-32 of each row's float32 bytes, seeded with the CRC-32 of its key (so a row moved to another
+    key fails too): an (N,) little-endian ``uint32`` array."""
+    vectors = np.ascontiguousarray(vectors, dtype="<f4")
+    return np.fromiter((zlib.crc32(vec, zlib.crc32(key)) for key, vec in zip(keys, vectors)),
+                       dtype="<u4", count=len(keys))
+
+
 @dataclass(frozen=True)
 class Shard:
-    """One ``.vec``/``.keys`` pair and how many complete rows it holds."""
+    """One shard's files (``.keys``, ``.vec`` and, unless written before checksums, ``.sums``) and how
+    many complete rows it holds."""
 
     keys: Path
     rows: int
@@ -87,14 +121,31 @@ class Shard:
     def vec(self) -> Path:
         return self.keys.with_suffix(".vec")
 
+    @property
+    def sums(self) -> Path:
+        return self.keys.with_suffix(".sums")
+
+    @property
+    def checked(self) -> bool:
+        """Whether its rows carry checksums (shards of dsim 0.2 do not)."""
+        return self.sums.exists()
+
+    def files(self) -> list[Path]:
+        return [self.vec, self.sums, self.keys]
+
 
 def _complete_rows(keys: Path, dim: int) -> int:
+    """Rows whose vector, checksum and key are all written (``-1`` when the shard is gone)."""
     try:
         n_keys = keys.stat().st_size // KEY_BYTES
         n_vec = keys.with_suffix(".vec").stat().st_size // (4 * dim)
     except FileNotFoundError:
         return -1
-    return min(n_keys, n_vec)
+    try:
+        n_sums = keys.with_suffix(".sums").stat().st_size // SUM_BYTES
+    except FileNotFoundError:
+        n_sums = n_vec  # a shard from before checksums
+    return min(n_keys, n_vec, n_sums)
 
 
 def folder_name(name: str, identity: str) -> str:
@@ -123,6 +174,11 @@ class VectorStore:
         self._check_meta()
 
     # -- metadata --------------------------------------------------------------------------------------
+
+    @property
+    def describe(self) -> dict | None:
+        """What the identity stands for (an extractor's :meth:`~dsim.extractors.Extractor.describe`), if given."""
+        return self._describe
 
     def _check_meta(self) -> None:
         meta = self.directory / META_FILE
@@ -190,13 +246,17 @@ class VectorStore:
         return self.index.locate(digests(hashes))[0] >= 0
 
     def get(self, content_hash: str) -> np.ndarray | None:
-        """One vector (``float32``), or ``None`` when absent."""
+        """One vector (``float32``), or ``None`` when absent (or dropped now for failing its checksum)."""
         if not self.contains([content_hash])[0]:
             return None
-        return self.gather([content_hash])[0]
+        try:
+            return self.gather([content_hash])[0]
+        except CorruptEntries:
+            return None
 
     def gather(self, hashes, *, missing_ok: bool = False) -> np.ndarray:
-        """The vectors of ``hashes`` as an (N, dim) ``float32`` array (rows in order).
+        """The vectors of ``hashes`` as an (N, dim) ``float32`` array (rows in order), each verified
+        against its checksum: rows that fail are dropped and :class:`CorruptEntries` names them.
 
         A shard merged away by another process meanwhile is handled by reloading the index.
         """
@@ -213,13 +273,20 @@ class VectorStore:
     def _gather(self, keys: np.ndarray, missing_ok: bool) -> np.ndarray:
         source, row = self.index.locate(keys)
         if not missing_ok and (source < 0).any():
-            raise DsimError(f"{int((source < 0).sum())} of {len(keys)} vectors are missing from {self.directory}")
+            raise DsimError(f"{int((source < 0).sum())} of {len(keys)} vectors are missing from {self.directory}"
+                            + _removed_by(self.directory))
         out = np.full((len(keys), self.dim), np.nan, dtype=np.float32)
+        bad: list[tuple[int, np.ndarray]] = []
         for s in np.unique(source[source >= 0]):
             picked = np.flatnonzero(source == s)
             rows = row[picked]
             order = np.argsort(rows, kind="stable")  # sequential reads
-            out[picked[order]] = self._read(int(s), rows[order])
+            vectors, failed = self._read(int(s), rows[order], keys[picked[order]])
+            out[picked[order]] = vectors
+            if failed.any():
+                bad.append((int(s), rows[order][failed]))
+        if bad:
+            self._drop(bad)
         return out
 
     def iter_gather(self, hashes, chunk: int = 8192):
@@ -231,19 +298,128 @@ class VectorStore:
         hashes = list(hashes)
         for start in range(0, len(hashes), chunk):
             block = self.gather(hashes[start:start + chunk])
-            self._maps.clear()
+            self.release_maps()
             yield block
 
-    def _read(self, source: int, rows: np.ndarray) -> np.ndarray:
+    def release_maps(self) -> None:
+        """Unmap the shards (see :meth:`iter_gather`)."""
+        self._maps.clear()
+
+    def _read(self, source: int, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows ``rows`` of one source and a mask of those that failed their check."""
         kind, where = self.index.sources[source]
         if kind == "legacy":
-            return np.stack([np.load(where[int(r)], allow_pickle=False).astype(np.float32) for r in rows])
+            return self._read_legacy([where[int(r)] for r in rows])
         mapped = self._maps.get(where)
-        if mapped is None or int(rows.max()) >= mapped.shape[0]:  # new, or grown since (this process's shard)
-            n = _complete_rows(where, self.dim)
-            mapped = np.memmap(where.with_suffix(".vec"), dtype="<f4", mode="r", shape=(max(n, 1), self.dim))
-            self._maps[where] = mapped
-        return np.asarray(mapped[rows], dtype=np.float32)
+        if mapped is None or int(rows.max()) >= mapped[0].shape[0]:  # new, or grown since (this process's shard)
+            n = max(_complete_rows(where, self.dim), 1)
+            vec = np.memmap(where.with_suffix(".vec"), dtype="<f4", mode="r", shape=(n, self.dim))
+            sums_file = where.with_suffix(".sums")
+            sums = np.memmap(sums_file, dtype="<u4", mode="r", shape=(n,)) if sums_file.exists() else None
+            mapped = self._maps[where] = (vec, sums)
+        vectors = np.asarray(mapped[0][rows], dtype=np.float32)
+        if mapped[1] is None:  # written before checksums
+            return vectors, np.zeros(len(rows), dtype=bool)
+        return vectors, row_checksums(keys, vectors) != np.asarray(mapped[1][rows])
+
+    def _read_legacy(self, files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+        """Old one-file-per-vector entries: each must hold ``dim`` finite numbers (never a pickle)."""
+        out = np.full((len(files), self.dim), np.nan, dtype=np.float32)
+        failed = np.zeros(len(files), dtype=bool)
+        for i, path in enumerate(files):
+            try:
+                vector = read_arrays(path)[""]
+                out[i] = np.asarray(vector, dtype=np.float32).reshape(self.dim)
+                failed[i] = not np.isfinite(out[i]).all()
+            except FileNotFoundError:
+                raise
+            except (OSError, ValueError, TypeError):  # a pickle, another shape, a torn file
+                failed[i] = True
+        return out, failed
+
+    def _drop(self, bad: list[tuple[int, np.ndarray]]) -> None:
+        """Drop rows that failed their check (tombstone their keys; delete old per-file entries), then
+        raise :class:`CorruptEntries` naming their hashes."""
+        hashes, where = [], set()
+        for source, rows in bad:
+            kind, location = self.index.sources[source]
+            if kind == "legacy":
+                for r in rows:
+                    hashes.append(location[int(r)].stem)
+                    with contextlib.suppress(OSError):
+                        location[int(r)].unlink()
+                where.add("old per-file entries")
+                continue
+            with contextlib.suppress(OSError), open(location, "r+b") as handle:
+                for r in rows:
+                    handle.seek(int(r) * KEY_BYTES)
+                    hashes.append(handle.read(KEY_BYTES).hex())
+                    handle.seek(int(r) * KEY_BYTES)
+                    handle.write(TOMBSTONE)
+            where.add(f"shard {location.stem}")
+        self.refresh()
+        self._maps.clear()
+        raise CorruptEntries(self.directory, sorted(set(hashes)), ", ".join(sorted(where)))
+
+    def verify(self) -> dict:
+        """Read every row and check it; rows that fail are dropped. Returns the rows ``checked``, how many
+        were ``dropped`` and how many sit in shards written before checksums (``unverified``)."""
+        checked = unverified = 0
+        bad: list[tuple[int, np.ndarray]] = []
+        index = self.index
+        for source, (kind, where) in enumerate(index.sources):
+            if kind == "legacy":
+                rows, keys = np.arange(len(where)), digests([p.stem for p in where])
+            else:
+                mask = index.source == source
+                rows, keys = index.row[mask], index.keys[mask]
+                if not where.with_suffix(".sums").exists():
+                    unverified += len(rows)
+                    continue
+            for start in range(0, len(rows), 8192):
+                part = slice(start, start + 8192)
+                _, failed = self._read(source, rows[part], keys[part])
+                checked += len(failed)
+                if failed.any():
+                    bad.append((source, rows[part][failed]))
+            self._maps.clear()
+        dropped = sum(len(rows) for _, rows in bad)
+        if bad:
+            with contextlib.suppress(CorruptEntries):
+                self._drop(bad)
+        return {"checked": checked, "dropped": dropped, "unverified": unverified}
+
+    @contextlib.contextmanager
+    def exclusive(self, *, wait: bool = False):
+        """Hold the identity's lease exclusively (no process reading it: see :meth:`lease`); yields whether
+        it was obtained (always, with ``wait``)."""
+        path = self.directory / LEASE_FILE
+        try:
+            with _try_lock(path, wait=wait) as locked:
+                yield locked
+        except OSError as error:
+            raise store_write_error(error, path) from None
+
+    def lease(self) -> None:
+        """Tell ``dsim cache gc`` that this process reads this identity: a shared ``flock`` on its lease file,
+        held until the process exits. It waits while a gc holds the lease exclusively. A store this process
+        cannot write (read-only) needs no lease: nothing can drop entries from it either."""
+        key = str(self.directory.resolve())
+        if key in _LEASES:
+            return
+        path = self.directory / LEASE_FILE
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a+b")
+        except OSError:
+            try:
+                handle = open(path, "rb")  # a read-only store that has a lease file: a shared lock still works
+            except OSError:
+                return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        if not _LEASES:
+            atexit.register(release_leases)
+        _LEASES[key] = handle
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -277,7 +453,11 @@ class VectorStore:
             self._writer = None
             atexit.unregister(self.close)
             if os.environ.get("DSIM_STORE_COMPACT", "1") != "0":
-                self.compact()
+                try:
+                    self.compact()
+                except (OSError, DsimError) as error:  # every vector is stored already: merging can wait
+                    warnings.warn(f"small shards of {self.directory} not merged now ({error}); "
+                                  "`dsim cache compact` merges them later", stacklevel=2)
 
     def __enter__(self):
         return self
@@ -293,10 +473,10 @@ class VectorStore:
         valid while entries are only added, cleared when a compaction drops some."""
         return self.directory / MEMO_DIR
 
-    def compact(self, *, small: int = SMALL_SHARD_ROWS, keep=None) -> int:
+    def compact(self, *, small: int = SMALL_SHARD_ROWS, keep=None, unchecked: bool = False) -> int:
         """Merge finished shards with fewer than ``small`` rows into one (all shards when ``keep`` is given:
-        then only the hashes in ``keep`` survive); return how many shards were merged. Skipped (0) when
-        another process is compacting."""
+        then only the hashes in ``keep`` survive; the shards written before checksums with ``unchecked``);
+        return how many shards were merged. Skipped (0) when another process is compacting."""
         folder = self.directory / SHARDS
         if not folder.is_dir():
             return 0
@@ -306,7 +486,7 @@ class VectorStore:
             with contextlib.ExitStack() as held:
                 chosen = []
                 for shard in self.shards():
-                    if keep is None and shard.rows >= small:
+                    if (shard.checked if unchecked else keep is None and shard.rows >= small):
                         continue
                     handle = held.enter_context(open(shard.keys, "rb"))
                     try:
@@ -314,7 +494,7 @@ class VectorStore:
                     except OSError:
                         continue  # its writer is still appending
                     chosen.append(shard)
-                if len(chosen) < (1 if keep is not None else 2):
+                if len(chosen) < (1 if keep is not None or unchecked else 2):
                     return 0
                 self._merge(chosen, keep=None if keep is None else digests(keep))
                 if keep is not None:
@@ -323,7 +503,11 @@ class VectorStore:
         return len(chosen)
 
     def _merge(self, shards: list[Shard], keep: np.ndarray | None) -> None:
-        seen: set[bytes] = set()
+        """Copy the rows of ``shards`` (each key once, dropped rows left out, only ``keep`` when given) into
+        one new shard, then remove them. Rows of checksummed shards are verified on the way (a row that
+        fails is left out: the image is embedded again when needed); a failure (a full disk) removes the
+        partial new shard and leaves the old ones as they were."""
+        seen: set[bytes] = {TOMBSTONE}
         wanted = None if keep is None else {bytes(k) for k in keep}
         writer = _ShardWriter(self.directory / SHARDS, self.dim, prefix="c")
         try:
@@ -335,41 +519,54 @@ class VectorStore:
                         seen.add(key)
                         mask[i] = True
                 vec = np.memmap(shard.vec, dtype="<f4", mode="r", shape=(shard.rows, self.dim))
+                sums = np.fromfile(shard.sums, dtype="<u4", count=shard.rows) if shard.checked else None
                 for start in range(0, len(keys), 65536):
                     part = np.flatnonzero(mask[start:start + 65536]) + start
-                    if len(part):
-                        writer.append(keys[part], np.asarray(vec[part]), durable=False)
+                    if not len(part):
+                        continue
+                    block = np.asarray(vec[part])
+                    if sums is not None:
+                        good = row_checksums(keys[part], block) == sums[part]
+                        part, block = part[good], block[good]
+                    writer.append(keys[part], block, durable=False)
                 del vec
-        finally:
             writer.close()
+        except BaseException:
+            writer.close()
+            writer.remove()
+            raise
         if writer.rows == 0:
             writer.remove()
         for shard in shards:  # only after the merged shard is complete
-            shard.vec.unlink(missing_ok=True)
-            shard.keys.unlink(missing_ok=True)
+            for path in shard.files():
+                path.unlink(missing_ok=True)
 
     def info(self) -> dict:
-        """Entries (distinct vectors), shards, files and bytes of this identity."""
+        """Entries (distinct vectors), shards, files and bytes of this identity (``unchecked``: shards
+        written before checksums)."""
         shards = self.shards()
-        size = sum(s.keys.stat().st_size + s.vec.stat().st_size for s in shards if s.vec.exists())
+        size = sum(path.stat().st_size for shard in shards for path in shard.files() if path.exists())
         return {"name": self.name, "identity": self.identity, "dim": self.dim, "entries": len(self),
-                "shards": len(shards), "bytes": size, "legacy_files": self.index.legacy_count}
+                "shards": len(shards), "bytes": size, "legacy_files": self.index.legacy_count,
+                "unchecked_shards": sum(not shard.checked for shard in shards)}
 
     def migrate_legacy(self) -> int:
-        """Move the old one-file-per-vector entries of this identity into a shard; return how many."""
+        """Move the old one-file-per-vector entries of this identity into a shard, and rewrite shards written
+        before checksums with them; return how many entries moved. An old entry that is not a vector of
+        this width (a pickle, another shape, NaN) is dropped: its image is embedded again when needed."""
         legacy = _legacy_files(self.directory)
-        if not legacy:
-            return 0
-        hashes = [p.stem for p in legacy]
-        vectors = np.stack([np.load(p, allow_pickle=False).astype(np.float32).reshape(self.dim) for p in legacy])
-        self.append(hashes, vectors)
-        self.close()
-        for path in legacy:
-            path.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                path.parent.rmdir()
-        self.refresh()
-        return len(hashes)
+        if legacy:
+            vectors, failed = self._read_legacy(legacy)
+            good = np.flatnonzero(~failed)
+            self.append([legacy[i].stem for i in good], vectors[good])
+            self.close()
+            for path in legacy:
+                path.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    path.parent.rmdir()
+            self.refresh()
+        self.compact(unchecked=True)
+        return len(legacy)
 
 
 class _Index:
@@ -397,9 +594,10 @@ class _Index:
         parts, sources, source_ids, rows = [], [], [], []
         for shard in store.shards():
             keys = np.fromfile(shard.keys, dtype=np.uint8, count=shard.rows * KEY_BYTES).reshape(-1, KEY_BYTES)
-            parts.append(keys)
-            source_ids.append(np.full(len(keys), len(sources), dtype=np.int32))
-            rows.append(np.arange(len(keys), dtype=np.int64))
+            live = np.flatnonzero(keys.any(axis=1))  # dropped rows carry the all-zero tombstone
+            parts.append(keys[live])
+            source_ids.append(np.full(len(live), len(sources), dtype=np.int32))
+            rows.append(live.astype(np.int64))
             sources.append(("shard", shard.keys))
         legacy = _legacy_files(store.directory)
         if legacy:
@@ -414,7 +612,10 @@ class _Index:
 
     @property
     def size(self) -> int:
-        return len(np.unique(self.prefix)) + len(self.recent)
+        """Distinct keys (the 8-byte prefixes, unless two of them are equal: then the whole keys)."""
+        if not (self.sorted_prefix[1:] == self.sorted_prefix[:-1]).any():
+            return len(self.prefix) + len(self.recent)
+        return len(np.unique(np.ascontiguousarray(self.keys).view(f"V{KEY_BYTES}").ravel())) + len(self.recent)
 
     def add_recent(self, keys: np.ndarray, shard_keys: Path, first_row: int) -> None:
         """Vectors this process just appended (visible to its own lookups without reloading)."""
@@ -468,11 +669,10 @@ class _ShardWriter:
             stem = f"{self.prefix}{time.time_ns():x}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
             self.keys_path = self.folder / f"{stem}.keys"
             self._vec = open(self.keys_path.with_suffix(".vec"), "xb")
+            self._sums = open(self.keys_path.with_suffix(".sums"), "xb")
             self._keys = open(self.keys_path, "xb")
         except OSError as error:
-            if is_disk_full(error):
-                raise disk_full(error, self.folder) from None
-            raise
+            raise store_write_error(error, self.folder) from None
         fcntl.flock(self._keys.fileno(), fcntl.LOCK_EX)
         self.rows = 0
 
@@ -482,19 +682,20 @@ class _ShardWriter:
             self._open()
         try:
             self._vec.write(vectors.tobytes())
+            self._sums.write(row_checksums(keys, vectors).tobytes())
             self._vec.flush()
-            if durable:
-                os.fdatasync(self._vec.fileno())  # the rows are on disk before their keys say so
+            self._sums.flush()
+            if durable:  # the rows are on disk before their keys say so
+                os.fdatasync(self._vec.fileno())
+                os.fdatasync(self._sums.fileno())
             self._keys.write(np.ascontiguousarray(keys).tobytes())
             self._keys.flush()
         except OSError as error:
-            if is_disk_full(error):
-                raise disk_full(error, self.keys_path) from None
-            raise
+            raise store_write_error(error, self.keys_path) from None
         self.rows += len(keys)
 
     def close(self) -> None:
-        for handle in (self._vec, self._keys):
+        for handle in (self._vec, self._sums, self._keys):
             if not handle.closed:
                 with contextlib.suppress(OSError):
                     handle.flush()
@@ -502,18 +703,61 @@ class _ShardWriter:
                 handle.close()  # releases the flock
 
     def remove(self) -> None:
-        self.keys_path.unlink(missing_ok=True)
-        self.keys_path.with_suffix(".vec").unlink(missing_ok=True)
+        for suffix in (".keys", ".vec", ".sums"):
+            self.keys_path.with_suffix(suffix).unlink(missing_ok=True)
+
+
+#: lease files this process holds (see :meth:`VectorStore.lease`), open until it exits
+_LEASES: dict[str, object] = {}
+GC_NOTE = ".gc.json"
+
+
+def release_leases() -> None:
+    """Give up this process's leases (:meth:`VectorStore.lease`): a long-lived session (a notebook) that is
+    done reading lets ``dsim cache gc`` proceed; the next :func:`~dsim.embedding.embed` takes them again."""
+    for handle in _LEASES.values():
+        handle.close()
+    _LEASES.clear()
+
+
+def store_write_error(error: OSError, path: Path) -> DsimError | OSError:
+    """A write into the store that failed: a full disk or a read-only store as one line, else ``error``."""
+    if is_disk_full(error):
+        return disk_full(error, path)
+    if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return DsimError(f"the embedding cache is not writable: {path} ({error.strerror}); embedding the missing "
+                         "images needs a writable cache_dir (set cache_dir=DIR to one, or embed there first)")
+    return error
+
+
+def note_gc(directory: Path, dropped: int) -> None:
+    """Leave a note that ``dsim cache gc`` dropped ``dropped`` entries here (read by a missing-vector error)."""
+    note = {"dropped": dropped, "host": socket.gethostname(), "pid": os.getpid(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with contextlib.suppress(OSError, DsimError):
+        atomic_write_text(directory / GC_NOTE, json.dumps(note) + "\n")
+
+
+def _removed_by(directory: Path) -> str:
+    """``; dsim cache gc (pid …) dropped … entries at …`` when a gc note says so, else a hint."""
+    for folder in (directory, directory.parent):  # a partial drop, or the whole identity's
+        try:
+            note = json.loads((folder / GC_NOTE).read_text())
+            return (f": `dsim cache gc` (pid {note['pid']} on {note['host']}) dropped {note['dropped']} entries "
+                    f"at {note['time']}; run again to embed them anew")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return " (removed by another process?); run again to embed them anew"
 
 
 @contextlib.contextmanager
-def _try_lock(path: Path):
-    """``flock`` ``path`` without waiting; yields whether it was obtained."""
+def _try_lock(path: Path, *, wait: bool = False):
+    """``flock`` ``path`` exclusively, without waiting unless ``wait``; yields whether it was obtained."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as handle:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
             yield False
             return
         try:
@@ -558,7 +802,11 @@ def open_identity(folder: Path) -> VectorStore:
         legacy = _legacy_files(folder)
         if not legacy:
             raise DsimError(f"{folder}: no dimension recorded and no entry to read it from")
-        dim = np.load(legacy[0], allow_pickle=False).shape[-1]
+        try:
+            dim = read_arrays(legacy[0])[""].shape[-1]
+        except (OSError, ValueError, IndexError):
+            raise DsimError(f"{folder}: no dimension recorded and {legacy[0].name} is no vector to read it "
+                            "from; delete the folder (it is only a cache)") from None
     store = VectorStore(folder.parent, name, identity, int(dim), describe=meta.get("describe") or meta)
     if store.directory != folder:  # a folder named after a longer identity prefix
         store.directory = folder

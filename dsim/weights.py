@@ -88,8 +88,6 @@ def read_state_dict(path: str | os.PathLike, *, extractor: str) -> dict[str, tor
     a corrupt or truncated file, or a file that is no state dict is a one-line :class:`DsimError`. A
     ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is unwrapped.
     """
-    import pickle
-
     file = Path(path)
     try:
         if _is_safetensors(file):
@@ -98,20 +96,52 @@ def read_state_dict(path: str | os.PathLike, *, extractor: str) -> dict[str, tor
             state = load_file(str(file), device="cpu")
         else:
             state = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise DsimError(f"weights file {file} for extractor {extractor!r} holds Python objects besides tensors, "
-                        "which dsim never unpickles (they could run code); save a plain state_dict "
-                        "(torch.save(model.state_dict(), PATH)) or a .safetensors file") from error
     except Exception as error:  # noqa: BLE001 - zip, safetensors and pickle errors all mean "unreadable"
-        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-        raise DsimError(f"cannot read weights file {file} for extractor {extractor!r}: {reason} (a truncated "
-                        "or corrupt download? delete it and fetch it again)") from error
+        raise unreadable_checkpoint(error, file, extractor=extractor) from error
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
         raise DsimError(f"weights file {file} for extractor {extractor!r} is not a state dict of tensors")
     return state
+
+
+_OBJECT_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"})
+
+
+def holds_objects(error: BaseException, path=None) -> bool:
+    """Whether ``torch.load(weights_only=True)`` refused a pickle because it holds objects besides tensors
+    (as opposed to bytes that are no pickle at all). torch names the global for a ``torch.save`` file; for a
+    plain pickle the file's opcodes are read (``pickletools``: parsed, never run)."""
+    import pickle
+    import pickletools
+
+    if not isinstance(error, pickle.UnpicklingError):
+        return False
+    if any(marker in str(error) for marker in ("GLOBAL", "Unsupported global", "Unsupported class")):
+        return True
+    if path is None:
+        return False
+    try:
+        with open(path, "rb") as handle:
+            ops = {op.name for op, _, _ in pickletools.genops(handle)}
+    except Exception:  # noqa: BLE001 - not a whole pickle: corrupt bytes, not objects
+        return False
+    return bool(ops & _OBJECT_OPCODES)
+
+
+def unreadable_checkpoint(error: BaseException, path, *, extractor: str) -> DsimError:
+    """The one line for a checkpoint that could not be read as tensors: it holds code-capable objects,
+    or it is corrupt (never torch's advice to load it with ``weights_only=False``)."""
+    if holds_objects(error, path):
+        return DsimError(f"weights file {path} for extractor {extractor!r} holds Python objects besides tensors, "
+                         "which dsim never unpickles (they could run code); save a plain state_dict "
+                         "(torch.save(model.state_dict(), PATH)) or a .safetensors file")
+    reason = " ".join(str(error).split())[:160] or type(error).__name__
+    if "weights_only" in reason:
+        reason = type(error).__name__
+    return DsimError(f"cannot read weights file {path} for extractor {extractor!r}: it is corrupt or truncated "
+                     f"({reason}); delete it and fetch it again")
 
 
 def _is_safetensors(file: Path) -> bool:
@@ -145,6 +175,11 @@ def load_into(model: torch.nn.Module, path: str | os.PathLike, *, extractor: str
                                 "network?)")
             mapped[key] = tensor.reshape(wanted.shape)
         state = mapped
+    load_state(model, state, path=path, extractor=extractor)
+
+
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], *, path, extractor: str) -> None:
+    """``model.load_state_dict(state, strict=True)`` for tensors read from ``path``; a mismatch is one line."""
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -163,8 +198,7 @@ def checkpoint_errors(path, *, extractor: str):
     except DsimError:
         raise
     except pickle.UnpicklingError as error:
-        raise DsimError(f"weights file {path} for extractor {extractor!r} holds Python objects besides tensors, "
-                        "which dsim never unpickles (they could run code)") from error
+        raise unreadable_checkpoint(error, path, extractor=extractor) from error
     except (RuntimeError, OSError, ValueError, KeyError, AssertionError, EOFError) as error:
         reason = " ".join(str(error).split())[:200] or type(error).__name__
         raise DsimError(f"cannot load weights file {path} for extractor {extractor!r}: {reason} "

@@ -129,6 +129,9 @@ def test_fid_statistics_are_memoised_beside_the_store_and_cleared_with_dropped_e
     with monkeypatch.context() as patch:  # a read-only (or full) store still gives the statistics
         patch.setattr(stats_file, "atomic_write_bytes", read_only)
         assert memoised_stats(emb.subset(range(6))).n == 6
+    from dsim.store import release_leases
+
+    release_leases()  # this process is done reading: gc may drop entries (it leaves leased identities alone)
     run_dsim("cache", "gc", "--keep", str(crops["a"]), "--cache-dir", str(cache), cwd=tmp_path)
     assert memo.exists()  # nothing dropped: the memo stays valid
     kept = tmp_path / "half"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -27,11 +28,23 @@ def dataset_input(record: CellRecord, role: str) -> dict:
                          **{k: v for k, v in side.lineage.items() if v is not None}})
 
 
+SHOWN_SKIPPED = 5  # skipped images named in the warning line (all of them are in skipped_<side>.csv)
+
+
 def write_tables(output: CellOutput, directory: Path) -> list[Path]:
-    """Per-image tables and both datasets' manifests (relpath, sha256) as CSV files in ``directory``."""
+    """Per-image tables, both datasets' manifests (relpath, sha256) and the images skipped as unreadable
+    (relpath, reason; with one warning line naming the first few) as CSV files in ``directory``."""
     tables = dict(output.tables)
     for side in ("reference", "candidate"):
-        tables[f"manifest_{side}"] = pd.DataFrame(getattr(output, side).manifest, columns=["relpath", "sha256"])
+        summary = getattr(output, side)
+        tables[f"manifest_{side}"] = pd.DataFrame(summary.manifest, columns=["relpath", "sha256"])
+        if summary.skipped:
+            tables[f"skipped_{side}"] = pd.DataFrame(sorted(summary.skipped.items()), columns=["relpath", "reason"])
+            shown = ", ".join(f"{rel} ({reason})" for rel, reason in sorted(summary.skipped.items())[:SHOWN_SKIPPED])
+            more = len(summary.skipped) - SHOWN_SKIPPED
+            warnings.warn(f"{side} {summary.name}: skipped {len(summary.skipped)} unreadable image(s): {shown}"
+                          + (f" and {more} more" if more > 0 else "")
+                          + f" (all in {directory / f'skipped_{side}.csv'})", stacklevel=2)
     written = []
     for name, table in tables.items():
         path = directory / f"{name}.csv"

@@ -156,5 +156,5 @@ def _fingerprint(ref: DatasetRef, spec, on_error: str) -> str:
     if ref.generator is not None and spec.kind == "generator":
         return f"generator:{ref.generator.identity}"
     if ref.stats is not None:
-        return f"stats:{ref.stats.extractor_identity}:{ref.stats.fingerprint}:{ref.stats.stats.n}"
+        return f"stats:{ref.stats.extractor_identity}:{ref.stats.fingerprint}:{ref.stats.sha256}"
     return dataset_fingerprint(scan_images(ref.path, on_error=on_error).files)

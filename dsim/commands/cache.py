@@ -4,11 +4,16 @@
   searched recursively for ``.npz`` files. Each vector goes under the extractor identity it was computed
   with, so only cells with exactly that extractor, weights, layer and preprocessing use it.
 - ``dsim cache info``: per identity (extractor or entropy): entries, shards, size, old per-file entries.
-- ``dsim cache gc [--keep DIR ...] [--dry-run]``: drop the derived datasets (``perturbed/``,
+- ``dsim cache gc [--keep DIR ...] [--dry-run] [--wait]``: drop the derived datasets (``perturbed/``,
   ``generated/``: made again from their recipe when needed) that are not kept, then the entries no kept
   dataset references (default: the datasets of the configured catalogue, ``conf/dataset/default.yaml``),
-  and identities left empty.
-- ``dsim cache migrate``: move an old cache's one-file-per-vector entries into shards.
+  and identities left empty. An identity that a running dsim process reads (its lease is held) is left
+  alone, or with ``--wait`` dropped once that process is done.
+- ``dsim cache verify [DIR ...]``: re-hash every byte of the given dataset folders (the hash memo is
+  corrected where it was stale) and check every stored vector against its checksum (a row that fails is
+  dropped, to be recomputed). Exits 1 when anything was wrong.
+- ``dsim cache migrate``: move an old cache's one-file-per-vector entries into shards, and give shards
+  written before checksums (dsim 0.2) their checksums.
 - ``dsim cache compact``: merge small shards now (dsim does it when a writer finishes).
 """
 
@@ -32,23 +37,29 @@ def run(argv: list[str]) -> None:
     gc.add_argument("--keep", action="append", default=None, metavar="DIR",
                     help="a dataset folder whose images stay (repeatable; default: the configured catalogue)")
     gc.add_argument("--dry-run", action="store_true", help="only say what would be dropped")
-    sub.add_parser("migrate", help="move old one-file-per-vector entries into shards")
+    gc.add_argument("--wait", action="store_true", help="wait for running dsim processes that read an identity, "
+                    "instead of leaving it alone")
+    verify = sub.add_parser("verify", help="re-hash dataset folders and check every stored vector's checksum")
+    verify.add_argument("datasets", nargs="*", metavar="DIR", help="dataset folders to re-hash byte for byte")
+    sub.add_parser("migrate", help="move old per-file entries into shards, add checksums to old shards")
     sub.add_parser("compact", help="merge small shards")
     for action in sub.choices.values():
         action.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
     args = parser.parse_args(argv)
-    {"import": _import, "info": _info, "gc": _gc, "migrate": _migrate, "compact": _compact}[args.action](args)
+    {"import": _import, "info": _info, "gc": _gc, "verify": _verify, "migrate": _migrate,
+     "compact": _compact}[args.action](args)
 
 
 def _import(args) -> None:
-    from dsim.embedding_files import find_npz, import_npz
+    from dsim.embedding_files import check_npz, find_npz, import_npz
 
     files = find_npz(args.paths)
     if not files:
         raise DsimError(f"no .npz embedding files under {', '.join(args.paths)}")
+    checked = [check_npz(path, args.cache_dir) for path in files]  # every file, before anything is written
     added = present = 0
-    for path in files:
-        done = import_npz(path, args.cache_dir)
+    for path, contents in zip(files, checked):
+        done = import_npz(path, args.cache_dir, contents=contents)
         added, present = added + done.added, present + done.present
         print(f"{path}: {done.extractor} [{done.identity[:16]}] {done.added} added, {done.present} already cached")
     print(f"{len(files)} file(s): {added} vector(s) added to {args.cache_dir}, {present} already there")
@@ -67,10 +78,11 @@ def _info(args) -> None:
     rows = [store.info() for store in _stores(args.cache_dir)]
     if not rows:
         return
-    print(f"{'identity':34s} {'dim':>5s} {'entries':>9s} {'shards':>6s} {'size':>10s}  old files")
+    print(f"{'identity':34s} {'dim':>5s} {'entries':>9s} {'shards':>6s} {'size':>10s}  old files / shards")
     for row in rows:
+        old = f"{row['legacy_files'] or '-'} / {row['unchecked_shards'] or '-'}"
         print(f"{row['name'] + '-' + row['identity'][:16]:34s} {row['dim']:5d} {row['entries']:9d} {row['shards']:6d} "
-              f"{_size(row['bytes']):>10s}  {row['legacy_files'] or '-'}")
+              f"{_size(row['bytes']):>10s}  {old}")
     print(f"{len(rows)} identities, {sum(r['entries'] for r in rows)} entries, "
           f"{_size(sum(r['bytes'] for r in rows))} in {args.cache_dir}")
 
@@ -126,22 +138,55 @@ def _gc(args) -> None:
     kept: set[str] = set()
     for folder in kept_folders:
         kept.update(ref.sha256 for ref in scan_images(folder, on_error="skip").files)
+    from dsim.store import note_gc
+
     for store in _stores(args.cache_dir):
-        store.migrate_legacy()
-        hashes = store.index_hashes()
-        referenced = [h for h in hashes if h in kept]
         label = f"{store.name}-{store.identity[:16]}"
-        if not referenced:
-            print(f"{label}: drop the whole identity ({len(hashes)} entries)" + (" [dry run]" if args.dry_run else ""))
+        with store.exclusive(wait=args.wait) as free:  # no running process reads it meanwhile
+            if not free:
+                print(f"{label}: in use by a running dsim process, left alone (run gc again when it is done, "
+                      "or pass --wait)")
+                continue
             if not args.dry_run:
-                shutil.rmtree(store.directory)
-        elif len(referenced) < len(hashes):
-            print(f"{label}: drop {len(hashes) - len(referenced)} of {len(hashes)} entries"
-                  + (" [dry run]" if args.dry_run else ""))
-            if not args.dry_run:
-                store.compact(keep=referenced)
-        else:
-            print(f"{label}: all {len(hashes)} entries referenced")
+                store.migrate_legacy()
+            hashes = store.index_hashes()
+            referenced = [h for h in hashes if h in kept]
+            dropped = len(hashes) - len(referenced)
+            if not referenced:
+                print(f"{label}: drop the whole identity ({len(hashes)} entries)" + (" [dry run]" if args.dry_run else ""))
+                if not args.dry_run:
+                    note_gc(store.directory.parent, dropped)
+                    shutil.rmtree(store.directory)
+            elif dropped:
+                print(f"{label}: drop {dropped} of {len(hashes)} entries" + (" [dry run]" if args.dry_run else ""))
+                if not args.dry_run:
+                    note_gc(store.directory, dropped)
+                    store.compact(keep=referenced)
+            else:
+                print(f"{label}: all {len(hashes)} entries referenced")
+
+
+def _verify(args) -> None:
+    """Re-hash the given folders (correcting the hash memo), then check every stored row's checksum."""
+    from dsim.images import rehash_images
+
+    problems = 0
+    for folder in args.datasets:
+        stale = rehash_images(folder)
+        problems += len(stale)
+        print(f"{folder}: every byte re-hashed; " + (f"{len(stale)} file(s) had changed without their size, "
+              f"times or inode saying so (the hash memo is corrected): {', '.join(stale[:5])}"
+              + (" ..." if len(stale) > 5 else "") if stale else "the hash memo was right about every file"))
+    for store in _stores(args.cache_dir):
+        found = store.verify()
+        problems += found["dropped"]
+        label = f"{store.name}-{store.identity[:16]}"
+        note = f", {found['unverified']} in shards without checksums (`dsim cache migrate` adds them)" \
+            if found["unverified"] else ""
+        print(f"{label}: {found['checked']} vectors checked, {found['dropped']} failed and were dropped "
+              f"(recomputed when needed){note}")
+    if problems:
+        raise SystemExit(1)
 
 
 def _migrate(args) -> None:

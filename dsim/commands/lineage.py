@@ -2,7 +2,8 @@
 
 Prints run → resolved config → extractor identity and weights checksum → each dataset's fingerprint,
 DVC md5 and git revision, then checks whether the workspace data still matches: which files changed,
-appeared or vanished since the run.
+appeared or vanished since the run. The check trusts the hash memo for files whose size, times and inode
+are unchanged; ``--verify`` reads every byte again instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 
 from dsim.record import ARTIFACT_DIR, RESULT_FILE, CellRecord, Side
 from dsim.errors import DsimError
-from dsim.images import dataset_fingerprint, list_images
+from dsim.images import dataset_fingerprint, scan_images
 from dsim.tracking import Tracker, resolve_uri
 
 CONFIG_KEYS = ("extractor.", "metric.", "pair.", "device", "dataset.on_error")
@@ -27,23 +28,26 @@ def run(argv: list[str]) -> None:
     parser.add_argument("run_id", help="an MLflow run id (from the UI, result.json or `dsim report`)")
     parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/)")
     parser.add_argument("--experiment", default="dsim")
+    parser.add_argument("--verify", action="store_true",
+                        help="re-hash every byte of both datasets instead of trusting the hash memo")
     args = parser.parse_args(argv)
     tracker = Tracker(resolve_uri(args.tracking_uri), experiment=args.experiment)
-    report = lineage(tracker, args.run_id)
+    report = lineage(tracker, args.run_id, verify=args.verify)
     print(format_lineage(report))
     if not report["workspace_matches"]:
         raise SystemExit(1)
 
 
-def lineage(tracker: Tracker, run_id: str) -> dict:
-    """The lineage of one cell run as a dict (see :func:`format_lineage`)."""
+def lineage(tracker: Tracker, run_id: str, *, verify: bool = False) -> dict:
+    """The lineage of one cell run as a dict (see :func:`format_lineage`); ``verify`` re-hashes every byte."""
     run = tracker.get_run(run_id)
     with tempfile.TemporaryDirectory() as tmp:
         result_file = tracker.download_artifact(run_id, RESULT_FILE, tmp)
         if result_file is None:
             raise DsimError(f"run {run_id} has no {RESULT_FILE} artifact: is it a dsim cell run (not a sweep)?")
         record = CellRecord.from_json(json.loads(result_file.read_text()))
-        sides = {role: _side(tracker, run_id, record.side(role), role, tmp) for role in ("reference", "candidate")}
+        sides = {role: _side(tracker, run_id, record.side(role), role, tmp, verify)
+                 for role in ("reference", "candidate")}
     config = {k: v for k, v in run.data.params.items() if k.startswith(CONFIG_KEYS)}
     return {
         "run_id": run_id,
@@ -62,16 +66,17 @@ def lineage(tracker: Tracker, run_id: str) -> dict:
     }
 
 
-def _side(tracker: Tracker, run_id: str, recorded: Side, side: str, tmp: str) -> dict:
+def _side(tracker: Tracker, run_id: str, recorded: Side, side: str, tmp: str, verify: bool) -> dict:
     root = Path(recorded.path)
     info = {"name": recorded.name, "path": str(root), "fingerprint": recorded.fingerprint, **recorded.lineage}
     try:
-        now = list_images(root)
+        now = scan_images(root, rehash=verify, progress=verify).files
     except DsimError as error:
         return {**info, "matches": False, "status": f"missing: {error}"}
     current = dataset_fingerprint(now)
     if current == info["fingerprint"]:
-        return {**info, "matches": True, "status": "workspace data matches"}
+        how = " (every byte re-hashed)" if verify else " (by the hash memo; --verify re-reads every byte)"
+        return {**info, "matches": True, "status": "workspace data matches" + how}
     manifest = tracker.download_artifact(run_id, f"{ARTIFACT_DIR}/manifest_{side}.csv", tmp)
     status = f"CHANGED since the run (fingerprint now {current[:16]})"
     if manifest is not None:

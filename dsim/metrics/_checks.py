@@ -29,6 +29,11 @@ class SubsetSizeWarning(ClippedParameterWarning):
     """The requested KID subset size was larger than a feature set and was clipped."""
 
 
+#: the largest feature magnitude a metric accepts: every product a metric forms (covariances and their
+#: products, cubic kernels of dot products) stays finite in float64 below it; no embedding comes near it
+MAX_ABS_FEATURE = 1e30
+
+
 def as_features(
     x,
     *,
@@ -74,6 +79,10 @@ def as_features(
             f"{metric}: {role} features contain {bad} non-finite value(s) (NaN or inf); "
             "fix or drop those rows first"
         )
+    largest = float(t.abs().max())
+    if largest > MAX_ABS_FEATURE:
+        raise DsimError(f"{metric}: {role} features reach |x| = {largest:.3g}, beyond {MAX_ABS_FEATURE:.0e}, where "
+                        "the metric's float64 products overflow; rescale the features (e.g. divide by their maximum)")
     return t
 
 

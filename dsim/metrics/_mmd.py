@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from dsim.errors import DsimError
 from dsim.metrics._checks import SubsetSizeWarning, positive_int
 from dsim.metrics._linalg import (
     as_dtype,
@@ -160,7 +161,8 @@ def subset_mmd2(
         # vs per-subset kernels; K_XX and K_YY are symmetric, float32 products cost half
         d_cost = d / 2 if float32 else d
         full = ((n_x * n_x + n_y * n_y) / 2 + n_x * n_y) * (d_cost + subsets) < 2 * subsets * m * m * d_cost
-    with ieee_float32_matmul() if float32 else nullcontext():
+    # overflow is checked once, on the result (one line), instead of NumPy's warnings on the way
+    with ieee_float32_matmul() if float32 else nullcontext(), np.errstate(over="ignore", invalid="ignore"):
         if full:
             mmd2 = _mmd2_from_full_kernels(xn, yn, kernel, idx_x, idx_y)
         elif isinstance(xn, np.ndarray):
@@ -178,7 +180,12 @@ def subset_mmd2(
                 ys = take_rows(yn, idx_y[start : start + chunk])
                 values.append(unbiased_mmd2(kernel(xs, xs), kernel(xs, ys), kernel(ys, ys)).cpu().numpy())
             mmd2 = np.concatenate(values)
-    return float(mmd2.mean()), float(mmd2.std())
+    mean, std = float(mmd2.mean()), float(mmd2.std())
+    if not (np.isfinite(mean) and np.isfinite(std)):
+        raise DsimError(f"{metric}: the kernel sums overflow {str(x.dtype).replace('torch.', '')} (features up to "
+                        f"|x| = {float(max(x.abs().max(), y.abs().max())):.3g}); rescale the features"
+                        + (" or use kernel_dtype=float64" if x.dtype == torch.float32 else ""))
+    return mean, std
 
 
 def kernel_blocks(p, q, kernel: Kernel, *, chunk_bytes: int):

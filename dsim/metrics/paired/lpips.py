@@ -133,12 +133,7 @@ class LpipsNetwork:
 
 def load_trunk(trunk: torch.nn.Module, path: Path, *, name: str) -> None:
     """Load a torchvision checkpoint (``features.<i>.*`` keys) into lpips' sliced trunk (``slice<k>.<i>.*``)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise DsimError(f"{name}: cannot read weights file {path}: {error}".splitlines()[0]) from error
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    state = weights_lib.read_state_dict(path, extractor=name)  # tensors only: never code, never torch's advice
     mapped, missing = {}, []
     for key in trunk.state_dict():
         source_key = "features." + key.split(".", 1)[1]          # slice2.3.weight -> features.3.weight
