@@ -96,14 +96,13 @@ def test_dreamsim_folder_checksum_covers_weights_not_hub_code(tmp_path):
     required, hashed = extractor._files()
     for rel in required:
         target = tmp_path / rel
-        if "." in target.name:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(rel.encode())
-        else:
-            target.mkdir(parents=True)
-            (target / "adapter_config.json" if "lora" in rel else target / "hubconf.py").write_text(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(rel.encode())
+    hubconf = tmp_path / "facebookresearch_dino_main" / "hubconf.py"  # torch.hub code: dsim never runs it
+    hubconf.parent.mkdir()
+    hubconf.write_text("# code")
     first = build("dreamsim_dino_vitb16", weights=str(tmp_path)).identity
-    (tmp_path / "facebookresearch_dino_main" / "hubconf.py").write_text("# code changed")
+    hubconf.write_text("# code changed")
     assert build("dreamsim_dino_vitb16", weights=str(tmp_path)).identity == first
     (tmp_path / "dino_vitb16_single_lora" / "adapter_config.json").write_text("{}")
     assert build("dreamsim_dino_vitb16", weights=str(tmp_path)).identity != first
@@ -183,24 +182,26 @@ def test_torch_hub_dir_is_restored_exactly(tmp_path, monkeypatch):
     assert torch.hub.get_dir() == str(tmp_path / "mine")
 
 
-def test_dreamsim_calls_do_not_leak_their_torch_hub_directory(tmp_path, monkeypatch):
-    """dreamsim.dreamsim() sets torch.hub's directory to its cache folder; dsim undoes it after the call."""
-    import dreamsim
+def test_dreamsim_runs_no_torch_hub_code_and_leaves_its_directory(tmp_path, monkeypatch):
+    """dsim builds DreamSim without torch.hub (dreamsim's own loader imports hub code and moves torch.hub's
+    directory); fetching is dreamsim's zip download plus the DINO checkpoint as a plain file download."""
+    import dreamsim.model
 
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
     before = torch.hub.get_dir()
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("torch.hub code or directory change")
+
+    monkeypatch.setattr(torch.hub, "load", forbidden)
+    monkeypatch.setattr(torch.hub, "set_dir", forbidden)
     calls = []
-
-    def fake_dreamsim(pretrained, device, cache_dir, normalize_embeds=True, dreamsim_type="ensemble"):
-        torch.hub.set_dir(cache_dir)  # what dreamsim's ViTExtractor.create_model does
-        calls.append((cache_dir, dreamsim_type, device))
-        return torch.nn.Identity(), None
-
-    monkeypatch.setattr(dreamsim, "dreamsim", fake_dreamsim)
-    extractor = build("dreamsim")
-    extractor._build(weights_lib.WeightsSource("folder", "sha256:x", tmp_path), torch.device("cpu"))
-    extractor._fetch(tmp_path)
-    assert calls == [(str(tmp_path), "ensemble", "cpu")] * 2
-    assert torch.hub.get_dir() == before and torch.hub._hub_dir is None
-    build("dreamsim_dino_vitb16", weights="random").load(torch.device("cpu"))  # the random build too
+    monkeypatch.setattr(dreamsim.model, "download_weights",
+                        lambda cache_dir, dreamsim_type: calls.append((cache_dir, dreamsim_type)))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, **kwargs: calls.append((url, dst)))
+    build("dreamsim")._fetch(tmp_path)
+    assert calls == [(str(tmp_path), "ensemble"),
+                     ("https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+                      str(tmp_path / "checkpoints" / "dino_vitbase16_pretrain.pth"))]
+    build("dreamsim_dino_vitb16", weights="random").load(torch.device("cpu"))
     assert torch.hub.get_dir() == before and torch.hub._hub_dir is None
