@@ -98,10 +98,34 @@ def _overrides(args: list[str]):
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
+    parser, overrides = OverridesParser.create(), [a for a in args if not a.startswith("-")]
     try:
-        return OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+        return parser.parse_overrides(overrides)
     except HydraException as error:
-        fail(str(error).splitlines()[0])
+        fail(_unreadable(parser, overrides) or str(error).splitlines()[0])
+
+
+def _unreadable(parser, overrides: list[str]) -> str | None:
+    """What is wrong with the first override Hydra cannot read, and the quoting that reads it: a value the
+    shell split at a space (``pair.reference=/data/run 2024``), or one with brackets, ``&`` or quotes."""
+    from hydra.errors import HydraException
+
+    for i, arg in enumerate(overrides):
+        try:
+            parser.parse_override(arg)
+        except HydraException:
+            break
+    else:
+        return None
+    key, sep, value = arg.partition("=")
+    if sep:
+        return f"cannot read the value of {key.lstrip('+~')}: quote it, as one argument: '{key}=\"{value}\"'"
+    rest = " ".join(overrides[i:i + next((n for n, a in enumerate(overrides[i:]) if "=" in a), len(overrides) - i)])
+    if i and "=" in overrides[i - 1]:
+        key, _, value = overrides[i - 1].partition("=")
+        return (f"{rest!r} is not KEY=VALUE: a value with spaces must be quoted, as one argument: "
+                f"'{key}=\"{value} {rest}\"'")
+    return f"{arg!r} is not KEY=VALUE (e.g. metric=fid)"
 
 
 def config_dirs_of(args: list[str]) -> list[str]:
@@ -144,12 +168,15 @@ def _choices(args: list[str]) -> dict:
 def explain_composition_error(error: Exception, args: list[str]) -> str:
     """Hydra's composition error as one line; an unknown key names the closest real one (never ``+key``)."""
     text = str(error)
+    cause = getattr(error, "__cause__", None)
     found = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
     if found:
+        key = found.group(1)
+        inner = re.search(r"full_key: (\S+)", str(cause or ""))
+        in_table = bool(inner and inner.group(1).startswith(key + "."))  # a table value: generator.params={a:1}
         dirs = configs.search_dirs(config_dirs_of(args))
         defaults = configs.defaults({**configs.default_choices(), **_choices(args)}, dirs)
-        return configs.unknown_key_message(found.group(1), defaults)
-    cause = getattr(error, "__cause__", None)
+        return configs.unknown_key_message(inner.group(1) if in_table else key, defaults, in_table=in_table)
     line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return line if cause is None else f"{line} ({str(cause).splitlines()[0]})"
 
@@ -212,7 +239,8 @@ def task(cfg) -> None:
 
 
 def _check_before_work(plain: dict, choices: dict, conf_dirs) -> None:
-    """Every value, and the folders the job writes to, before the store or a model is opened."""
+    """Every value, and the folders the job writes to, before the store or a model is opened (``cache_dir``
+    is made absolute once checked: an empty one is an error, not the working folder)."""
     from dsim.dvc import project_path
     from dsim.fileio import ensure_dir
     from dsim.tracking import resolve_uri
@@ -220,9 +248,10 @@ def _check_before_work(plain: dict, choices: dict, conf_dirs) -> None:
     from dsim.generators import GeneratorSpec
     from dsim.perturb import Perturbation
 
+    Perturbation.from_config(plain.get("perturb"))  # first: its strength rules depend on the perturbation
     configs.check(plain, choices, conf_dirs)
-    Perturbation.from_config(plain.get("perturb"))  # its strength rules depend on the perturbation
     GeneratorSpec.from_config(plain.get("generator"))  # its _target_, output range, checkpoint file
+    plain["cache_dir"] = str(project_path(plain["cache_dir"]))
     ensure_dir(plain["cache_dir"], "cache_dir")
     tracking = plain["tracking"]
     resolve_uri(tracking["uri"], tracking["store_dir"])  # a URI no MLflow store has: one line now
@@ -232,24 +261,42 @@ def _check_before_work(plain: dict, choices: dict, conf_dirs) -> None:
         ensure_dir(Path(plain["results_file"]).parent, "results_file")
 
 
+#: the lock a single cell holds on its job folder while it runs (a sweep's folder has dsim.sweep's)
+JOB_LOCK = ".dsim_job.lock"
+
+
 def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
+    """Check the job's config, then run it; a single cell holds its job folder while it runs."""
     from hydra.types import RunMode
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from dsim.dvc import project_path
     from dsim.errors import DsimError
-    from dsim.runlog import parent_run_id
-    from dsim.session import StoreSession
+    from dsim.fileio import lock_dir, unlock_dir
 
     try:
         plain = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as error:
         raise DsimError(str(error).splitlines()[0]) from None
-    plain["cache_dir"] = str(project_path(plain["cache_dir"]))
     choices = {k: v for k, v in OmegaConf.to_container(hydra_cfg.runtime.choices).items() if "/" not in k}
     conf_dirs = _conf_dirs(hydra_cfg)
     _check_before_work(plain, choices, conf_dirs)
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        return _work(plain, hydra_cfg, job_dir, choices, conf_dirs)
+    lock = lock_dir(job_dir, JOB_LOCK, f"hydra.run.dir {job_dir} is in use by another running cell: give this cell "
+                    "its own hydra.run.dir (or leave it unset: each cell then gets a new folder)")
+    try:
+        return _work(plain, hydra_cfg, job_dir, choices, conf_dirs)
+    finally:
+        unlock_dir(lock)
+
+
+def _work(plain: dict, hydra_cfg, job_dir: Path, choices: dict, conf_dirs) -> dict:
+    from hydra.types import RunMode
+
+    from dsim.runlog import parent_run_id
+    from dsim.session import StoreSession
+
     if (plain.get("task") or {}).get("name") == "embed":
         from dsim.embed_task import run_embed_task
 
@@ -302,14 +349,17 @@ def _print_single(record: dict, job_dir: Path, tracking) -> None:
 
 
 def _record_failure(hydra_cfg, job_dir: Path, message: str) -> None:
+    """A failed sweep cell: its ``failure.json`` (the sweep's end lists each one, with its error, once) and a
+    progress line; the error itself now only when it could not be recorded."""
     from dsim.record import FAILURE_FILE, write_json
 
     overrides = " ".join(hydra_cfg.overrides.task)
     try:
         write_json(job_dir / FAILURE_FILE, {"job": hydra_cfg.job.num, "overrides": overrides, "error": message})
-    except Exception:  # noqa: BLE001 - the line below still reports it
-        pass
-    print(f"dsim: error: [cell {hydra_cfg.job.num}] {message}", file=sys.stderr)
+    except Exception:  # noqa: BLE001 - not listed at the end then: reported here
+        print(f"dsim: error: cell {hydra_cfg.job.num} ({overrides}) failed: {message}", file=sys.stderr)
+        return
+    print(f"[cell {hydra_cfg.job.num}] failed (its error is listed at the end; {job_dir / FAILURE_FILE})")
 
 
 # Tool subcommands: name -> module in dsim/commands/ with a ``run(argv)`` function (imported on use).

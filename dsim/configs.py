@@ -205,13 +205,26 @@ def check_value(path: str, value, default) -> None:
     elif kind is str:
         ok = isinstance(value, str) and value != ""
     elif kind is list:
-        ok = isinstance(value, (list, tuple))
+        items = _item_kind(default)
+        ok = isinstance(value, (list, tuple)) and (items is None or all(
+            isinstance(v, items) and not isinstance(v, bool) for v in value))
     else:
         ok = True
     if ok and path in MINIMUM and isinstance(value, numbers.Real):
         ok = value >= MINIMUM[path]
     if not ok:
-        raise DsimError(f"{path} must be {_describe(kind, path)}, got {value!r}")
+        what = _describe(kind, path)
+        if kind is list and _item_kind(default) is not None:
+            what = f"a list of {_describe(_item_kind(default), path).removeprefix('an ').removeprefix('a ')}s"
+        raise DsimError(f"{path} must be {what}, got {value!r}")
+
+
+def _item_kind(default) -> type | None:
+    """The type every item of a non-empty default list shares (int or str), else None (anything goes)."""
+    if not isinstance(default, (list, tuple)) or not default:
+        return None
+    kinds = {type(v) for v in default}
+    return kinds.pop() if len(kinds) == 1 and kinds <= {int, str} else None
 
 
 def _describe(kind, path: str) -> str:
@@ -220,8 +233,9 @@ def _describe(kind, path: str) -> str:
             str: "a non-empty string", list: "a list"}.get(kind, "set")
 
 
-def unknown_key_message(path: str, schema: dict) -> str:
-    """``unknown key 'a.b'`` with the closest real key of its table (from ``schema``, see :func:`defaults`)."""
+def unknown_key_message(path: str, schema: dict, *, in_table: bool = False) -> str:
+    """``unknown key 'a.b'`` with the closest real key of its table (from ``schema``, see :func:`defaults`);
+    ``in_table``: the key came inside a table value (``generator.params={a:1}``), so say how keys are set."""
     node, prefix = schema, ""
     parts = path.split(".")
     for part in parts[:-1]:
@@ -229,11 +243,17 @@ def unknown_key_message(path: str, schema: dict) -> str:
             break
         node, prefix = node[part], f"{prefix}{part}."
     key = path[len(prefix):]
-    return f"unknown key {path!r}{_suggest(key, node, prefix)}"
+    group = prefix.split(".", 1)[0]
+    chosen = (schema.get(group) or {}).get("name") if group in GROUPS and isinstance(schema.get(group), dict) else None
+    return f"unknown key {path!r}" + _suggest(key, node, prefix, owner=f" with {group}={chosen}" if chosen else "",
+                                              how=f"; set them as {prefix}KEY=VALUE" if in_table and prefix else "")
 
 
-def _suggest(key: str, schema: dict, prefix: str) -> str:
+def _suggest(key: str, schema: dict, prefix: str, *, owner: str = "", how: str = "") -> str:
     close = difflib.get_close_matches(key, [str(k) for k in schema], n=1, cutoff=0.6)
     if close:
         return f" (did you mean {prefix + close[0]!r}?)"
-    return f" (known keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(sorted(map(str, schema)))})"
+    table = prefix.rstrip(".")
+    if not schema:
+        return f" ({table or 'the config'} takes no keys{owner})"
+    return f" (known keys{' of ' + table if table else ''}: {', '.join(sorted(map(str, schema)))}{how})"

@@ -108,8 +108,9 @@ def read_text(path: str | os.PathLike) -> str:
 def unique_dir(base: str) -> str:
     """``base``, or ``base-2``, ``base-3``, ... : the first folder that this call creates (atomically).
 
-    The default ``hydra.sweep.dir`` is ``${dsim_unique_dir:multirun/<date>/<time>}``, so two sweeps started
-    in the same second in one folder still get folders of their own.
+    The default ``hydra.run.dir`` and ``hydra.sweep.dir`` are ``${dsim_unique_dir:outputs/<date>/<time>}``
+    and ``${dsim_unique_dir:multirun/<date>/<time>}``, so two cells (or sweeps) started in the same second
+    in one folder still get folders of their own.
     """
     path = Path(base).absolute()  # absolute: a launcher's job may start in another folder
     for n in range(1, 10_000):
@@ -120,6 +121,35 @@ def unique_dir(base: str) -> str:
         except FileExistsError:
             continue
     raise DiskFullError(path, "no free folder name")
+
+
+def lock_dir(folder: str | os.PathLike, name: str, in_use: str):
+    """Take ``folder`` for this process: an exclusive lock on its file ``name``, held until :func:`unlock_dir`
+    (or the process ends); :class:`~dsim.errors.DsimError` ``in_use`` when another process holds it."""
+    from filelock import FileLock, Timeout
+
+    from dsim.errors import DsimError
+
+    path = Path(folder) / name
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise DsimError(in_use) from None
+    except OSError as error:
+        if is_disk_full(error):
+            raise disk_full(error, path) from None
+        raise
+    return lock
+
+
+def unlock_dir(lock) -> None:
+    """Release a :func:`lock_dir` lock and remove its file (the folder is free again)."""
+    try:
+        Path(lock.lock_file).unlink(missing_ok=True)
+    except OSError:
+        pass
+    lock.release()
 
 
 _HASH_CHUNK = 1 << 20

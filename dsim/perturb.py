@@ -67,6 +67,9 @@ class Perturbation:
         if self.name not in NAMES:
             raise DsimError(f"perturb.name must be one of {', '.join(NAMES)}, got {self.name!r}")
         if self.name == "none":
+            if self.strength not in (0, None):  # a strength alone would be silently ignored
+                raise DsimError(f"perturb.strength={self.strength!r} has no effect with perturb=none: choose the "
+                                f"perturbation too (perturb={'|'.join(NAMES[1:])}), or leave perturb.strength out")
             return
         s = self.strength
         if isinstance(s, bool) or not isinstance(s, (int, float)) or not np.isfinite(s):

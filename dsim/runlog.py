@@ -1,19 +1,22 @@
 """Getting a finished result into the MLflow store — now, or later with ``dsim sync`` — exactly once.
 
 A cell (or a sweep's parent) first writes its result and artifacts into its job folder, then describes
-the MLflow run it wants as a :class:`RunPlan` and :func:`submit` s it. When the store cannot take it
-(locked, full, unreachable for ``tracking.retry_s`` seconds), the plan is kept as a JSON file in the
-*pending queue* ``<tracking.store_dir>/pending/`` and one warning line says so; nothing computed is lost.
-``dsim sync`` — and every later dsim command that opens the same store — logs the queued plans.
+the MLflow run it wants as a :class:`RunPlan` and :func:`submit` s it. Queue first, then log: the plan is
+written as a JSON file into the *pending queue* ``<tracking.store_dir>/pending/`` and beside its result
+(``.dsim_pending_run.json``) before the store is asked, and removed once it is logged — so a cell killed
+while logging still leaves its record queued. When the store cannot take it (locked, full, unreachable
+for ``tracking.retry_s`` seconds), the plan stays queued and one warning line says so; nothing computed
+is lost. ``dsim sync`` — and every later dsim command that opens the same store — logs the queued plans.
 
 Exactly once: every plan has a ``record_id`` (tag ``dsim.record_id``). Logging first looks for a run with
 that id: a FINISHED one means the plan was logged already (by another process, or before a crash), an
-unfinished one is a torn earlier attempt and is deleted before the plan is logged again. Each queued
-file is taken under a lock, so two processes never log the same plan.
+unfinished one is a torn earlier attempt and is deleted before the plan is logged again. Whoever logs a
+plan holds the locks of all its queued files (:func:`_claim`), so two processes never log the same plan.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -31,6 +34,8 @@ PENDING_DIR = "pending"
 RECORD_ID_TAG = "dsim.record_id"
 PARENT_RUN_FILE = ".dsim_parent_run_id"
 PENDING_COPY = ".dsim_pending_run.json"  # a waiting plan's copy beside its result
+#: a sweep cell reused from an earlier run: the child run of this sweep that stands for it names that run
+REUSED_FROM_TAG = "dsim.reused_from"
 
 
 @dataclass
@@ -57,6 +62,7 @@ class RunPlan:
     kind: str = "cell"  # cell | sweep (sweeps are logged first, so their children find them)
     run_id: str | None = None  # an existing run to complete (a sweep's parent) instead of a new one
     record_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    queue_dir: str | None = None  # the pending queue it was written to (absolute; set by :func:`enqueue`)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
@@ -160,43 +166,117 @@ def record_id_of(path: Path) -> str | None:
 
 
 def submit(plan: RunPlan, *, store_dir: str | os.PathLike, retry_s: float, tracker=None) -> str | None:
-    """Log ``plan`` now; when the store is unavailable, keep it for ``dsim sync`` and warn in one line.
-
-    Returns the run id, or ``None`` when the plan was kept: in the store folder's pending queue and as a
-    copy beside the result (``.dsim_pending_run.json`` in the job folder), so that even a full store
-    folder loses nothing (``dsim sync JOB_FOLDER`` logs a copy).
-    """
-    try:
-        tracker = tracker or open_store(plan.uri, plan.experiment, store_dir=store_dir, retry_s=retry_s)
-        return log_plan(tracker, plan)
-    except Exception as error:  # noqa: BLE001 - whatever the store did, the record must not be lost
-        reason = " ".join(str(error).split())[:300] or type(error).__name__
-        kept = keep(plan, store_dir)
-        where = " and ".join(str(p) for p in kept)
-        how = "`dsim sync` or the next dsim run on this store logs it" if any(
-            p.parent == pending_dir(store_dir) for p in kept) else f"`dsim sync {kept[0].parent}` logs it"
-        warnings.warn(f"not logged to MLflow: {reason}; the record waits in {where}: {how}", stacklevel=2)
-        return None
+    """Queue ``plan`` (:func:`enqueue`), then log it (:func:`deliver`): the run id, or ``None`` when it waits
+    for ``dsim sync``. Raises the write error when the plan could neither be queued nor logged."""
+    kept, error = enqueue(plan, store_dir)
+    run_id = deliver(plan, store_dir=store_dir, retry_s=retry_s, tracker=tracker)
+    if run_id is None and not kept:
+        raise error
+    return run_id
 
 
-def keep(plan: RunPlan, store_dir: str | os.PathLike) -> list[Path]:
-    """Write ``plan`` beside its result and into the pending queue (whichever works); return the files.
-
-    Raises the first write error when neither can be written (e.g. both disks full).
-    """
+def enqueue(plan: RunPlan, store_dir: str | os.PathLike) -> tuple[list[Path], Exception | None]:
+    """Write ``plan`` into the pending queue and beside its result (whichever works), before the store is
+    asked: the files written, and the first write error (``kept`` is empty when neither could be written)."""
+    plan.queue_dir = str(pending_dir(store_dir).absolute())
     kept, first_error = [], None
-    folder = _home(plan)
-    targets = ([folder / PENDING_COPY] if folder is not None else []) + [
-        pending_dir(store_dir) / f"{plan.kind}-{plan.record_id}.json"]
-    for target in targets:
+    for target in _plan_files(plan, store_dir):
         try:
             atomic_write_text(target, plan.to_json())
             kept.append(target)
         except (OSError, DsimError) as error:
             first_error = first_error or error
+    return kept, first_error
+
+
+def deliver(plan: RunPlan, *, store_dir: str | os.PathLike, retry_s: float, tracker=None) -> str | None:
+    """Log a queued ``plan`` (holding its files' locks) and take it out of the queue; the run id, or
+    ``None`` when it stays queued: one warning line then says where it waits and how it gets logged."""
+    try:
+        with _claim(plan, store_dir, timeout=max(retry_s, 10.0)):
+            try:
+                tracker = tracker or open_store(plan.uri, plan.experiment, store_dir=store_dir, retry_s=retry_s)
+                run_id = log_plan(tracker, plan)
+            except Exception as error:  # noqa: BLE001 - whatever the store did, the record must not be lost
+                _warn_kept(plan, store_dir, error)
+                return None
+            _unqueue(plan, store_dir)
+        _tidy(_queue_dir(plan, store_dir))
+        return run_id
+    except Timeout:  # another process is logging it (and notes the run id in result.json)
+        return None
+
+
+def _warn_kept(plan: RunPlan, store_dir, error: Exception) -> None:
+    kept = [p for p in _plan_files(plan, store_dir) if p.exists()]
     if not kept:
-        raise first_error
-    return kept
+        return
+    reason = " ".join(str(error).split())[:300] or type(error).__name__
+    where = " and ".join(str(p) for p in kept)
+    how = "`dsim sync` or the next dsim run on this store logs it" if any(
+        p.parent == _queue_dir(plan, store_dir) for p in kept) else f"`dsim sync {kept[0].parent}` logs it"
+    warnings.warn(f"not logged to MLflow: {reason}; the record waits in {where}: {how}", stacklevel=3)
+
+
+def _queue_dir(plan: RunPlan, store_dir) -> Path:
+    return Path(plan.queue_dir) if plan.queue_dir else pending_dir(store_dir)
+
+
+def _plan_files(plan: RunPlan, store_dir) -> list[Path]:
+    """Where ``plan`` waits: beside its result (when it has one) and in its store's pending queue."""
+    folder = _home(plan)
+    return ([folder / PENDING_COPY] if folder is not None else []) + [
+        _queue_dir(plan, store_dir) / f"{plan.kind}-{plan.record_id}.json"]
+
+
+def _lock_of(path: Path) -> Path:
+    return path.with_name("." + path.name + ".lock")
+
+
+@contextlib.contextmanager
+def _claim(plan: RunPlan, store_dir, *, timeout: float, also: tuple = ()):
+    """Hold the locks of ``plan``'s files (and of ``also``), in a fixed order: whoever holds them is the one
+    logging the plan. :class:`filelock.Timeout` when another process holds one past ``timeout`` s. The
+    locks of files that are gone when it ends are removed."""
+    files = sorted({Path(p).absolute() for p in (*_plan_files(plan, store_dir), *also)}, key=str)
+    locks = []
+    try:
+        for path in files:
+            if not path.parent.is_dir():
+                continue
+            lock = FileLock(str(_lock_of(path)), timeout=timeout)
+            try:
+                lock.acquire()
+            except Timeout:  # an OSError too: not the one below
+                raise
+            except OSError:  # a folder that takes no new file (full, read-only): nothing can be queued there
+                continue
+            locks.append((path, lock))
+        yield
+    finally:
+        for path, lock in reversed(locks):
+            if not path.exists():
+                with contextlib.suppress(OSError):
+                    _lock_of(path).unlink()
+            lock.release()
+
+
+def _tidy(queue: Path) -> None:
+    """Remove a queue folder that queuing alone made: empty, in a store folder that holds nothing else (the
+    store is elsewhere, ``MLFLOW_TRACKING_URI``), so logging leaves no stray ``mlruns/``."""
+    try:
+        if not any(queue.iterdir()) and [p.name for p in queue.parent.iterdir()] == [queue.name]:
+            queue.rmdir()
+            queue.parent.rmdir()
+    except OSError:
+        pass
+
+
+def _unqueue(plan: RunPlan, store_dir, also: tuple = ()) -> None:
+    """Remove a logged plan's queued files (a copy beside the result only while it is this plan's)."""
+    for path in (*_plan_files(plan, store_dir), *map(Path, also)):
+        if path.name != PENDING_COPY or record_id_of(path) == plan.record_id:
+            path.unlink(missing_ok=True)
 
 
 def queued(store_dir: str | os.PathLike, paths: tuple = ()) -> list[Path]:
@@ -206,7 +286,13 @@ def queued(store_dir: str | os.PathLike, paths: tuple = ()) -> list[Path]:
     files = [p for p in folder.glob("*.json") if not p.name.startswith(".") and p.is_file()] if folder.is_dir() else []
     for path in map(Path, paths):
         files += [path] if path.name == PENDING_COPY else list(path.rglob(PENDING_COPY))
-    return sorted(files, key=lambda p: (_kind(p) != "sweep", p.stat().st_mtime_ns, str(p)))
+    keys = {}
+    for path in files:
+        try:
+            keys[path] = (_kind(path) != "sweep", path.stat().st_mtime_ns, str(path))
+        except FileNotFoundError:  # logged and removed meanwhile (a cell's own queue entry lives while it logs)
+            continue
+    return sorted(keys, key=keys.get)
 
 
 def _kind(path: Path) -> str:
@@ -237,18 +323,19 @@ def sync(store_dir: str | os.PathLike, *, uri: str | None = None, retry_s: float
         trackers[(tracker.uri, tracker.experiment)] = tracker
     done: set[str] = set()
     for path in queued(store_dir, paths):
-        lock = FileLock(str(path.with_name("." + path.name + ".lock")), timeout=0)
         try:
-            with lock:
+            plan = RunPlan.from_json(read_text(path))
+        except FileNotFoundError:
+            continue  # logged by another process meanwhile
+        except (OSError, ValueError, TypeError) as error:
+            report.failed.append(f"{path}: unreadable pending record ({error})")
+            continue
+        if uri is not None and plan.uri != uri:
+            continue
+        try:
+            with _claim(plan, store_dir, timeout=0, also=(path,)):
                 if not path.exists():
                     continue  # logged by another process meanwhile
-                try:
-                    plan = RunPlan.from_json(read_text(path))
-                except (OSError, ValueError, TypeError) as error:
-                    report.failed.append(f"{path}: unreadable pending record ({error})")
-                    continue
-                if uri is not None and plan.uri != uri:
-                    continue
                 if plan.record_id not in done:
                     key = (plan.uri, plan.experiment)
                     try:
@@ -259,7 +346,7 @@ def sync(store_dir: str | os.PathLike, *, uri: str | None = None, retry_s: float
                         report.failed.append(f"{path.name}: {error}")
                         continue
                     done.add(plan.record_id)
-                path.unlink(missing_ok=True)
+                _unqueue(plan, store_dir, also=(path,))
         except Timeout:
             report.busy += 1
     _remove_stale_locks(pending_dir(store_dir))

@@ -1,5 +1,9 @@
 """A cell's conversation with the tracking store: is there a finished run of its key? then, log its record.
 
+Only a run that is FINISHED in this very store (URI and experiment) is reused: a record still waiting in
+the pending queue is logged by the store's housekeeping when it opens, and then found; one meant for
+another store never answers for this one.
+
 Importing MLflow and opening a store take seconds (about 2.5 s here). A single ``dsim`` cell that has
 not imported MLflow yet opens the store in a forked helper process while it lists, embeds and computes —
 on 2 cores the two overlap instead of adding up — and sends its two requests over a pipe. Where MLflow is
@@ -14,12 +18,11 @@ import contextlib
 import os
 import sys
 import tempfile
-from pathlib import Path
 
 from dsim.cell.key import CELL_KEY_TAG
 from dsim.errors import DsimError
 from dsim.record import RESULT_FILE, read_json
-from dsim.runlog import RunPlan, open_store, queued, submit
+from dsim.runlog import RunPlan, deliver, enqueue, open_store
 
 
 class StoreSession:
@@ -50,12 +53,17 @@ class StoreSession:
                    store_dir=tracking["store_dir"], retry_s=float(tracking.get("retry_s", DEFAULT_RETRY_S)))
 
     def find_reusable(self, key: str) -> dict | None:
-        """The record of a finished run with cell key ``key`` (or of one still pending), if any."""
+        """The record of a FINISHED run of this store with cell key ``key``, if any."""
         return self._request("find", key)
 
     def submit(self, plan: RunPlan) -> str | None:
-        """Log ``plan`` (:func:`dsim.runlog.submit`): the run id, or ``None`` when it waits for ``dsim sync``."""
-        return self._request("submit", plan)
+        """Queue ``plan`` here, then log it (:func:`dsim.runlog.submit`; in the helper when there is one): the run
+        id, or ``None`` when it waits for ``dsim sync``. A kill while it logs leaves the record queued."""
+        kept, error = enqueue(plan, self.store_dir)
+        run_id = self._request("submit", plan)
+        if run_id is None and not kept:
+            raise error
+        return run_id
 
     def close(self) -> None:
         if self._conn is not None:
@@ -97,24 +105,13 @@ class StoreSession:
     def _handle(self, op: str, argument):
         if op == "find":
             return self._find(argument)
-        if op == "submit":
-            try:
-                tracker = self._tracker or self._store()
-            except DsimError:
-                tracker = None  # submit tries the store once more and keeps the record when it stays away
-            return submit(argument, store_dir=self.store_dir, retry_s=self.retry_s, tracker=tracker)
+        if op == "submit":  # without an open store, deliver tries it once more (the record is queued already)
+            return deliver(argument, store_dir=self.store_dir, retry_s=self.retry_s, tracker=self._tracker)
         raise ValueError(op)
 
     def _find(self, key: str) -> dict | None:
         from dsim.tracking import StoreUnavailable
 
-        for path in queued(self.store_dir):  # computed before, not logged yet
-            try:
-                plan = RunPlan.from_json(path.read_text())
-                if plan.tags.get(CELL_KEY_TAG) == key and plan.result_file and Path(plan.result_file).exists():
-                    return read_json(Path(plan.result_file))
-            except (OSError, ValueError, TypeError):
-                continue
         try:
             if self._unavailable is not None:
                 raise self._unavailable

@@ -17,12 +17,12 @@ import sys
 import warnings
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from dsim.errors import Abort, DsimError
-from dsim.fileio import atomic_write_text
+from dsim.fileio import atomic_write_text, lock_dir, unlock_dir
 from dsim.record import read_embed_records, read_failures
 from dsim.runlog import PARENT_RUN_FILE, RunPlan, open_store, parent_run_id, submit, sync
 from dsim.tracking import DEFAULT_RETRY_S, StoreUnavailable, resolve_uri, ui_command
@@ -69,12 +69,8 @@ class SweepRecord(Callback):
     def _start(self, config: DictConfig) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(sweep_dir / LOCK_FILE), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise DsimError(f"sweep folder {sweep_dir} is in use by another running sweep: give this one its own "
-                            "hydra.sweep.dir (or leave it unset: each sweep then gets a new folder)") from None
+        lock = lock_dir(sweep_dir, LOCK_FILE, f"sweep folder {sweep_dir} is in use by another running sweep: give "
+                        "this one its own hydra.sweep.dir (or leave it unset: each sweep then gets a new folder)")
         STATE.lock, STATE.sweep_dir, STATE.config, STATE.failed = lock, sweep_dir, config, 0
         (sweep_dir / PARENT_RUN_FILE).unlink(missing_ok=True)  # a rerun into the same folder: a new parent
         store = _store(config)
@@ -172,7 +168,7 @@ def abort(status: str = "KILLED") -> None:
 
 def _release() -> None:
     if STATE.lock is not None:
-        STATE.lock.release()
+        unlock_dir(STATE.lock)
     STATE.lock, STATE.sweep_dir, STATE.config = None, None, None
 
 

@@ -5,9 +5,12 @@ would pick whichever was imported first."""
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +106,88 @@ def stored_vectors(cache_dir: Path, name: str | None = None) -> int:
 
     return sum(len(open_identity(folder)) for folder in identities(cache_dir)
                if name is None or folder.name.rsplit("-", 1)[0] == name)
+
+
+def _metrics():
+    from dsim.metrics import METRICS
+
+    return METRICS
+
+
+#: group choices whose configs together hold every key of the shipped groups (the config surface)
+CHOICE_SETS = [
+    {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
+     "analysis": ["umap", "distance"], "task": "cell", "perturb": "blur"},
+    {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
+     "analysis": [], "task": "embed"},
+    {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
+     "analysis": [], "task": "cell", "generator": "toy"},
+    *({"extractor": "pixels", "metric": name, "pair": "near", "pairing": "nearest", "dataset": "default",
+       "analysis": [], "task": "cell"} for name in sorted(_metrics())
+      if not _metrics()[name].fixed),  # a variant (pplwend) declares its base's parameters, checked once there
+]
+
+
+def config_leaves(node: dict, prefix: str = ""):
+    """``(dotted key, default)`` of every value in a config tree (an empty table has none)."""
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from config_leaves(value, path + ".")  # an empty table ({}) has no key to set
+        else:
+            yield path, value
+
+
+_DRIVER = textwrap.dedent("""
+    import io, json, signal, sys, traceback
+    from dsim import cli
+    base = json.loads(sys.argv[1])
+
+    def alarm(signum, frame):
+        raise TimeoutError("case took longer than 120 s")
+
+    signal.signal(signal.SIGALRM, alarm)
+    for line in sys.stdin:
+        case = json.loads(line)
+        err, out, real = io.StringIO(), io.StringIO(), (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = out, err
+        code = 0
+        keys = {o.split("=", 1)[0] for o in case["overrides"]}
+        signal.alarm(120)
+        try:
+            cli.main([*(o for o in base if o.split("=", 1)[0] not in keys), *case["overrides"]])
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        except BaseException:
+            code = "exception"
+            traceback.print_exc(file=err)
+        finally:
+            signal.alarm(0)
+            sys.stdout, sys.stderr = real
+        print(json.dumps({"code": code, "stderr": err.getvalue()[-3000:]}), flush=True)
+""")
+
+
+class CliWorker:
+    """One process that runs ``dsim`` command lines through ``dsim.cli.main`` (torch imported once), each
+    with its own stderr, within 120 s; ``base`` overrides come first (a case's own win)."""
+
+    def __init__(self, folder: Path, base: list[str], env: dict | None = None):
+        self.folder = folder
+        self.process = subprocess.Popen([sys.executable, "-c", _DRIVER, json.dumps(base)], cwd=folder,
+                                        env=dsim_env(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, overrides: list[str]) -> dict:
+        """``{"code": exit status or "exception", "stderr": ...}`` of ``dsim OVERRIDES``."""
+        self.process.stdin.write(json.dumps({"overrides": overrides}) + "\n")
+        self.process.stdin.flush()
+        ready, _, _ = select.select([self.process.stdout], [], [], 180)
+        assert ready, f"dsim {' '.join(overrides)}: no answer in 180 s (a hang)"
+        line = self.process.stdout.readline()
+        assert line, f"dsim {' '.join(overrides)}: the worker died (exit {self.process.poll()})"
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        assert self.process.wait(timeout=60) == 0
+

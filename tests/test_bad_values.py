@@ -6,29 +6,11 @@ covered or this test says it is not. The cases run through ``dsim.cli.main`` in 
 prints more than one error line is reported.
 """
 
-import json
-import subprocess
-import sys
-import textwrap
-
 import pytest
-from dsim_testing import dsim_env, write_crops
+from dsim_testing import CHOICE_SETS, CliWorker, config_leaves, write_crops
 
 from dsim import configs
 from dsim.metrics import METRICS
-
-#: group choices whose configs together hold every key
-CHOICE_SETS = [
-    {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
-     "analysis": ["umap", "distance"], "task": "cell", "perturb": "blur"},
-    {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
-     "analysis": [], "task": "embed"},
-    {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
-     "analysis": [], "task": "cell", "generator": "toy"},
-    *({"extractor": "pixels", "metric": name, "pair": "near", "pairing": "nearest", "dataset": "default",
-       "analysis": [], "task": "cell"} for name in sorted(METRICS)
-      if not METRICS[name].fixed),  # a variant (pplwend) declares its base's parameters, checked once there
-]
 
 #: keys any value of the right type is good for (a label, a column name)
 ANY_VALUE = {
@@ -65,15 +47,6 @@ SPECIAL = {
 }
 
 
-def _leaves(node: dict, prefix: str = ""):
-    for key, value in node.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            yield from _leaves(value, path + ".")  # an empty table ({}) has no key to set
-        else:
-            yield path, value
-
-
 def _bad_value(path: str, default, metric: str) -> tuple[str, str] | None:
     """(bad value as an override string, text the error must contain), or None for ANY_VALUE keys."""
     if path in ANY_VALUE:
@@ -106,7 +79,7 @@ def _cases() -> list[dict]:
     cases, seen = [], set()
     for choices in CHOICE_SETS:
         config = configs.defaults(choices)
-        for path, default in _leaves(config):
+        for path, default in config_leaves(config):
             if path == "metric.name" or path.startswith("hydra"):
                 continue
             key = (path, choices["metric"] if path.startswith("metric.params.") else "")
@@ -138,54 +111,32 @@ def _cases() -> list[dict]:
 
 CASES = _cases()
 
-DRIVER = textwrap.dedent("""
-    import io, json, os, sys, traceback
-    from dsim import cli
-    cases, base, out = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-    results = []
-    for case in cases:
-        err, real = io.StringIO(), sys.stderr
-        sys.stderr = err
-        code = 0
-        keys = {o.split("=", 1)[0] for o in case["overrides"]}
-        try:
-            cli.main([*(o for o in base if o.split("=", 1)[0] not in keys), *case["overrides"]])
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
-        except BaseException:
-            code = "exception"
-            traceback.print_exc(file=err)
-        finally:
-            sys.stderr = real
-        results.append({"id": case["id"], "code": code, "stderr": err.getvalue()})
-    json.dump(results, open(out, "w"))
-""")
-
-
 def test_every_key_of_every_group_is_covered():
     ids = {case["id"].split("=", 1)[0] for case in CASES}
     for choices in CHOICE_SETS:
-        for path, _ in _leaves(configs.defaults(choices)):
+        for path, _ in config_leaves(configs.defaults(choices)):
             assert path in ids or path in ANY_VALUE or path == "metric.name" or path.startswith("dataset.catalog."), path
     assert len(CASES) > 60
 
 
 @pytest.mark.slow
 def test_a_bad_value_of_any_key_is_one_error_line(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
     for side, seed in (("ref", 1), ("cand", 2)):
         write_crops(tmp_path / side, 6, seed, size=32)
     base = ["extractor=pixels", "pair.reference=ref", "pair.candidate=cand", "progress=false", "device=cpu",
-            f"cache_dir={tmp_path / 'cache'}", f"tracking.store_dir={tmp_path / 'mlruns'}",
-            "hydra.run.dir=job", "dataset.root=."]
-    workers = []  # two processes at once (they share the cache and the store, as parallel jobs do)
-    for i in range(2):
-        out = tmp_path / f"results-{i}.json"
-        workers.append((out, subprocess.Popen([sys.executable, "-c", DRIVER, json.dumps(CASES[i::2]), json.dumps(base),
-                                               str(out)], cwd=tmp_path, env=dsim_env(None))))
-    results = []
-    for out, worker in workers:
-        assert worker.wait(timeout=1500) == 0
-        results += json.loads(out.read_text())
+            f"cache_dir={tmp_path / 'cache'}", f"tracking.store_dir={tmp_path / 'mlruns'}", "dataset.root=."]
+    # two processes at once (they share the cache and the store, as parallel jobs do; a job folder each)
+    workers = [CliWorker(tmp_path, [*base, f"hydra.run.dir=job{i}"]) for i in range(2)]
+
+    def run_half(i: int) -> list[dict]:
+        return [{"id": case["id"], **workers[i].run(case["overrides"])} for case in CASES[i::2]]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = [result for half in pool.map(run_half, range(2)) for result in half]
+    for worker in workers:
+        worker.close()
     assert len(results) == len(CASES)
     problems = []
     for result in results:
@@ -195,4 +146,4 @@ def test_a_bad_value_of_any_key_is_one_error_line(tmp_path):
                 or case["expect"].lower() not in lines[0].lower():
             problems.append(f"{result['id']}: exit {result['code']}: {result['stderr'].strip()[-400:]}")
     assert not problems, "\n".join(problems)
-    assert not (tmp_path / "job" / "result.json").exists()
+    assert not any((tmp_path / f"job{i}" / "result.json").exists() for i in range(2))

@@ -1,8 +1,11 @@
 """The cross-run report: runs read back from an MLflow store → a pivot (rows: pairs; columns: extractor × metric).
 
 Only finished cell runs count (not sweep parents); when a cell (pair, extractor, metric and any other
-config key that differs between runs) was run more than once, the newest run wins. A column whose runs used random weights is labelled ``<extractor> [RANDOM
-WEIGHTS]`` so a plumbing run can never pass for a result.
+config key that differs between runs) was run more than once, the newest run wins. A sweep's report holds
+every cell of the sweep: its children, including those that stand for a reused earlier run (tag
+``dsim.reused_from``); a report across sweeps reads the computed runs only, so no value counts twice. A
+column whose runs used random weights is labelled ``<extractor> [RANDOM WEIGHTS]`` so a plumbing run can
+never pass for a result.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from dsim.analysis import plots
-from dsim.fileio import atomic_write_text
 from dsim.errors import DsimError
+from dsim.fileio import atomic_write_text
+from dsim.runlog import REUSED_FROM_TAG
 
 RANDOM_LABEL = " [RANDOM WEIGHTS]"
 LONG_COLUMNS = ["pair", "extractor", "metric", "value", "run_id", "experiment", "sweep", "start_time"]
@@ -45,7 +49,8 @@ def select_sweep(parents: list[dict], sweep: str) -> str:
 def long_frame(runs: list[dict], *, values: str = "primary", parent: str | None = None) -> pd.DataFrame:
     """One row per (run, value): the cell's headline values (``values="primary"``: ``fid``; ``precision``,
     ``recall``, ``density``, ``coverage`` for prdc) or every value (``"all"``); only the children of the
-    sweep run ``parent`` when given.
+    sweep run ``parent`` when given (with the children that stand for reused runs; without ``parent``, those
+    are left out: their earlier run counts).
 
     Runs of the same pair, extractor and metric that differ in another config key (``pairing.method``)
     stay apart: the differing keys are added to the metric's label, ``psnr [pairing.method=random]``.
@@ -62,7 +67,7 @@ def long_frame(runs: list[dict], *, values: str = "primary", parent: str | None 
         metric = tags.get("dsim.metric")
         if metric is None or tags.get("dsim.kind") == "sweep" or run["status"] != "FINISHED":
             continue
-        if parent and tags.get("mlflow.parentRunId") != parent:
+        if (tags.get("mlflow.parentRunId") != parent) if parent else REUSED_FROM_TAG in tags:
             continue
         extractor = tags.get("dsim.extractor", "none")
         if tags.get("dsim.extractor.random_weights") == "true":

@@ -1,7 +1,8 @@
 """Run one cell from a resolved config and record it: ``result.json`` in the job dir first, then one MLflow run.
 
 Order matters for reliability: the config is checked and both datasets are found before any work; a
-cell whose key (:mod:`dsim.cell.key`) already has a finished run in the store is reused, not recomputed;
+cell whose key (:mod:`dsim.cell.key`) already has a finished run in the store is reused, not recomputed
+(in a sweep, a child run tagged ``dsim.reused_from`` stands for it, so the sweep's runs hold every cell);
 the tables and then the record are written into the job folder before the store is told; the MLflow run
 is then created through :func:`dsim.runlog.submit`, which keeps the record for ``dsim sync`` when the
 store is locked, full or unreachable. The store side runs in a :class:`~dsim.session.StoreSession`
@@ -20,8 +21,8 @@ from dsim.cell.key import CELL_KEY_TAG, cell_key, key_config
 from dsim.cell.record import build_record, dataset_input, flatten, run_tags, write_tables
 from dsim.errors import DsimError
 from dsim.images import dataset_fingerprint, listings_reused, resolve_dataset_dir, scan_images
-from dsim.record import ARTIFACT_DIR, RESULT_FILE, write_json
-from dsim.runlog import RunPlan
+from dsim.record import ARTIFACT_DIR, RESULT_FILE, CellRecord, write_json
+from dsim.runlog import REUSED_FROM_TAG, RunPlan
 from dsim.session import StoreSession
 
 #: metric kind → runner module with ``run(cfg, spec, params, reference, candidate) -> CellOutput``
@@ -78,6 +79,13 @@ def _run(cfg: dict, spec, params: dict, reference, candidate, pair: str, job_dir
         if reused is not None:  # nothing forwarded, nothing computed: the earlier run's record
             reused.update(reused=True, embedded={"reference": 0, "candidate": 0})
             write_json(job_dir / RESULT_FILE, reused)
+            if parent_run_id or sweep_dir:  # the sweep holds every cell: a child run standing for the earlier one
+                earlier = CellRecord.from_json(reused)
+                store.submit(RunPlan(
+                    name=f"{earlier.extractor} {spec.name} {earlier.pair} (reused)", uri=store.uri,
+                    experiment=store.experiment, tags={**run_tags(earlier), REUSED_FROM_TAG: reused["mlflow_run_id"]},
+                    params=flatten(cfg), metrics=earlier.values, artifacts=[(str(job_dir / RESULT_FILE), None)],
+                    parent_run_id=parent_run_id, sweep_dir=str(sweep_dir) if sweep_dir else None))
             return reused
 
     output = RUNNERS[spec.kind].run(cfg, spec, params, reference, candidate)

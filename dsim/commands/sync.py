@@ -1,31 +1,42 @@
 """``dsim sync``: log the records that wait in the pending queue (the store was locked, full or away).
 
-A cell always writes its ``result.json`` first; when the MLflow store then kept failing for
-``tracking.retry_s`` seconds, the run it wanted waits as a JSON file in ``<store dir>/pending/``. This
-command logs each one exactly once (a record already logged by another process is recognised by its
-``dsim.record_id``) and removes it from the queue. Every dsim run on the same store does the same on
-its way in.
+A cell queues the run it wants before it asks the store (``<store dir>/pending/`` and a copy,
+``.dsim_pending_run.json``, beside its ``result.json``) and removes it once logged; when the MLflow store
+kept failing for ``tracking.retry_s`` seconds — or the cell was killed while logging — the record stays
+there. This command logs each one exactly once (a record already logged by another process is
+recognised by its ``dsim.record_id``) and removes it. It reads the store folder's queue and the copies in
+the job and sweep folders given, or, with none given, in the working folder's ``outputs/`` and
+``multirun/`` (Hydra's default job folders: a copy is all there is when the store folder was full).
+Every dsim run on the same store logs its queue on its way in.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dsim.errors import DsimError
 from dsim.runlog import record_id_of, queued, sync
 from dsim.tracking import DEFAULT_RETRY_S, DEFAULT_STORE_DIR
 
+#: where ``dsim sync`` without folders looks for records kept beside their results (Hydra's default roots)
+JOB_ROOTS = ("outputs", "multirun")
+
 
 def run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="dsim sync", description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("paths", nargs="*", help="job or sweep folders whose waiting records to log as well "
-                        "(their .dsim_pending_run.json copies; for a store folder that was full)")
+                        "(their .dsim_pending_run.json copies; default: ./outputs and ./multirun)")
     parser.add_argument("--store-dir", default=DEFAULT_STORE_DIR, help="the store folder whose queue to log "
                         "(default: mlruns; each record knows its tracking URI)")
     parser.add_argument("--retry-s", type=float, default=DEFAULT_RETRY_S,
                         help="how long to retry a busy store (default: 60)")
     args = parser.parse_args(argv)
-    paths = tuple(args.paths)
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        raise DsimError(f"no such folder: {missing[0]} (give job or sweep folders, or none: then "
+                        f"{' and '.join(JOB_ROOTS)} here)")
+    paths = tuple(args.paths) or tuple(p for p in JOB_ROOTS if Path(p).is_dir())
     waiting = len(set(map(record_id_of, queued(args.store_dir, paths))))
     if not waiting:
         print(f"nothing to sync: no pending records in {args.store_dir}" + (f" or {', '.join(paths)}" if paths else ""))

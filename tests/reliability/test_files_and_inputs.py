@@ -442,6 +442,16 @@ BAD_OVERRIDES = [
     (["+metrc=fid"], "unknown key 'metrc'"),
     (["extractor.sise=3"], "unknown key 'extractor.sise' (did you mean 'extractor.size'?)"),
     (["metric=kid_poly", "metric.params.subsets=abc"], "subsets must be an integer >= 1, got 'abc'"),
+    (["generator=toy", "generator.params={z_dim:32,a:1}"], "unknown key 'generator.params.a' (known keys of "
+     "generator.params: init_seed, resolution, w_dim, z_dim; set them as generator.params.KEY=VALUE)"),
+    (["metric=fid", "metric.params.subsetz=5"], "unknown key 'metric.params.subsetz' (metric.params takes no keys "
+     "with metric=fid)"),
+    (["pair.reference=/data/run", "2024/photos"], "'2024/photos' is not KEY=VALUE: a value with spaces must be "
+     "quoted, as one argument: 'pair.reference=\"/data/run 2024/photos\"'"),  # the shell split an unquoted path
+    (["pair.reference=/data/photos (1)"], "cannot read the value of pair.reference: quote it, as one argument: "
+     "'pair.reference=\"/data/photos (1)\"'"),
+    (["perturb.strength=2"], "perturb.strength=2 has no effect with perturb=none"),
+    (["cache_dir="], "cache_dir must be a non-empty string, got ''"),
 ]
 
 

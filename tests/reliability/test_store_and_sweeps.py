@@ -250,10 +250,15 @@ def test_kill_9_mid_sweep_then_rerun_finishes_only_what_is_missing(work):
     after = runs(work)
     old_parent = next(p for p in parents(after) if p.info.run_id == parents(before)[0].info.run_id)
     assert old_parent.info.status == "KILLED"  # marked by the rerun, whose store housekeeping found it dead
-    keys = [r.data.tags["dsim.cell_key"] for r in cells(after)]
-    assert len(keys) == len(set(keys)) == 10  # every cell once: no duplicates, none lost
+    computed = [r for r in cells(after) if "dsim.reused_from" not in r.data.tags]
+    keys = [r.data.tags["dsim.cell_key"] for r in computed]
+    assert len(keys) == len(set(keys)) == 10  # every cell computed once: no duplicates, none lost
     assert all(r.info.status == "FINISHED" for r in cells(after))
     assert len(records(work / "sweep2")) == 10
+    new_parent = next(p for p in parents(after) if p.info.run_id != old_parent.info.run_id)
+    stand_ins = [r for r in cells(after) if "dsim.reused_from" in r.data.tags]  # the reused cells, in the new sweep
+    assert sorted(r.data.tags["dsim.reused_from"] for r in stand_ins) == sorted(r.info.run_id for r in cells(before))
+    assert all(r.data.tags["mlflow.parentRunId"] == new_parent.info.run_id for r in stand_ins)
 
 
 def test_sigterm_marks_the_sweep_killed_and_keeps_finished_cells(work):
