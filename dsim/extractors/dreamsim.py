@@ -103,10 +103,9 @@ class _DreamSim(Extractor):
         advice = (f"unzip {url.rsplit('/', 1)[-1]} into {{folder}}"
                   + "".join(f", put {_HUB_URLS[b]} at {{folder}}/{_BACKBONE_FILES[b]}" for b in hub)
                   + f" (`dsim weights fetch {self.name}` on a connected machine makes that folder: copy it)")
-        # the torch.hub repositories whose checkpoints these are (the summary is rendered into conf/ and the README)
-        hub_repos = {"dino_vitb16": "facebookresearch/dino:main", "dinov2_vitb14": "facebookresearch/dinov2"}
+        # rendered into conf/extractor/ and the README's table
         summary = (f"dreamsim's download of {url} unpacked into $TORCH_HOME/hub/dreamsim/"
-                   + (f" (+ torch.hub {', '.join(hub_repos[b] for b in hub)} there)" if hub else ""))
+                   + "".join(f" (+ {_HUB_URLS[b]} as {_BACKBONE_FILES[b]})" for b in hub))
         return weights_lib.FolderOf(dreamsim_home, required, hashed=hashed, source=url, fetcher=self._fetch,
                                     advice=advice, summary=summary)
 

@@ -120,7 +120,10 @@ class GeneratorSpec:
             raise DsimError(f"generator._target_ {self.target!r} is not callable")
         try:
             model = factory if _is_generator_function(factory, self.params) else factory(**self.params)
-        except (TypeError, ValueError) as error:
+        except DsimError:
+            raise
+        except (TypeError, ValueError, ArithmeticError, RuntimeError, IndexError, KeyError) as error:
+            # the model's constructor rejected its parameters (z_dim=0, a bad shape, ...): one line
             raise DsimError(f"generator={self.name}: {self.target}(**generator.params) failed: "
                             f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
         if not callable(model):
@@ -172,15 +175,26 @@ class Generator:
 
     def images(self, z):
         """N latents → N×3×H×W float32 images in [0, 1]."""
-        return self.to_unit(self.model(z.to(self.device)))
+        return self.to_unit(self._call(self.model, z.to(self.device), "z"))
 
     def mapping(self, z):
         self.need_mapping()
-        return self.model.mapping(z.to(self.device))
+        return self._call(self.model.mapping, z.to(self.device), "z")
 
     def synthesis(self, w):
         self.need_mapping()
-        return self.to_unit(self.model.synthesis(w))
+        return self.to_unit(self._call(self.model.synthesis, w, "w"))
+
+    def _call(self, fn, x, what: str):
+        """The model's own failure on a batch of latents (a ``z_dim`` it does not take, ...) as one line."""
+        try:
+            return fn(x)
+        except DsimError:
+            raise
+        except (RuntimeError, ValueError, TypeError, IndexError) as error:
+            reason = " ".join(str(error).split())[:200] or type(error).__name__
+            raise DsimError(f"generator={self.spec.name} failed on {what} latents of shape {tuple(x.shape)}: {reason} "
+                            "(check generator.z_dim and generator.params)") from None
 
     def need_mapping(self) -> None:
         if not self.has_mapping:

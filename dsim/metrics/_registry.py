@@ -200,8 +200,8 @@ def check_params(spec: MetricSpec, params: Mapping, *, cell: bool = True, also: 
     by_name = {p.name: p for p in (*spec.params, *(spec.cell_params if cell else ()))}
     unknown = sorted(set(params) - set(by_name) - set(RUNTIME_PARAMS))
     if unknown:
-        runtime = [p for p in RUNTIME_PARAMS if p in keyword_params(spec.fn)]
-        valid = ", ".join([*by_name, *runtime, *also]) or "none"
+        runtime = [] if cell else [p for p in RUNTIME_PARAMS if p in keyword_params(spec.fn)]  # a cell sets device
+        valid = ", ".join([*by_name, *runtime, *also]) or "none (it takes no parameters)"
         fixed = [f"{k}={v}" for k, v in spec.fixed.items() if k in unknown]
         why = f" ({spec.name} fixes {', '.join(fixed)})" if fixed else ""
         raise DsimError(f"metric {spec.name!r} has no parameter(s) {', '.join(unknown)}{why}; valid: {valid}")
