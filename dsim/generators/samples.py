@@ -21,6 +21,9 @@ from dsim.fileio import atomic_write_bytes
 from dsim.generators.source import GeneratorSpec
 
 GENERATED_DIR = "generated"
+#: latents drawn at once are at most this many float64 values (1 GiB); batches shrink to fit (samples do not
+#: depend on the batch size)
+LATENT_FLOATS_PER_BATCH = 2**27
 
 
 def latents(seed: int, indices, z_dim: int) -> np.ndarray:
@@ -65,8 +68,9 @@ def _write_samples(spec: GeneratorSpec, folder: Path, device: str, progress: boo
 
         bar = tqdm(total=len(missing), desc=f"generate {spec.name}", unit="img")
     with torch.inference_mode():
-        for start in range(0, len(missing), spec.batch_size):
-            batch = missing[start:start + spec.batch_size]
+        step = max(1, min(spec.batch_size, LATENT_FLOATS_PER_BATCH // model.z_dim))  # bounded latent memory
+        for start in range(0, len(missing), step):
+            batch = missing[start:start + step]
             images = model.images(torch.from_numpy(latents(spec.seed, batch, model.z_dim)))
             pixels = (images * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             for index, image in zip(batch, pixels):

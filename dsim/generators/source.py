@@ -71,6 +71,9 @@ class GeneratorSpec:
             value = getattr(spec, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise DsimError(f"generator.{key} must be an integer >= {minimum}, got {value!r}")
+        if spec.n_samples > MAX_SAMPLES:
+            raise DsimError(f"generator.n_samples={spec.n_samples} is above {MAX_SAMPLES} (the samples folder names "
+                            "images 0000000.png to 9999999.png): check the value")
         if spec.checkpoint is not None and not Path(str(spec.checkpoint)).expanduser().is_file():
             raise DsimError(f"generator.checkpoint: no such file {spec.checkpoint} (a state dict saved with "
                             "torch.save(model.state_dict(), PATH), or a .safetensors file)")
@@ -154,6 +157,12 @@ def _is_generator_function(factory, params: dict) -> bool:
     return bool(required)
 
 
+#: the most samples one generator folder holds
+MAX_SAMPLES = 10**7
+#: the largest latent size taken: 2**24 floats (a 3×2048×2048 noise image fits), 128 MiB per float64 latent
+MAX_Z_DIM = 2**24
+
+
 class Generator:
     """A loaded model behind one protocol: latents in, float images in [0, 1] out."""
 
@@ -163,10 +172,17 @@ class Generator:
         self.model, self.spec, self.device = model, spec, torch.device(device)
         if isinstance(model, torch.nn.Module):
             model.to(self.device)
-        z_dim = spec.z_dim if spec.z_dim is not None else getattr(model, "z_dim", None)
+        own = getattr(model, "z_dim", None)
+        z_dim = spec.z_dim if spec.z_dim is not None else own
         if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1:
             raise DsimError(f"generator={spec.name}: its latent size is unknown; set generator.z_dim "
                             "(or give the model a z_dim attribute)")
+        if isinstance(own, int) and not isinstance(own, bool) and own != z_dim:
+            raise DsimError(f"generator.z_dim={z_dim}, but generator={spec.name}'s model takes latents of size {own}: "
+                            "drop generator.z_dim or set the model's own size in generator.params")
+        if z_dim > MAX_Z_DIM:
+            raise DsimError(f"generator.z_dim={z_dim} is above {MAX_Z_DIM} (one latent would take "
+                            f"{z_dim * 8 / 2**30:.3g} GiB): check the value")
         self.z_dim = z_dim
 
     @property

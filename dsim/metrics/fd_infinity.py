@@ -15,7 +15,7 @@ import torch
 from dsim.errors import DsimError
 from dsim.metrics._checks import feature_pair
 from dsim.metrics._values import MetricValues
-from dsim.metrics.frechet import feature_statistics, fid_from_stats
+from dsim.metrics.frechet import feature_statistics, fid_from_stats, square_root_factor
 
 
 def fd_inf(reference, candidate, *, num_points: int = 15, min_fraction: float = 0.1, seed: int = 0,
@@ -31,12 +31,13 @@ def fd_inf(reference, candidate, *, num_points: int = 15, min_fraction: float = 
     if len(sizes) < 2:
         raise DsimError(f"fd_inf: {n} candidate samples give fewer than 2 distinct subset sizes; use more samples")
     mu1, sigma1 = feature_statistics(x)
+    factor = square_root_factor(sigma1)  # the reference is the same at every size: factor it once
     rng = np.random.default_rng(seed)
     fids = []
     for size in sizes:
         rows = torch.from_numpy(np.sort(rng.choice(n, size=int(size), replace=False))).to(y.device)
         mu2, sigma2 = feature_statistics(y[rows])
-        fids.append(fid_from_stats(mu1, sigma1, mu2, sigma2, device=device))
+        fids.append(fid_from_stats(mu1, sigma1, mu2, sigma2, device=device, factor=factor))
     slope, intercept = np.polyfit(1.0 / sizes, np.asarray(fids), 1)
     return MetricValues({"fd_inf": float(intercept), "fd_inf_slope": float(slope), "fid": float(fids[-1]),
                          "fd_inf_points": float(len(sizes))})

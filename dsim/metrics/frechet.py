@@ -119,24 +119,36 @@ def feature_statistics(features: torch.Tensor, *, overwrite: bool = False) -> tu
     return as_tensor(mu, features.device), sigma
 
 
-def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor) -> torch.Tensor:
-    """tr(sqrt(sigma1·sigma2)) for symmetric positive semi-definite float64 matrices (0-d tensor)."""
+def square_root_factor(sigma1: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """A factor A of ``sigma1`` = A·Aᵀ and whether it is its (lower) Cholesky factor; else V·sqrt(w) from
+    ``eigh`` (``sigma1`` singular). Computed once, it serves every :func:`trace_sqrt_product` against one side."""
     factor, info = torch.linalg.cholesky_ex(sigma1)
     if int(info) == 0:
-        inner = lower_congruence(factor, sigma2)  # Lᵀ·S2·L (on CPU its lower triangle only)
-    else:  # not positive definite: a square-root factor A = V·sqrt(w) instead
-        w, v = eigh(sigma1)
-        factor = v.to(sigma1.device) * w.to(sigma1.device).clamp_min(0).sqrt()
-        inner = matmul(matmul(factor.T, sigma2), factor)  # Aᵀ·S2·A
+        return factor, True
+    w, v = eigh(sigma1)
+    return v.to(sigma1.device) * w.to(sigma1.device).clamp_min(0).sqrt(), False
+
+
+def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor,
+                       factor: tuple[torch.Tensor, bool] | None = None) -> torch.Tensor:
+    """tr(sqrt(sigma1·sigma2)) for symmetric positive semi-definite float64 matrices (0-d tensor);
+    ``factor``: :func:`square_root_factor` of ``sigma1``, when already known."""
+    root, triangular = factor if factor is not None else square_root_factor(sigma1)
+    if triangular:
+        inner = lower_congruence(root, sigma2)  # Lᵀ·S2·L (on CPU its lower triangle only)
+    else:
+        inner = matmul(matmul(root.T, sigma2), root)  # Aᵀ·S2·A
     # the eigen-solvers read the lower triangle only, so rounding asymmetry above it does not matter
     eigenvalues = native(eigvalsh(inner.to(sigma1.device)).to(sigma1.device))
     return as_tensor(sqrt_(clamp_min_(eigenvalues, 0.0)).sum(), sigma1.device)
 
 
-def fid_from_stats(mu1, sigma1, mu2, sigma2, *, device: str | torch.device = "cpu") -> float:
+def fid_from_stats(mu1, sigma1, mu2, sigma2, *, device: str | torch.device = "cpu",
+                   factor: tuple[torch.Tensor, bool] | None = None) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); lower is better.
 
     Takes numpy arrays or torch tensors (means of shape (D,), covariances (D, D)) and computes in float64.
+    ``factor``: :func:`square_root_factor` of ``sigma1`` (float64, on ``device``), to reuse across calls.
 
     >>> import numpy as np
     >>> from dsim.metrics import fid_from_stats
@@ -153,7 +165,7 @@ def fid_from_stats(mu1, sigma1, mu2, sigma2, *, device: str | torch.device = "cp
             f"mu2 {tuple(mu2.shape)}, sigma2 {tuple(sigma2.shape)}; expected (D,) means and (D, D) covariances"
         )
     diff = mu1 - mu2
-    tr_covmean = trace_sqrt_product(sigma1, sigma2).to(sigma1.device)
+    tr_covmean = trace_sqrt_product(sigma1, sigma2, factor).to(sigma1.device)
     return float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean)
 
 
