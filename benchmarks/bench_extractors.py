@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 import dsim  # noqa: E402
 from dsim.extractors import build  # noqa: E402
-from dsim.images import list_images, load_rgb  # noqa: E402
+from dsim.data.images import list_images, load_rgb  # noqa: E402
 
 warnings.filterwarnings("ignore", message="This DataLoader will create")  # torch-fidelity's 4 workers on few CPUs
 

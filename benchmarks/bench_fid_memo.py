@@ -1,4 +1,4 @@
-"""The memoised FID statistics (``dsim.stats_file.memoised_stats``) against streaming them from the store.
+"""The memoised FID statistics (``dsim.embeddings.stats_files.memoised_stats``) against streaming them from the store.
 
 A store is filled with N random D-d vectors (written, not forwarded), then, each in a fresh process:
 ``stream`` computes the statistics from the shards as a cell without the memo does (and as torch-fidelity's
@@ -21,7 +21,7 @@ from pathlib import Path
 FILL = r"""
 import hashlib, sys
 import numpy as np
-from dsim.store import VectorStore
+from dsim.embeddings.store import VectorStore
 cache, n, dim = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 store = VectorStore(cache, "bench", "b" * 64, dim)
 rng = np.random.default_rng(0)
@@ -34,10 +34,10 @@ store.close()
 
 RUN = r"""
 import hashlib, json, resource, sys, time
-from dsim.embedding import Embeddings
+from dsim.embeddings.embed import Embeddings
 from dsim.metrics.frechet import FeatureStats
-from dsim.stats_file import memoised_stats
-from dsim.store import VectorStore
+from dsim.embeddings.stats_files import memoised_stats
+from dsim.embeddings.store import VectorStore
 cache, n, dim, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 store = VectorStore(cache, "bench", "b" * 64, dim)
 hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(n)]

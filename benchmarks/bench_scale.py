@@ -7,7 +7,7 @@ version runs the same commands in fresh processes:
 - ``cold``: ``dsim embed`` into an empty cache — seconds, images per second, peak RSS;
 - ``warm``: the same command again — seconds, bytes read (``rchar`` and ``read_bytes`` of
   ``/proc/self/io``), peak RSS; files in the cache;
-- ``listing``: listing an unchanged dataset twice (``dsim.images.list_images``): bytes read and seconds of
+- ``listing``: listing an unchanged dataset twice (``dsim.data.images.list_images``): bytes read and seconds of
   the second listing (the hash memo against a full re-hash);
 - ``grid``: a 3-metric grid (fid, kid_poly, cmmd; joblib, 2 workers) of two 10k sets from a cold cache —
   forward passes (images the cells embedded, from their ``result.json``);
@@ -54,14 +54,14 @@ def report():
                               "read_bytes": int(io["read_bytes"]),
                               "max_rss_mb": max(u.ru_maxrss for u in usage) / 1024}) + "\n")
 atexit.register(report)
-from dsim.cli import main
+from dsim.cli.app import main
 sys.argv = ["dsim", *sys.argv[1:]]
 main()
 """
 
 LISTING = r"""
 import json, sys, time
-from dsim.images import list_images
+from dsim.data.images import list_images
 list_images(sys.argv[1])  # the first listing: hashes what the memo does not know
 io = lambda: dict(line.split(": ") for line in open("/proc/self/io").read().split("\n") if line)
 before, started = io(), time.perf_counter()
@@ -200,8 +200,8 @@ FILL_STORE = r"""
 import sys
 import numpy as np
 from dsim.extractors import build
-from dsim.images import list_images
-from dsim.store import VectorStore
+from dsim.data.images import list_images
+from dsim.embeddings.store import VectorStore
 folder, cache, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
 extractor = build(*sys.argv[4:5] or ["pixels"], **({"weights": sys.argv[5]} if len(sys.argv) > 5 else {}))
 files = list_images(folder)

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dsim.store import VectorStore  # noqa: E402
+from dsim.embeddings.store import VectorStore  # noqa: E402
 
 BATCH = 256
 IDENTITY = "be" * 32

@@ -17,13 +17,16 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
+from dsim import _compat  # noqa: E402  (the old flat module paths, deprecated)
 from dsim.errors import DsimError  # noqa: E402  (no heavy imports)
+
+_compat.install()
 
 #: public name → (module, attribute or None for the module itself), imported on first access
 _LAZY = {
-    "compare": ("dsim.comparison", "compare"),
-    "embed": ("dsim.embedding", "embed"),
-    "Embeddings": ("dsim.embedding", "Embeddings"),
+    "compare": ("dsim.pipeline.comparison", "compare"),
+    "embed": ("dsim.embeddings.embed", "embed"),
+    "Embeddings": ("dsim.embeddings.embed", "Embeddings"),
     "metrics": ("dsim.metrics", None),
 }
 

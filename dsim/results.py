@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from dsim.record import CellRecord, read_records, write_json
+from dsim.records import CellRecord, read_records, write_json
 
 COLUMNS = ["extractor", "metric", "pair", "value", "std", "ci_low", "ci_high", "n_reference", "n_candidate",
            "mlflow_run_id"]

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from dsim.errors import DsimError
-from dsim.fileio import file_sha256
+from dsim.util.fileio import file_sha256
 
 RANDOM_SEED = 0
 OFFLINE_VARIABLES = ("DSIM_OFFLINE", "HF_HUB_OFFLINE")

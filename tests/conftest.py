@@ -22,6 +22,6 @@ def crops(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_hash_memo(tmp_path_factory):
-    """Each test session keeps its hash memo (``dsim.hashstate``) to itself, subprocesses included."""
+    """Each test session keeps its hash memo (``dsim.data.hash_memo``) to itself, subprocesses included."""
     os.environ["DSIM_STATE_DIR"] = str(tmp_path_factory.mktemp("dsim-state"))
     yield

@@ -42,9 +42,9 @@ def write_crops(folder: Path, n: int, seed: int, size: int = 96) -> list[Path]:
     return paths
 
 
-#: what the ``dsim`` console script runs (``python -m dsim.cli`` would make the task a ``__main__`` function,
+#: what the ``dsim`` console script runs (``python -m dsim.cli.app`` would make the task a ``__main__`` function,
 #: which launchers then pickle by value: not what users run)
-DSIM = [sys.executable, "-c", "import sys; from dsim.cli import main; sys.exit(main())"]
+DSIM = [sys.executable, "-c", "import sys; from dsim.cli.app import main; sys.exit(main())"]
 
 
 def dsim_env(env: dict | None = None) -> dict:
@@ -91,7 +91,7 @@ def cell_config(tmp: Path, overrides: list[str]) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from dsim.cli import CONF_DIR
+    from dsim.cli.app import CONF_DIR
 
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[
@@ -102,7 +102,7 @@ def cell_config(tmp: Path, overrides: list[str]) -> dict:
 
 def stored_vectors(cache_dir: Path, name: str | None = None) -> int:
     """Vectors in the embedding store of ``cache_dir`` (of identities called ``name``, when given)."""
-    from dsim.store import identities, open_identity
+    from dsim.embeddings.store import identities, open_identity
 
     return sum(len(open_identity(folder)) for folder in identities(cache_dir)
                if name is None or folder.name.rsplit("-", 1)[0] == name)
@@ -140,7 +140,7 @@ def config_leaves(node: dict, prefix: str = ""):
 
 _DRIVER = textwrap.dedent("""
     import io, json, signal, sys, traceback
-    from dsim import cli
+    from dsim.cli import app as cli
     base = json.loads(sys.argv[1])
 
     def alarm(signum, frame):
@@ -169,7 +169,7 @@ _DRIVER = textwrap.dedent("""
 
 
 class CliWorker:
-    """One process that runs ``dsim`` command lines through ``dsim.cli.main`` (torch imported once), each
+    """One process that runs ``dsim`` command lines through ``dsim.cli.app.main`` (torch imported once), each
     with its own stderr, within 120 s; ``base`` overrides come first (a case's own win)."""
 
     def __init__(self, folder: Path, base: list[str], env: dict | None = None):

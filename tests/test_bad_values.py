@@ -1,7 +1,7 @@
 """Every config key, given a bad value on the command line, ends ``dsim`` with one ``dsim: error:`` line.
 
 The keys come from the shipped configs (every group option that adds keys), so a key added later is
-covered or this test says it is not. The cases run through ``dsim.cli.main`` in two worker processes
+covered or this test says it is not. The cases run through ``dsim.cli.app.main`` in two worker processes
 (each importing torch once), each with its own stderr; a case that does not fail, fails with a traceback, or
 prints more than one error line is reported.
 """

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from dsim import metrics
 from dsim.cell import resolve_dataset
-from dsim.cli import CONF_DIR, group_choices
+from dsim.cli.app import CONF_DIR, group_choices
 from dsim.extractors import Extractor
 
 
@@ -84,7 +84,7 @@ def test_every_group_has_a_default_and_dataset_options():
 
 def test_pair_configs_match_the_default_data_readme():
     """data/README.md lists the default pairs from sample_data.DEFAULT_PAIRS: it must say what conf/pair does."""
-    from dsim.sample_data import DEFAULT_PAIRS
+    from dsim.data.samples import DEFAULT_PAIRS
 
     for name, (reference, candidate) in DEFAULT_PAIRS.items():
         cfg = _compose([f"pair={name}"])

@@ -40,8 +40,8 @@ def test_dvc_metrics_files_are_committed_not_ignored():
 
 
 def test_project_path_follows_dvc_root(monkeypatch, tmp_path):
-    from dsim.dvc import project_path
-    from dsim.tracking import resolve_uri
+    from dsim.data.dvc import project_path
+    from dsim.tracking.mlflow_store import resolve_uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("DVC_ROOT", raising=False)

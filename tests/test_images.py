@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from dsim.errors import DsimError, ImageReadError
-from dsim.images import dataset_fingerprint, list_images, load_rgb
+from dsim.data.images import dataset_fingerprint, list_images, load_rgb
 
 
 def _rgb(seed=0, size=(20, 30)):

@@ -79,7 +79,7 @@ def test_the_slurm_preset_renders_the_sbatch_script_and_needs_sbatch(tmp_path, s
     from omegaconf import OmegaConf
     from submitit.slurm.slurm import _make_sbatch_string
 
-    from dsim import cli
+    from dsim.cli import app as cli
 
     cli._register_launcher_bases([])  # what the dsim command does before Hydra composes
     with initialize_config_dir(config_dir=str(cli.CONF_DIR), version_base="1.3"):

@@ -10,10 +10,10 @@ import pytest
 from dsim_testing import cell_config, one_line_error, run_dsim, tracking_uri
 from PIL import Image, ImageFilter
 
-from dsim.cell import run_cell
+from dsim.pipeline import run_cell
 from dsim.errors import DsimError
-from dsim.images import list_images, load_rgb
-from dsim.perturb import Perturbation, perturb_image, perturbed_dataset
+from dsim.data.images import list_images, load_rgb
+from dsim.data.perturb import Perturbation, perturb_image, perturbed_dataset
 
 sys.path.insert(0, str(Path(__file__).parent / "paired"))
 from paired_helpers import photo_tiles, write_pngs  # noqa: E402
@@ -144,7 +144,7 @@ def test_a_strength_sweep_plots_every_metric_on_the_parent_run(tmp_path, photos)
 def test_cache_gc_drops_derived_datasets_not_kept_and_leaves_one_being_made(tmp_path, photos):
     from filelock import FileLock
 
-    from dsim.derived import make_once
+    from dsim.data.derived import make_once
 
     cache = tmp_path / "cache"
     kept = perturbed_dataset(photos, Perturbation("blur", 1.0, 0), cache)

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent / "paired"))
 from paired_helpers import write_jpeg_copies  # noqa: E402
 
 from dsim.analysis import sweep as sweep_analysis  # noqa: E402
-from dsim.commands import report as report_command  # noqa: E402
+from dsim.cli.commands import report as report_command  # noqa: E402
 from dsim.errors import DsimError  # noqa: E402
 
 QUALITIES = (10, 40, 90)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dsim import sample_data
+from dsim.data import samples as sample_data
 from dsim.errors import DsimError
-from dsim.render import render_planetary_surface
+from dsim.data.renders import render_planetary_surface
 
 # sha256 over every (dataset, file name, file sha256) of the default datasets. data.dvc pins the same
 # bytes: if a change to the generators is intended, run `dsim data`, re-add data/ to DVC and update this.

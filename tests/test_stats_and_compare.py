@@ -8,10 +8,10 @@ import pytest
 from dsim_testing import cell_config, one_line_error, run_dsim, tracking_uri
 
 import dsim
-from dsim.cell import run_cell
+from dsim.pipeline import run_cell
 from dsim.errors import DsimError
 from dsim.metrics import compute
-from dsim.stats_file import load_stats
+from dsim.embeddings.stats_files import load_stats
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_compare_can_record_the_run_like_the_cli(tmp_path, crops):
 
 def test_fid_statistics_are_memoised_beside_the_store_and_cleared_with_dropped_entries(crops, tmp_path, monkeypatch):
     from dsim.metrics.frechet import FeatureStats
-    from dsim.stats_file import memoised_stats
+    from dsim.embeddings.stats_files import memoised_stats
 
     cache = tmp_path / "cache"
     emb = dsim.embed(crops["a"], "pixels", cache_dir=cache, batch_size=8, progress=False)
@@ -121,7 +121,7 @@ def test_fid_statistics_are_memoised_beside_the_store_and_cleared_with_dropped_e
     assert np.array_equal(memoised_stats(emb).scatter, streamed.scatter) and memo.stat().st_size > 4
     import errno
 
-    import dsim.stats_file as stats_file
+    import dsim.embeddings.stats_files as stats_file
 
     def read_only(path, data, durable=True):
         raise OSError(errno.EROFS, "Read-only file system", str(path))
@@ -129,7 +129,7 @@ def test_fid_statistics_are_memoised_beside_the_store_and_cleared_with_dropped_e
     with monkeypatch.context() as patch:  # a read-only (or full) store still gives the statistics
         patch.setattr(stats_file, "atomic_write_bytes", read_only)
         assert memoised_stats(emb.subset(range(6))).n == 6
-    from dsim.store import release_leases
+    from dsim.embeddings.store import release_leases
 
     release_leases()  # this process is done reading: gc may drop entries (it leaves leased identities alone)
     run_dsim("cache", "gc", "--keep", str(crops["a"]), "--cache-dir", str(cache), cwd=tmp_path)

@@ -1,4 +1,4 @@
-"""The embedding store (dsim/store.py): append-only shards, bulk lookups, many writers, torn tails, compaction,
+"""The embedding store (dsim/embeddings/store.py): append-only shards, bulk lookups, many writers, torn tails, compaction,
 old per-file caches, and the ``dsim cache`` commands (info, gc, migrate, compact)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from dsim.errors import DsimError
-from dsim.store import SMALL_SHARD_ROWS, VectorStore, identities, open_identity
+from dsim.embeddings.store import SMALL_SHARD_ROWS, VectorStore, identities, open_identity
 from dsim_testing import run_dsim, write_crops
 
 IDENTITY = "ab" * 32
@@ -101,7 +101,7 @@ def test_many_processes_write_at_once_without_corruption(tmp_path):
 
 
 def test_kill_9_mid_append_loses_no_finished_batch(tmp_path):
-    code = ("import sys, hashlib, numpy as np; from dsim.store import VectorStore\n"
+    code = ("import sys, hashlib, numpy as np; from dsim.embeddings.store import VectorStore\n"
             "s = VectorStore(sys.argv[1], 'test', 'ab' * 32, 8)\n"
             "for b in range(100000):\n"
             "    ids = range(b * 16, b * 16 + 16)\n"

@@ -32,9 +32,9 @@ import pandas as pd
 import torch
 
 from dsim.analysis import plots
-from dsim.fileio import atomic_write_bytes, atomic_write_text
+from dsim.util.fileio import atomic_write_bytes, atomic_write_text
 from dsim.errors import DsimError
-from dsim.images import image_path
+from dsim.data.images import image_path
 
 CHUNK_BYTES = 64 * 2**20  # working memory of one distance block in the ranking pass
 EXACT_KNN_LIMIT = 4096  # below this many points, umap-learn's own k-NN graph is exact too: we hand it over
@@ -205,7 +205,7 @@ def thumbnail_data_uri(path: Path, size: int) -> str | None:
     """A small JPEG of the image at ``path`` as a ``data:`` URI (``None`` when it cannot be read)."""
     from PIL import Image
 
-    from dsim.images import load_rgb
+    from dsim.data.images import load_rgb
 
     try:
         image = Image.fromarray(load_rgb(path))

@@ -1,6 +1,6 @@
 """A perturbation sweep (``dsim -m perturb=blur perturb.strength=0,1,2,4 ...``): every metric against strength.
 
-At the end of a multirun whose cells perturb their candidates (:mod:`dsim.perturb`) at two or more
+At the end of a multirun whose cells perturb their candidates (:mod:`dsim.data.perturb`) at two or more
 strengths, the headline value of every cell goes into ``perturbation.csv`` (perturbation, strength,
 extractor, pair, metric, value) and ``perturbation.png`` (one panel per metric, a line per extractor × pair),
 logged on the sweep's parent run under ``perturbation/``. Each series also gets its Spearman rho against
@@ -17,8 +17,8 @@ import pandas as pd
 from dsim.analysis import plots
 from dsim.analysis.correlation import correlate
 from dsim.analysis.sweep import guarded
-from dsim.fileio import atomic_write_text
-from dsim.record import CellRecord
+from dsim.util.fileio import atomic_write_text
+from dsim.records import CellRecord
 
 OUT_DIR = "perturbation"
 COLUMNS = ["perturbation", "strength", "extractor", "pair", "metric", "value"]

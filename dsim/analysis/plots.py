@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dsim.fileio import atomic_write_bytes
-from dsim.images import image_path
+from dsim.util.fileio import atomic_write_bytes
+from dsim.data.images import image_path
 
 THUMBNAIL = 160  # px, longer side of the images in a match grid
 
@@ -66,7 +66,7 @@ def entropy_scatter(path: Path, series: list[tuple[str, np.ndarray, np.ndarray, 
 def _thumbnail(path: Path) -> np.ndarray:
     from PIL import Image
 
-    from dsim.images import load_rgb
+    from dsim.data.images import load_rgb
 
     try:
         image = Image.fromarray(load_rgb(path))

@@ -17,8 +17,8 @@ import pandas as pd
 
 from dsim.analysis import plots
 from dsim.errors import DsimError
-from dsim.fileio import atomic_write_text
-from dsim.runlog import REUSED_FROM_TAG
+from dsim.util.fileio import atomic_write_text
+from dsim.tracking.queue import REUSED_FROM_TAG
 
 RANDOM_LABEL = " [RANDOM WEIGHTS]"
 LONG_COLUMNS = ["pair", "extractor", "metric", "value", "run_id", "experiment", "sweep", "start_time"]

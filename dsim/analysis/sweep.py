@@ -4,7 +4,7 @@ For every *series* — one metric seen through one extractor (``efficientnet_lit
 alone, ``psnr``, when its cells have no extractor), its primary value in each cell — dsim computes:
 
 - the Pearson r (p-value, Spearman's rho, n) between the series' values and the **candidate set's mean
-  entropy** (mean over its images of :func:`dsim.entropy.image_entropy`), across the cells: logged on the
+  entropy** (mean over its images of :func:`dsim.embeddings.entropy.image_entropy`), across the cells: logged on the
   sweep's parent run as ``<series>.entropy_pearson_r``, ``.entropy_pearson_p``, ``.entropy_spearman_rho``,
   ``.entropy_n``, and written as ``entropy_correlation.csv`` with a scatter plot ``entropy_across_cells.png``;
 - the **metric × metric** Pearson correlation matrix across the cells (series as columns, the dataset
@@ -24,10 +24,10 @@ import pandas as pd
 
 from dsim.analysis import plots
 from dsim.analysis.correlation import ENTROPY_KEYS, correlate
-from dsim.fileio import atomic_write_text
-from dsim.entropy import dataset_entropies
+from dsim.util.fileio import atomic_write_text
+from dsim.embeddings.entropy import dataset_entropies
 from dsim.errors import DsimError
-from dsim.record import CellRecord
+from dsim.records import CellRecord
 
 ANALYSIS_DIR = "sweep_analysis"
 

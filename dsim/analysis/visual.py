@@ -1,7 +1,7 @@
 """Visual analysis of a cell (``analysis=umap``, ``analysis=distance``, or both) and of a sweep.
 
-:func:`views` runs on every cell's output after its runner (an analysis step of :mod:`dsim.cell.run`); it does nothing unless the config's
-``analysis`` group asks for it. Features come from the embedding cache: :func:`dsim.embedding.embed` with the
+:func:`views` runs on every cell's output after its runner (an analysis step of :mod:`dsim.pipeline.run`); it does nothing unless the config's
+``analysis`` group asks for it. Features come from the embedding cache: :func:`dsim.embeddings.embed.embed` with the
 cell's extractor finds every image the runner embedded already and forwards none of them again (only a
 dataset the cell has not seen — ``analysis.umap.datasets``, ``analysis.distance.candidates``, or a paired
 cell's sets — is embedded once, into the cache). The files it writes next to the cell's tables are
@@ -36,12 +36,12 @@ import pandas as pd
 from dsim.analysis import distance_views as dv
 from dsim.analysis import embedding_map as em
 from dsim.analysis.sweep import guarded
-from dsim.fileio import atomic_write_text
+from dsim.util.fileio import atomic_write_text
 from dsim.cell.context import Added, resolve_dataset
-from dsim.embedding import Embeddings, embed, resolve_device
+from dsim.embeddings.embed import Embeddings, embed, resolve_device
 from dsim.errors import DsimError
-from dsim.images import image_path
-from dsim.record import ARTIFACT_DIR, RESULT_FILE, CellRecord
+from dsim.data.images import image_path
+from dsim.records import ARTIFACT_DIR, RESULT_FILE, CellRecord
 
 SWEEP_DIR = "visual_analysis"
 

@@ -1,6 +1,6 @@
 """Entropy bias within one cell: does the metric's per-item value follow the images' entropy?
 
-:func:`entropy_bias` runs on every cell's output, after its runner (an analysis step of :mod:`dsim.cell.run`). Items are the rows of the cell's tables:
+:func:`entropy_bias` runs on every cell's output, after its runner (an analysis step of :mod:`dsim.pipeline.run`). Items are the rows of the cell's tables:
 
 - the ``pairs`` table of a paired metric (one row per image pair, with the pair's entropy: the mean of
   its two images' entropies), and
@@ -26,7 +26,7 @@ import pandas as pd
 from dsim.analysis import plots
 from dsim.analysis.correlation import correlate, entropy_bias_values
 from dsim.cell.context import Added
-from dsim.entropy import entropies_for
+from dsim.embeddings.entropy import entropies_for
 
 #: float columns that are never score series
 NON_SCORE_COLUMNS = frozenset({"entropy", "entropy_reference", "entropy_candidate", "match_distance", "rank"})

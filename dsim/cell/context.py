@@ -16,7 +16,7 @@ class DatasetRef:
     name: str
     path: Path
     generator: object | None = None
-    stats: object | None = None  # a reference given as a statistics file (:class:`dsim.stats_file.StatsFile`)
+    stats: object | None = None  # a reference given as a statistics file (:class:`dsim.embeddings.stats_files.StatsFile`)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Added:
 
 def resolve_dataset(spec: str, dataset_cfg: dict) -> DatasetRef:
     """A catalogue name (``dataset.catalog``), a folder path or a statistics file (``.npz``) → :class:`DatasetRef`."""
-    from dsim.stats_file import is_stats_file, load_stats
+    from dsim.embeddings.stats_files import is_stats_file, load_stats
 
     spec = str(spec)
     catalog = dataset_cfg.get("catalog") or {}

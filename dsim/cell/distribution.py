@@ -6,7 +6,7 @@ per side: image id (content hash), relative path, scores.
 
 Memory stays bounded at a million images: a metric with a streamed form (``MetricSpec.from_stats``: FID)
 reads each side's features from the store in chunks into float64 sufficient statistics, memoised beside
-the store (:func:`dsim.stats_file.memoised_stats`) so a rerun does not read them again; the kNN and
+the store (:func:`dsim.embeddings.stats_files.memoised_stats`) so a rerun does not read them again; the kNN and
 kernel metrics read only the rows of a seeded sample when ``metric.params.max_samples`` is set.
 """
 
@@ -16,11 +16,11 @@ import pandas as pd
 
 from dsim import metrics
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
-from dsim.embedding import Embeddings, embed, resolve_device
+from dsim.embeddings.embed import Embeddings, embed, resolve_device
 from dsim.extractors import from_config
 from dsim.metrics._registry import keyword_params
 from dsim.metrics.sampling import sample_rows
-from dsim.stats_file import memoised_stats
+from dsim.embeddings.stats_files import memoised_stats
 
 
 def extractor_of(cfg: dict, spec):
@@ -64,7 +64,7 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
 
 
 def _against_stats(cfg: dict, spec, params: dict, extractor, reference: DatasetRef, candidate: DatasetRef):
-    """A reference given as a statistics file (:mod:`dsim.stats_file`): only the candidate is embedded."""
+    """A reference given as a statistics file (:mod:`dsim.embeddings.stats_files`): only the candidate is embedded."""
     reference.stats.check_extractor(extractor)
     emb = embed(candidate.path, extractor, device=cfg["device"], batch_size=cfg["batch_size"],
                 num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"], on_error=cfg["dataset"]["on_error"],

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pandas as pd
 
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
-from dsim.embedding import resolve_device
-from dsim.images import dataset_fingerprint, scan_images
+from dsim.embeddings.embed import resolve_device
+from dsim.data.images import dataset_fingerprint, scan_images
 from dsim.metrics.bootstrap import bootstrap_intervals
 from dsim.metrics.path_length import summarize
 

@@ -1,7 +1,7 @@
 """Paired metrics in a cell: pair the two datasets image by image (``pairing=``), score every pair.
 
-Steps: :func:`dsim.pairing.pair_datasets` pairs each candidate image with a reference image; every pair
-is decoded, brought to one size (:func:`dsim.pairing.align_pair`, ``pairing.size``) and scored in batches
+Steps: :func:`dsim.data.pairing.pair_datasets` pairs each candidate image with a reference image; every pair
+is decoded, brought to one size (:func:`dsim.data.pairing.align_pair`, ``pairing.size``) and scored in batches
 (metrics on embeddings, such as DreamSim, use the embedding cache instead); each image's entropy is taken
 from the entropy cache, or computed from the decoded image and cached. The cell reports the mean, median,
 best and worst pair values, a ``pairs`` table (every pair, its value and entropies) and a ``matches``
@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
-from dsim.embedding import embed, resolve_device
-from dsim.entropy import EntropyCache
+from dsim.embeddings.embed import embed, resolve_device
+from dsim.embeddings.entropy import EntropyCache
 from dsim.errors import DsimError, ImageReadError
-from dsim.images import load_rgb
+from dsim.data.images import load_rgb
 from dsim.metrics._registry import keyword_params, pair_summary
 from dsim.metrics.paired import cosine_distance
-from dsim.pairing import align_pair, pair_datasets
+from dsim.data.pairing import align_pair, pair_datasets
 
 #: used for any key a config's ``pairing`` group leaves out
 DEFAULT_PAIRING = {"method": "nearest", "extractor": "auto", "weights": "default", "distance": "cosine",

@@ -10,10 +10,10 @@ import pandas as pd
 
 from dsim import __version__
 from dsim.cell.context import CellOutput
-from dsim.dvc import experiment_name
-from dsim.fileio import atomic_write_text
-from dsim.lineage import dvc_lineage
-from dsim.record import CellRecord, Side
+from dsim.data.dvc import experiment_name
+from dsim.util.fileio import atomic_write_text
+from dsim.data.lineage import dvc_lineage
+from dsim.records import CellRecord, Side
 
 
 #: the MLflow tag with a cell's headline value names, comma-separated (``dsim report`` reads it)
@@ -93,7 +93,7 @@ def run_tags(record: CellRecord) -> dict[str, str]:
         tags["dsim.dvc_experiment"] = record.dvc_experiment
     perturbation = (record.config or {}).get("perturb.name")
     if perturbation not in (None, "none"):
-        tags["dsim.perturb"] = f"{perturbation}:{record.config.get('perturb.strength')}"
+        tags["dsim.data.perturb"] = f"{perturbation}:{record.config.get('perturb.strength')}"
     if record.generator:
         tags.update({"dsim.generator": record.generator["name"], "dsim.generator.identity": record.generator["identity"],
                      "dsim.generator.checkpoint_sha256": str(record.generator.get("checkpoint_sha256"))})

@@ -12,7 +12,7 @@ import inspect
 from pathlib import Path
 
 from dsim.extractors.registry import EXTRACTORS, available, build
-from dsim.rendered import catalog_main, replace_block, write_changed
+from dsim.util.codegen import catalog_main, replace_block, write_changed
 
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "conf" / "extractor"

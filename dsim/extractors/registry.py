@@ -40,7 +40,7 @@ def build(name: str, **options):
         return instantiate(EXTRACTORS[family], name, {**options, "model": model})
     cls = EXTRACTORS.get(name)
     if cls is None:
-        from dsim.plugins import entry_point
+        from dsim.util.plugins import entry_point
 
         cls = entry_point("dsim.extractors", name)
         if cls is None:
@@ -73,7 +73,7 @@ def from_config(extractor_cfg: dict, *, layer: str | None = None):
         options["layer"] = layer
     target = extractor_cfg.get("_target_")
     if target and target != BUILD_TARGET:
-        from dsim.plugins import locate
+        from dsim.util.plugins import locate
 
         return instantiate(locate(target), extractor_cfg.get("name") or target, options)
     return build(extractor_cfg["name"], **options)

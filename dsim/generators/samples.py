@@ -2,10 +2,10 @@
 
 Sample ``i`` is drawn from its own seeded stream (``generator.seed``, ``i``): the same config gives the
 same latents whatever the batch size or ``n_samples``, and so byte-identical PNGs (lossless, written by
-:func:`dsim.derived.png_bytes`). The folder, ``<cache_dir>/generated/<name>-n<N>-seed<S>-<key>/``, is
+:func:`dsim.data.derived.png_bytes`). The folder, ``<cache_dir>/generated/<name>-n<N>-seed<S>-<key>/``, is
 named by a hash of the generator's identity, ``n_samples``, ``seed`` and the device type (a GPU's
 arithmetic differs from a CPU's in the last bits); it is made once under a lock and resumed after an
-interruption (:func:`dsim.derived.make_once`), so caching, lineage and every metric treat it as any folder.
+interruption (:func:`dsim.data.derived.make_once`), so caching, lineage and every metric treat it as any folder.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dsim.derived import is_complete, make_once, png_bytes
-from dsim.fileio import atomic_write_bytes
+from dsim.data.derived import is_complete, make_once, png_bytes
+from dsim.util.fileio import atomic_write_bytes
 from dsim.generators.source import GeneratorSpec
 
 GENERATED_DIR = "generated"

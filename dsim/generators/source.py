@@ -57,7 +57,7 @@ class GeneratorSpec:
         if not target:
             raise DsimError(f"generator={name}: generator._target_ is missing (a dotted path to the model's class "
                             "or to a function that returns it)")
-        from dsim.plugins import locate
+        from dsim.util.plugins import locate
 
         locate(str(target))  # importable now, before any work
         low_high = node.get("output_range", [0, 1])
@@ -104,7 +104,7 @@ class GeneratorSpec:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def _factory(self):
-        from dsim.plugins import locate
+        from dsim.util.plugins import locate
 
         return locate(self.target)
 

@@ -215,7 +215,7 @@ def lookup(name: str, declared: dict | None = None) -> MetricSpec:
     spec = METRICS.get(name)
     if spec is not None:
         return spec
-    from dsim.plugins import entry_point, locate
+    from dsim.util.plugins import entry_point, locate
 
     if declared and declared.get("_target_"):
         return register(name, locate(declared["_target_"]), higher_is_better=bool(declared.get("higher_is_better", False)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dsim.rendered import catalog_main, replace_block, write_changed
+from dsim.util.codegen import catalog_main, replace_block, write_changed
 from dsim.metrics._registry import BOOTSTRAP_DOC, METRICS, Param, available
 
 REPO = Path(__file__).resolve().parents[2]

@@ -49,9 +49,9 @@ def analysed_cell(tmp_path_factory, image_sets):
     """One ``odist`` cell with ``analysis=[umap,distance]``: extra dataset on the map and in the violins, a
     score file. The extra set is embedded beforehand (as a previous run would have); every ``embed`` call of
     the analysis is recorded, to show it forwards no image through the network again."""
-    from dsim.embedding import embed as real_embed
+    from dsim.embeddings.embed import embed as real_embed
     from dsim.analysis import visual
-    from dsim.cell import run_cell
+    from dsim.pipeline import run_cell
 
     tmp = tmp_path_factory.mktemp("visual_cell")
     scores = pd.DataFrame({"relpath": sorted(p.name for p in image_sets["cand"].glob("*.png"))})

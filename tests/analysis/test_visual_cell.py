@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from visual_helpers import assert_real_png, count_colour, tracking_uri
 
 from dsim.analysis import embedding_map as em
-from dsim.embedding import embed
+from dsim.embeddings.embed import embed
 from dsim.metrics import odist, prdc
 
 UMAP_FILES = {"umap.html", "umap_2d.png", "umap_3d.png", "umap_points.csv", "missed_reference.csv",

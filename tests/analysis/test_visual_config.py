@@ -5,7 +5,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from dsim.analysis import visual
-from dsim.cli import CONF_DIR, check_group_overrides, group_choices
+from dsim.cli.app import CONF_DIR, check_group_overrides, group_choices
 
 
 def _analysis(overrides):

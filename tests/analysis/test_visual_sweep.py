@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 from visual_helpers import assert_real_png, cell_config, tracking_uri
 
 from dsim.analysis import visual
-from dsim.cell import run_cell
-from dsim.sweep import SweepRecord, parent_run_id
+from dsim.pipeline import run_cell
+from dsim.cli.sweep import SweepRecord, parent_run_id
 
 pytestmark = pytest.mark.filterwarnings("ignore::dsim.metrics.MetricWarning")  # tiny sets: rank-deficient FID
 

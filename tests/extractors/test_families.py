@@ -10,7 +10,7 @@ from dsim_testing import one_line_error, run_dsim
 import dsim
 from dsim.errors import DsimError
 from dsim.extractors import build, from_config
-from dsim.images import load_rgb
+from dsim.data.images import load_rgb
 
 
 def test_a_timm_name_gives_its_width_preprocessing_and_identity():

@@ -218,7 +218,7 @@ def test_real_imagenet_weights_give_the_networks_own_numbers(tmp_path, crops, mo
 
 
 def test_dsim_weights_lists_a_projects_configured_backbones(hub, tmp_path, monkeypatch, capsys):
-    from dsim.commands import weights as weights_command
+    from dsim.cli.commands import weights as weights_command
 
     (tmp_path / "project" / "conf" / "extractor").mkdir(parents=True)
     (tmp_path / "project" / "conf" / "extractor" / "sam.yaml").write_text(

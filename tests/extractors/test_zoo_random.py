@@ -101,7 +101,7 @@ def test_native_size_uint8_batches_go_through_the_embedding_pipeline(crops, tmp_
     import shutil
 
     import dsim
-    from dsim.images import load_rgb
+    from dsim.data.images import load_rgb
 
     folder = tmp_path / "images"
     folder.mkdir()

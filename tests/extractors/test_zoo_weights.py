@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dsim.commands import weights as weights_command
+from dsim.cli.commands import weights as weights_command
 from dsim.errors import DsimError
 from dsim.extractors import EXTRACTORS, available, build
 from dsim import weights as weights_lib

@@ -12,11 +12,11 @@ import pytest
 import torch
 from dsim_testing import cell_config, one_line_error, run_dsim, tracking_uri
 
-from dsim.cell import run_cell
+from dsim.pipeline import run_cell
 from dsim.errors import DsimError
 from dsim.generators import GeneratorSpec, generated_dataset, latents, samples_folder
 from dsim.generators.toy import ToyGenerator
-from dsim.images import list_images, load_rgb
+from dsim.data.images import list_images, load_rgb
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # gen_models: generators a project writes itself

@@ -5,7 +5,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from dsim.cli import CONF_DIR, group_choices
+from dsim.cli.app import CONF_DIR, group_choices
 from dsim.errors import DsimError
 from dsim.metrics import METRICS, check_params, register
 from dsim.metrics.catalog import rendered_files

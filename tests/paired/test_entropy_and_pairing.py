@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dsim import entropy as entropy_lib
-from dsim.entropy import EntropyCache, channel_entropies, dataset_entropies, image_entropy
+from dsim.embeddings import entropy as entropy_lib
+from dsim.embeddings.entropy import EntropyCache, channel_entropies, dataset_entropies, image_entropy
 from dsim.errors import DsimError
-from dsim.images import list_images
+from dsim.data.images import list_images
 from dsim_testing import stored_vectors
-from dsim.pairing import (PairingWarning, align_pair, match_by_name, nearest_indices, pair_datasets, random_indices,
+from dsim.data.pairing import (PairingWarning, align_pair, match_by_name, nearest_indices, pair_datasets, random_indices,
                           resolve_extractor)
 
 
@@ -78,7 +78,7 @@ def test_random_pairing_is_seeded_and_distinct_while_possible():
 
 
 def test_nearest_finds_the_closest_reference_in_chunks_with_ties_to_the_first(monkeypatch):
-    import dsim.pairing as pairing
+    import dsim.data.pairing as pairing
 
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(50, 8))

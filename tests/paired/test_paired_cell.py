@@ -13,7 +13,8 @@ from mlflow.tracking import MlflowClient
 from paired_helpers import cell_config, photo_tiles, tracking_uri, write_jpeg_copies, write_pngs
 
 from dsim.analysis import within_run
-from dsim.cell import CellOutput, SideSummary, run_cell
+from dsim.cell import CellOutput, SideSummary
+from dsim.pipeline import run_cell
 from dsim.cell import paired as paired_runner
 from dsim.cell.context import resolve_dataset
 from dsim.errors import DsimError
@@ -130,7 +131,7 @@ def test_random_weights_anywhere_in_a_paired_cell_mark_the_record(tmp_path, crop
 
 def test_embedding_metrics_use_the_embedding_cache(tmp_path, crops, monkeypatch):
     """The DreamSim route (cosine distance of cached embeddings), exercised with the pixels extractor."""
-    from dsim.embedding import embed
+    from dsim.embeddings.embed import embed
 
     def pixels_cosine(reference, candidate):
         """Cosine distance of 16×16 pixel vectors."""
@@ -172,7 +173,7 @@ def _fake_output(tmp_path, crops, tables):
 
 
 def test_per_image_scores_of_distribution_metrics_get_entropy_bias(tmp_path, crops):
-    from dsim.images import list_images
+    from dsim.data.images import list_images
 
     files = {side: list_images(crops[key]) for side, key in (("reference", "a"), ("candidate", "b"))}
 
@@ -208,7 +209,7 @@ def test_entropy_bias_keys_are_read_in_the_old_and_the_new_form():
 
 
 def test_unknown_pairing_choice_is_one_line(capsys):
-    from dsim.cli import check_group_overrides
+    from dsim.cli.app import check_group_overrides
 
     with pytest.raises(SystemExit):
         check_group_overrides(["metric=psnr", "pairing=closest"])

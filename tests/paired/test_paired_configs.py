@@ -7,8 +7,8 @@ from omegaconf import OmegaConf
 
 from dsim import metrics
 from dsim.cell.paired import DEFAULT_PAIRING
-from dsim.cli import CONF_DIR, group_choices
-from dsim.pairing import METHODS
+from dsim.cli.app import CONF_DIR, group_choices
+from dsim.data.pairing import METHODS
 
 PAIRED_CONFIGS = [n for n in group_choices("metric")
                   if metrics.METRICS[OmegaConf.load(CONF_DIR / "metric" / f"{n}.yaml").name].kind == "paired"]

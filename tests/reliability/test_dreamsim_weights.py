@@ -177,7 +177,7 @@ def images(tmp_path_factory) -> Path:
 
 
 def batch_of(extractor, images: Path) -> torch.Tensor:
-    from dsim.images import load_rgb
+    from dsim.data.images import load_rgb
 
     return torch.stack([extractor.preprocess(load_rgb(path)) for path in sorted(images.glob("*.png"))])
 

@@ -35,7 +35,7 @@ import torch
 import dsim
 from dsim.errors import DsimError
 from dsim.extractors import build as build_extractor
-from dsim.images import display_name, image_path, list_images, load_rgb
+from dsim.data.images import display_name, image_path, list_images, load_rgb
 from dsim_testing import run_dsim, stored_vectors, tracking_uri, write_crops
 
 CAFE = b"caf\xe9.png"  # Latin-1 "café.png": not valid UTF-8
@@ -483,7 +483,7 @@ def embedded(tmp_path_factory, sets) -> dict[str, Path]:
 
 
 def fake_npz(path: Path, features: np.ndarray, *, extractor: str = "pixels", identity: str = "ab" * 32) -> Path:
-    """An embedding file with the keys of ``dsim.embedding_files.save_npz``."""
+    """An embedding file with the keys of ``dsim.embeddings.npz.save_npz``."""
     n = len(features)
     hashes = [f"{i:064x}" for i in range(1, n + 1)]
     np.savez(path, features=features, ids=np.array([f"{i:03d}.png" for i in range(n)]), hashes=np.array(hashes),

@@ -28,7 +28,7 @@ from PIL import Image
 
 from dsim import configs
 from dsim.errors import DsimError, ImageReadError
-from dsim.images import bounded_aspect, load_rgb
+from dsim.data.images import bounded_aspect, load_rgb
 from dsim_testing import CHOICE_SETS, CliWorker, config_leaves, write_crops
 
 #: the examples are the same on every run (a hash of each test seeds them), so CI cannot turn red on a draw;
@@ -248,8 +248,8 @@ def _nudged(value):
 def written(tmp_path_factory) -> dict:
     """A statistics file, an embedding file, and the embeddings behind them (pixels, 40 crops)."""
     import dsim
-    from dsim.embedding_files import save_npz
-    from dsim.stats_file import memoised_stats, save_stats
+    from dsim.embeddings.npz import save_npz
+    from dsim.embeddings.stats_files import memoised_stats, save_stats
 
     root = tmp_path_factory.mktemp("fuzz_files")
     write_crops(root / "set", 40, seed=31, size=32)
@@ -264,7 +264,7 @@ def written(tmp_path_factory) -> dict:
 
 
 def check_stats_file(written: dict, mutation, target: Path) -> None:
-    from dsim.stats_file import load_stats
+    from dsim.embeddings.stats_files import load_stats
 
     changed = mutated_npz(written["root"] / "stats.npz", mutation, target)
     try:
@@ -279,7 +279,7 @@ def check_stats_file(written: dict, mutation, target: Path) -> None:
 
 
 def check_embedding_file(written: dict, mutation, target: Path, cache: Path) -> None:
-    from dsim.embedding_files import check_npz
+    from dsim.embeddings.npz import check_npz
 
     mutated_npz(written["root"] / "embedded.npz", mutation, target)
     try:
@@ -316,7 +316,7 @@ def shard_damage(draw):
 
 def check_store(tmp_path: Path, damage) -> None:
     """A store of 64 rows, damaged: every row read back is the row written, or the read is one line."""
-    from dsim.store import VectorStore
+    from dsim.embeddings.store import VectorStore
 
     rng = np.random.default_rng(5)
     hashes = [bytes(rng.integers(0, 256, 32, dtype=np.uint8)).hex() for _ in range(64)]
@@ -353,7 +353,7 @@ def check_memo(written: dict, mutation, cache: Path) -> None:
     """The FID memo of a dataset, changed: the statistics returned are always the right ones."""
     import warnings
 
-    from dsim.stats_file import memoised_stats
+    from dsim.embeddings.stats_files import memoised_stats
 
     embeddings = written["embeddings"]
     (memo,) = embeddings.store.memo_dir.glob("fid-stats-*.npz")

@@ -37,8 +37,8 @@ from PIL import Image
 import dsim
 from dsim.errors import DsimError
 from dsim.extractors import build
-from dsim.images import image_path, list_images
-from dsim.store import KEY_BYTES, VectorStore, identities, open_identity
+from dsim.data.images import image_path, list_images
+from dsim.embeddings.store import KEY_BYTES, VectorStore, identities, open_identity
 from dsim_testing import dsim_env, one_line_error, run_dsim, stored_vectors, tracking_uri, write_crops
 
 N = 200  # images per set: several batches of 32, so decode workers start
@@ -50,7 +50,7 @@ def sets(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("stored_numbers")
     write_crops(root / "ref", N, seed=21, size=48)
     write_crops(root / "cand", N, seed=22, size=48)
-    time.sleep(2.1)  # dsim.hashstate.RACY_SECONDS: files this fresh are not memoised
+    time.sleep(2.1)  # dsim.data.hash_memo.RACY_SECONDS: files this fresh are not memoised
     return {"ref": root / "ref", "cand": root / "cand"}
 
 
@@ -151,7 +151,7 @@ def test_store_verify_drops_rows_that_fail_and_gather_never_returns_them(tmp_pat
 
 
 def test_a_damaged_row_raises_corrupt_entries_naming_it(tmp_path):
-    from dsim.store import CorruptEntries
+    from dsim.embeddings.store import CorruptEntries
 
     hashes = [f"{i:064x}" for i in range(1, 41)]
     with VectorStore(tmp_path, "t", "cd" * 32, 8) as store:
@@ -214,7 +214,7 @@ def edited_copy(source: Path, target: Path, **changes) -> Path:
     {"meta_fingerprint": "0" * 64}, {"meta_extractor_identity": "1" * 64}], ids=["mean", "n", "scatter",
                                                                                  "fingerprint", "identity"])
 def test_an_edited_statistics_file_is_a_one_line_error(tmp_path, ref_stats, change):
-    from dsim.stats_file import load_stats
+    from dsim.embeddings.stats_files import load_stats
 
     load_stats(ref_stats["file"])  # the original reads
     edited = edited_copy(ref_stats["file"], tmp_path / "edited.npz", **change)
@@ -240,7 +240,7 @@ def test_an_in_place_edit_of_a_statistics_file_is_refused_not_reused(tmp_path, r
 
 def test_the_cell_key_follows_the_statistics_files_content(ref_stats, tmp_path):
     """Two legitimately different statistics files with the same provenance keys give different cell keys."""
-    from dsim.stats_file import FeatureStats, load_stats, save_stats
+    from dsim.embeddings.stats_files import FeatureStats, load_stats, save_stats
 
     original = load_stats(ref_stats["file"])
     extractor = build("pixels")
@@ -278,7 +278,7 @@ def test_an_in_place_edit_with_a_restored_mtime_changes_the_hash(tmp_path, sets)
 def plant_stale_memo(folder: Path, relpath: str) -> str:
     """Make the hash memo hold a wrong SHA-256 for one file (as a file system whose times lie would):
     its row matches the file's stat exactly. Returns the wrong hash."""
-    from dsim.hashstate import HashState
+    from dsim.data.hash_memo import HashState
 
     path = folder / relpath
     wrong = "e" * 64
@@ -316,7 +316,7 @@ def test_lineage_verify_reads_every_byte(tmp_path, sets):
     run_id = result(tmp_path)["mlflow_run_id"]
     recorded = {r.relpath: r.sha256 for r in list_images(folder)}["011.png"]
     (folder / "011.png").write_bytes(b"not the image the run saw")
-    from dsim.hashstate import HashState
+    from dsim.data.hash_memo import HashState
 
     state = HashState.open()  # the memo still claims the recorded hash for the file as it is now
     state.remember([(os.fsencode(folder / "011.png"), (folder / "011.png").stat(), recorded, time.time() + 10)])
@@ -380,7 +380,7 @@ def test_an_import_whose_width_contradicts_its_identity_writes_nothing(tmp_path,
 
 
 def test_an_edited_description_or_identity_is_refused(tmp_path, sets):
-    from dsim.embedding_files import check_npz, save_npz
+    from dsim.embeddings.npz import check_npz, save_npz
 
     embeddings = dsim.embed(sets["ref"], extractor="pixels", cache_dir=tmp_path / "cache", progress=False,
                             device="cpu")
@@ -544,7 +544,7 @@ def test_gc_leaves_alone_what_a_running_process_reads(tmp_path, sets):
 
 def test_a_missing_vector_names_the_gc_that_removed_it(tmp_path):
     """A reader without a lease (an index loaded before a gc dropped its rows) is told who removed them."""
-    from dsim.store import note_gc
+    from dsim.embeddings.store import note_gc
 
     hashes = [f"{i:064x}" for i in range(1, 11)]
     with VectorStore(tmp_path, "t", "ef" * 32, 4) as store:
@@ -565,9 +565,9 @@ def test_a_missing_vector_names_the_gc_that_removed_it(tmp_path):
 # the peak of this process's own memory (VmHWM): ru_maxrss would start at the forking pytest's resident size
 PEAK = textwrap.dedent("""
     import re, sys
-    from dsim.embedding import _DecodeDataset
+    from dsim.embeddings.embed import _DecodeDataset
     from dsim.extractors import build
-    from dsim.images import list_images
+    from dsim.data.images import list_images
     refs = [r for r in list_images(sys.argv[1]) if r.relpath == "strip.png"]
     index, tensor, error = _DecodeDataset(refs, build("efficientnet_lite0").preprocess)[0]
     assert error is None, error

@@ -42,7 +42,7 @@ def _image_list(images, role: str, metric: str) -> list[np.ndarray]:
         a = np.asarray(image)
         if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
             raise DsimError(f"{metric}: {role} image {i} has shape {a.shape} and dtype {a.dtype}; "
-                            "pass H×W×3 uint8 RGB images (dsim.images.load_rgb decodes files so)")
+                            "pass H×W×3 uint8 RGB images (dsim.data.images.load_rgb decodes files so)")
         out.append(a)
     return out
 

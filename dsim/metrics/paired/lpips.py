@@ -22,7 +22,7 @@ import torch
 
 from dsim.errors import DsimError
 from dsim import weights as weights_lib
-from dsim.fileio import file_sha256
+from dsim.util.fileio import file_sha256
 from dsim.metrics.paired._common import as_image_pairs, check_batch_size, shape_batches, summarize, to_tensor
 
 NETS = ("alex", "vgg", "squeeze")

@@ -1,0 +1,32 @@
+"""``task=embed``: one shard of one dataset's embedding, as a job of a sweep (Slurm, Ray, local).
+
+``dsim -m task=embed task.dataset=DIR extractor=NAME task.shards=N 'task.shard=range(N)'`` runs N jobs; job
+i embeds the images whose content hash falls in shard i (:func:`dsim.embeddings.embed.embed_shard`) into the
+shared store, so a grid on that dataset afterwards does no forward pass. Each job writes ``embed.json``
+(images of its shard, embedded now, skipped) in its job folder; the sweep's end sums them up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dsim.cell.context import resolve_dataset
+from dsim.errors import DsimError
+from dsim.records import EMBED_FILE, write_json
+
+
+def run_embed_task(cfg: dict, job_dir: Path) -> dict:
+    """Embed the shard ``cfg.task`` names; write and return its summary."""
+    from dsim.extractors import from_config
+    from dsim.embeddings.embed import embed_shard
+
+    task = cfg["task"]
+    if not task.get("dataset"):
+        raise DsimError("task=embed needs task.dataset=NAME_OR_FOLDER (a catalogue name or an image folder)")
+    dataset = resolve_dataset(task["dataset"], cfg["dataset"])
+    summary = embed_shard(dataset.path, from_config(cfg["extractor"]), shard=task["shard"], shards=task["shards"],
+                          device=cfg["device"], batch_size=cfg["batch_size"], num_workers=cfg["num_workers"],
+                          cache_dir=cfg["cache_dir"], on_error=cfg["dataset"]["on_error"], progress=cfg["progress"])
+    summary["name"] = dataset.name
+    write_json(Path(job_dir) / EMBED_FILE, summary)
+    return summary
