@@ -28,7 +28,7 @@ MOVED = {
     "dsim.dvc": "dsim.data.dvc",
     "dsim.sample_data": "dsim.data.samples",
     "dsim.render": "dsim.data.renders",
-    "dsim.pairing": "dsim.data.pairing",
+    "dsim.pairing": "dsim.cell.pairing",
     "dsim.embedding": "dsim.embeddings.embed",
     "dsim.store": "dsim.embeddings.store",
     "dsim.embedding_files": "dsim.embeddings.npz",

@@ -18,6 +18,8 @@ RESULT_FILE = "result.json"
 FAILURE_FILE = "failure.json"
 EMBED_FILE = "embed.json"  # a task=embed job's summary
 ARTIFACT_DIR = "artifacts"
+#: the MLflow tag holding a run's cell key (dsim.cell.key), by which a finished cell is found and reused
+CELL_KEY_TAG = "dsim.cell_key"
 
 
 def json_safe(value):

@@ -1,7 +1,6 @@
 """Analyses on top of the run records: entropy bias within a run and across a sweep, and the report.
 
 - :mod:`~dsim.analysis.correlation`: Pearson r, its p-value, Spearman's rho and n between two series.
-- :mod:`~dsim.analysis.matches`: the best, average and worst pairs of a paired run.
 - :mod:`~dsim.analysis.within_run`: per-item entropy bias of one cell (metrics and plots it adds).
 - :mod:`~dsim.analysis.sweep`: across the cells of a multirun (logged on the sweep's parent run).
 - :mod:`~dsim.analysis.report`: the pivot of runs read back from an MLflow store (``dsim report``).

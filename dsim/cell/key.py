@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-CELL_KEY_TAG = "dsim.cell_key"
 #: config keys that change how a cell runs, never its numbers
 OPERATIONAL_KEYS = ("progress", "num_workers", "batch_size", "cache_dir", "tracking", "results_file", "force")
 #: dataset keys that say where the data lives (its content is in the fingerprints)

@@ -1,7 +1,7 @@
 """Paired metrics in a cell: pair the two datasets image by image (``pairing=``), score every pair.
 
-Steps: :func:`dsim.data.pairing.pair_datasets` pairs each candidate image with a reference image; every pair
-is decoded, brought to one size (:func:`dsim.data.pairing.align_pair`, ``pairing.size``) and scored in batches
+Steps: :func:`dsim.cell.pairing.pair_datasets` pairs each candidate image with a reference image; every pair
+is decoded, brought to one size (:func:`dsim.cell.pairing.align_pair`, ``pairing.size``) and scored in batches
 (metrics on embeddings, such as DreamSim, use the embedding cache instead); each image's entropy is taken
 from the entropy cache, or computed from the decoded image and cached. The cell reports the mean, median,
 best and worst pair values, a ``pairs`` table (every pair, its value and entropies) and a ``matches``
@@ -24,7 +24,7 @@ from dsim.errors import DsimError, ImageReadError
 from dsim.data.images import load_rgb
 from dsim.metrics._registry import keyword_params, pair_summary
 from dsim.metrics.paired import cosine_distance
-from dsim.data.pairing import align_pair, pair_datasets
+from dsim.cell.pairing import align_pair, pair_datasets
 
 #: used for any key a config's ``pairing`` group leaves out
 DEFAULT_PAIRING = {"method": "nearest", "extractor": "auto", "weights": "default", "distance": "cosine",
@@ -85,7 +85,7 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
     table["entropy_reference"] = ent_ref
     table["entropy"] = (np.asarray(ent_cand) + np.asarray(ent_ref)) / 2.0
 
-    from dsim.analysis.matches import select_matches
+    from dsim.cell.matches import select_matches
 
     summary = dict(pair_summary(spec, values, bootstrap=cfg["metric"].get("bootstrap") or 0))
     if pairing.distance is not None:

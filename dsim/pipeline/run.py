@@ -17,11 +17,11 @@ from dsim import __version__, configs, metrics
 from dsim.analysis import visual, within_run
 from dsim.cell import distribution, generated, paired
 from dsim.cell.context import DatasetRef, pair_name, resolve_dataset
-from dsim.cell.key import CELL_KEY_TAG, cell_key, key_config
+from dsim.cell.key import cell_key, key_config
 from dsim.cell.record import build_record, dataset_input, flatten, run_tags, write_tables
 from dsim.errors import DsimError
 from dsim.data.images import dataset_fingerprint, listings_reused, resolve_dataset_dir, scan_images
-from dsim.records import ARTIFACT_DIR, RESULT_FILE, CellRecord, write_json
+from dsim.records import ARTIFACT_DIR, CELL_KEY_TAG, RESULT_FILE, CellRecord, write_json
 from dsim.tracking.queue import REUSED_FROM_TAG, RunPlan
 from dsim.tracking.session import StoreSession
 

@@ -19,9 +19,8 @@ import os
 import sys
 import tempfile
 
-from dsim.cell.key import CELL_KEY_TAG
 from dsim.errors import DsimError
-from dsim.records import RESULT_FILE, read_json
+from dsim.records import CELL_KEY_TAG, RESULT_FILE, read_json
 from dsim.tracking.queue import RunPlan, deliver, enqueue, open_store
 
 

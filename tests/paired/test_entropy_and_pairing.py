@@ -12,7 +12,7 @@ from dsim.embeddings.entropy import EntropyCache, channel_entropies, dataset_ent
 from dsim.errors import DsimError
 from dsim.data.images import list_images
 from dsim_testing import stored_vectors
-from dsim.data.pairing import (PairingWarning, align_pair, match_by_name, nearest_indices, pair_datasets, random_indices,
+from dsim.cell.pairing import (PairingWarning, align_pair, match_by_name, nearest_indices, pair_datasets, random_indices,
                           resolve_extractor)
 
 
@@ -78,7 +78,7 @@ def test_random_pairing_is_seeded_and_distinct_while_possible():
 
 
 def test_nearest_finds_the_closest_reference_in_chunks_with_ties_to_the_first(monkeypatch):
-    import dsim.data.pairing as pairing
+    import dsim.cell.pairing as pairing
 
     rng = np.random.default_rng(0)
     ref = rng.normal(size=(50, 8))

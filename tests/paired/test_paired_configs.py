@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from dsim import metrics
 from dsim.cell.paired import DEFAULT_PAIRING
 from dsim.cli.app import CONF_DIR, group_choices
-from dsim.data.pairing import METHODS
+from dsim.cell.pairing import METHODS
 
 PAIRED_CONFIGS = [n for n in group_choices("metric")
                   if metrics.METRICS[OmegaConf.load(CONF_DIR / "metric" / f"{n}.yaml").name].kind == "paired"]

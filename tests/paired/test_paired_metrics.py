@@ -46,8 +46,8 @@ def test_lpips_trunk_file_is_torchvisions(net):
 
 
 @pytest.mark.parametrize("module", ["dsim.metrics.paired", "dsim.metrics.paired.pixel", "dsim.metrics.paired.lpips",
-                                    "dsim.metrics.paired.dreamsim", "dsim.data.pairing", "dsim.embeddings.entropy",
-                                    "dsim.analysis.correlation", "dsim.analysis.matches"])
+                                    "dsim.metrics.paired.dreamsim", "dsim.cell.pairing", "dsim.embeddings.entropy",
+                                    "dsim.analysis.correlation", "dsim.cell.matches"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0

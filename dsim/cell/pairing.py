@@ -12,7 +12,7 @@ Every candidate image gets one reference image:
   else EfficientNet-Lite0 (with a :class:`PairingWarning`).
 - ``random``: a seeded random reference image (without replacement while there are enough references).
 
->>> from dsim.data.pairing import random_indices
+>>> from dsim.cell.pairing import random_indices
 >>> random_indices(n_reference=5, n_candidate=3, seed=0).tolist()
 [3, 4, 2]
 """
