@@ -156,11 +156,13 @@ def choices_of(cfg: dict) -> dict[str, object]:
             "generator": (cfg.get("generator") or {}).get("name", "none")}
 
 
-def check(cfg: dict, choices: dict[str, object] | None = None, conf_dirs=None) -> None:
-    """Raise a one-line :class:`DsimError` for the first unknown key or bad value of a resolved cell config."""
+def check(cfg: dict, choices: dict[str, object] | None = None, conf_dirs=None, *, owned=()) -> None:
+    """Raise a one-line :class:`DsimError` for the first unknown key or bad value of a resolved cell config;
+    ``owned``: top-level nodes that no config file describes and whose owner checks them (a generator that
+    ``dsim.compare`` was given as a dict: :class:`~dsim.generators.GeneratorSpec` checks it)."""
     schema = defaults(choices or choices_of(cfg), conf_dirs)
     schema.setdefault("force", False)
-    _check_node(cfg, schema, "")
+    _check_node({key: value for key, value in cfg.items() if key not in owned}, schema, "")
 
 
 def _check_node(value: dict, schema: dict, prefix: str) -> None:

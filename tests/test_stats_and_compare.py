@@ -83,6 +83,8 @@ def test_compare_takes_arrays_folders_statistics_and_generators(tmp_path, ref_st
         dsim.compare(x, y, metrics=("fid",), params={"kid_poly": {}})
     with pytest.raises(DsimError, match="unknown option 'nonsense'"):
         dsim.compare(crops["a"], crops["b"], nonsense=1, **options)
+    with pytest.raises(DsimError, match="is a statistics file .* metrics that take statistics: "):
+        dsim.compare(ref_stats, crops["b"], metrics="kid_poly", **options)  # before: a TypeError deep in KID
 
 
 def test_compare_can_record_the_run_like_the_cli(tmp_path, crops):

@@ -101,6 +101,22 @@ class _Datasets:
         return f"{extractor}: {self.output.reference.name} vs {self.output.candidate.name}"
 
 
+def check(cfg: dict) -> None:
+    """The ``analysis`` options that can be wrong before any work, as one-line :class:`DsimError` s: map
+    dimensions, the extra datasets (each a catalogue name or a folder) and the score file."""
+    chosen = options(cfg)
+    umap, distance = chosen.get("umap") or {}, chosen.get("distance") or {}
+    for dim in umap.get("dims") or []:
+        if isinstance(dim, bool) or dim not in (2, 3):
+            raise DsimError(f"analysis.umap.dims: choose 2 and/or 3, got {dim!r}")
+    for spec in [*(umap.get("datasets") or []), *(distance.get("candidates") or [])]:
+        ref = resolve_dataset(spec, cfg["dataset"])
+        if not Path(ref.path).is_dir():
+            raise DsimError(f"analysis: dataset {spec!r} is neither a catalogue name nor a folder ({ref.path})")
+    if distance.get("score_file") and not Path(str(distance["score_file"])).is_file():
+        raise DsimError(f"analysis.distance.score_file: no such file {distance['score_file']}")
+
+
 def views(cfg: dict, output, artifact_dir: Path) -> Added:
     """The visual analyses ``cfg['analysis']`` asks for, written into ``artifact_dir`` (their files)."""
     chosen = options(cfg)

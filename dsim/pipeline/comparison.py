@@ -10,9 +10,11 @@ file from ``dsim stats`` (the reference only, for FID), or — the candidate —
 :class:`~dsim.generators.GeneratorSpec`, a generator config dict (``{"name": ..., "_target_": ...}``) or
 the name of a ``generator=`` option (``"toy"``). ``params`` gives metrics their parameters
 (``{"kid_poly": {"subset_size": 500}}``); any other keyword sets a config key (``device="cpu"``,
-``batch_size=64``, ``cache_dir="cache"``, ``**{"pairing.method": "by_name"}``). Folders go through the
-same code as a grid cell (the embedding store, pairing, generators, perturbations); ``record=True``
-runs each metric as a cell, so it is logged to MLflow and leaves a ``result.json`` like the CLI's.
+``batch_size=64``, ``cache_dir="cache"``, ``**{"pairing.method": "by_name"}``), and a keyword named after a
+config group chooses its option (``perturb="blur"``, ``pairing="by_name"``, ``analysis=["umap"]``). Folders
+go through the grid cell's own pipeline (:func:`dsim.pipeline.prepare.prepare`: the config check, both
+sides resolved and guarded, then the runner), so a mistake raises the :class:`~dsim.errors.DsimError` the
+CLI prints; ``record=True`` runs each metric as a cell, logged to MLflow with a ``result.json`` like the CLI's.
 """
 
 from __future__ import annotations
@@ -45,11 +47,22 @@ def _generator_node(candidate):
     return None
 
 
+#: config groups a keyword of :func:`compare` chooses an option of (``perturb="blur"``, ``analysis=["umap"]``);
+#: extractor, metric and generator have their own arguments, and a task is not a comparison
+CHOOSABLE = ("pairing", "dataset", "pair", "analysis", "perturb")
+
+
+def _choices(choices: dict) -> dict:
+    from dsim import configs
+
+    return {**configs.default_choices(), **choices}
+
+
 def _config(choices: dict) -> dict:
     """A cell's config for these group choices, from the config files (as the CLI composes it)."""
     from dsim import configs
 
-    cfg = configs.defaults({**configs.default_choices(), **choices}, configs.search_dirs())
+    cfg = configs.defaults(_choices(choices), configs.search_dirs())
     cfg.setdefault("force", False)
     cfg.pop("experiment", None)  # a null group: Hydra composes no key
     return cfg
@@ -86,7 +99,8 @@ def compare(reference, candidate, metrics=("fid",), extractor: str = "efficientn
             raise DsimError("compare: record=True needs folders (a record names its datasets); arrays are not")
         return {name: dict(registry.compute(name, reference, candidate, **params.get(name, {}))) for name in metrics}
     node = _generator_node(candidate)
-    choices = {"extractor": extractor, **({"generator": generator} if generator else {})}
+    choices = {"extractor": extractor, **({"generator": generator} if generator else {}),
+               **{group: options.pop(group) for group in CHOOSABLE if group in options}}
     stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
     out = {}
     for name in metrics:
@@ -100,25 +114,21 @@ def compare(reference, candidate, metrics=("fid",), extractor: str = "efficientn
         for key, value in options.items():
             _set(cfg, key, value)
         folder = Path(job_dir or Path("outputs") / f"compare-{stamp}") / name
-        out[name] = _run(cfg, folder, record=record)
+        out[name] = _run(cfg, {**choices, "metric": name}, folder, record=record,
+                         owned=("generator",) if node is not None else ())
     return out
 
 
-def _run(cfg: dict, folder: Path, *, record: bool) -> dict[str, float]:
-    from dsim import metrics as registry
-    from dsim.cell.context import resolve_dataset
-    from dsim.pipeline.run import RUNNERS, generated_candidate, perturbed_candidate, run_cell
+def _run(cfg: dict, choices: dict, folder: Path, *, record: bool, owned=()) -> dict[str, float]:
+    """One metric through the cell's own pipeline: prepare → run (→ record → submit with ``record``)."""
+    from dsim import configs
     from dsim.data.images import listings_reused
+    from dsim.pipeline.prepare import prepare, run
+    from dsim.pipeline.run import run_cell
 
     cfg["cache_dir"] = str(Path(cfg["cache_dir"]).resolve())
+    choices, conf_dirs = _choices(choices), configs.search_dirs()
     if record:
-        return run_cell(cfg, folder)["values"]
-    spec = registry.lookup(cfg["metric"]["name"], cfg["metric"])
-    params = registry.check_params(spec, cfg["metric"].get("params") or {})
+        return run_cell(cfg, folder, choices=choices, conf_dirs=conf_dirs, owned=owned)["values"]
     with listings_reused():
-        reference = resolve_dataset(cfg["pair"]["reference"], cfg["dataset"])
-        candidate = generated_candidate(cfg, spec) or resolve_dataset(cfg["pair"]["candidate"], cfg["dataset"])
-        if spec.kind == "generator" and candidate.generator is None:
-            raise DsimError(f"compare: {spec.name} evaluates a generator: give one as the candidate")
-        candidate = perturbed_candidate(cfg, candidate)
-        return dict(RUNNERS[spec.kind].run(cfg, spec, params, reference, candidate).values)
+        return dict(run(prepare(cfg, choices, conf_dirs, owned=owned)).values)

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dsim import __version__, configs, metrics
+from dsim import __version__
 from dsim.analysis import visual, within_run
-from dsim.cell import distribution, generated, paired
-from dsim.cell.context import DatasetRef, pair_name, resolve_dataset
+from dsim.cell import distribution
+from dsim.cell.context import DatasetRef
 from dsim.cell.key import cell_key, key_config
 from dsim.cell.record import build_record, dataset_input, flatten, run_tags, write_tables
-from dsim.errors import DsimError
-from dsim.data.images import dataset_fingerprint, listings_reused, resolve_dataset_dir, scan_images
+from dsim.data.images import dataset_fingerprint, listings_reused, scan_images
+from dsim.pipeline.prepare import CellPlan, prepare
+from dsim.pipeline.prepare import run as run_plan
 from dsim.records import ARTIFACT_DIR, CELL_KEY_TAG, RESULT_FILE, CellRecord, write_json
 from dsim.tracking.queue import REUSED_FROM_TAG, RunPlan
 from dsim.tracking.session import StoreSession
 
-#: metric kind → runner module with ``run(cfg, spec, params, reference, candidate) -> CellOutput``
-RUNNERS = {"distribution": distribution, "paired": paired, "generator": generated}
+__all__ = ["ANALYSES", "run_cell"]
 
 #: analysis steps, run on every cell's output in this order: ``step(cfg, output, artifact_dir) -> Added``
 ANALYSES = (
@@ -36,44 +36,25 @@ ANALYSES = (
 
 
 def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None, sweep_dir: str | Path | None = None,
-             choices: dict | None = None, conf_dirs=None, store: StoreSession | None = None) -> dict:
+             choices: dict | None = None, conf_dirs=None, store: StoreSession | None = None, owned=()) -> dict:
     """Run one cell from a resolved config (``dict``); return the record written to ``result.json``.
 
-    ``parent_run_id`` (or ``sweep_dir``, whose parent run may not exist yet) makes the run a sweep's
-    child; ``choices`` are Hydra's group choices and ``conf_dirs`` its config folders, for checking the
-    config against its files; ``store``
-    a :class:`~dsim.tracking.session.StoreSession` opened earlier (the CLI opens it before importing torch).
+    :func:`~dsim.pipeline.prepare.prepare` → reuse or run → record → submit. ``parent_run_id`` (or
+    ``sweep_dir``, whose parent run may not exist yet) makes the run a sweep's child; ``choices`` are Hydra's
+    group choices and ``conf_dirs`` its config folders, for checking the config against its files; ``store``
+    a :class:`~dsim.tracking.session.StoreSession` opened earlier (the CLI opens it before importing torch);
+    ``owned`` as in :func:`dsim.configs.check`.
     """
-    configs.check(cfg, choices, conf_dirs)
-    spec = metrics.lookup(cfg["metric"]["name"], cfg["metric"])
-    params = metrics.check_params(spec, cfg["metric"].get("params") or {})  # one check, both kinds
-    reference = resolve_dataset(cfg["pair"]["reference"], cfg["dataset"])
-    candidate = generated_candidate(cfg, spec) or resolve_dataset(cfg["pair"]["candidate"], cfg["dataset"])
-    if spec.kind == "generator" and candidate.generator is None:
-        raise DsimError(f"metric={spec.name} evaluates a generator: set pair.candidate=generator and "
-                        "generator=toy (or your own conf/generator/NAME.yaml)")
-    if candidate.stats is not None:
-        raise DsimError(f"pair.candidate={candidate.path}: a statistics file can stand in for the reference only")
-    if reference.stats is not None and (spec.from_stats is None or cfg["metric"].get("bootstrap")
-                                        or params.get("max_samples") is not None):
-        takes = ", ".join(sorted(name for name, s in metrics.METRICS.items() if s.from_stats is not None))
-        raise DsimError(f"pair.reference={reference.path} is a statistics file (N, mean, covariance): metric="
-                        f"{spec.name} needs the features themselves (and intervals need them too); metrics that "
-                        f"take statistics: {takes}")
-    for ref in (reference, candidate):
-        if ref.stats is None and (spec.kind != "generator" or ref.generator is None):  # PPL drives the model
-            resolve_dataset_dir(ref.path)  # both folders exist before any work starts
-    pair = pair_name(cfg["pair"], reference, candidate)  # the pair as configured, perturbed or not
     job_dir = Path(job_dir)
-    with listings_reused(), store or StoreSession.for_config(cfg) as session:
-        candidate = perturbed_candidate(cfg, candidate)
-        return _run(cfg, spec, params, reference, candidate, pair, job_dir, session, parent_run_id=parent_run_id,
-                    sweep_dir=sweep_dir)
+    with listings_reused():
+        plan = prepare(cfg, choices, conf_dirs, owned=owned)
+        with store or StoreSession.for_config(cfg) as session:
+            return _run(plan, job_dir, session, parent_run_id=parent_run_id, sweep_dir=sweep_dir)
 
 
-def _run(cfg: dict, spec, params: dict, reference, candidate, pair: str, job_dir: Path, store: StoreSession, *,
-         parent_run_id, sweep_dir):
-    key = _key(cfg, spec, reference, candidate)
+def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, sweep_dir) -> dict:
+    cfg, spec, candidate = plan.cfg, plan.spec, plan.candidate
+    key = _key(cfg, spec, plan.reference, candidate)
     if not cfg.get("force"):
         reused = store.find_reusable(key)
         if reused is not None:  # nothing forwarded, nothing computed: the earlier run's record
@@ -88,11 +69,11 @@ def _run(cfg: dict, spec, params: dict, reference, candidate, pair: str, job_dir
                     parent_run_id=parent_run_id, sweep_dir=str(sweep_dir) if sweep_dir else None))
             return reused
 
-    output = RUNNERS[spec.kind].run(cfg, spec, params, reference, candidate)
+    output = run_plan(plan)
     for step in ANALYSES:
         step(cfg, output, job_dir / ARTIFACT_DIR).apply_to(output)
 
-    record = build_record(cfg, output, pair, spec)
+    record = build_record(cfg, output, plan.pair, spec)
     record.cell_key, record.config = key, flatten(key_config(cfg, device=cfg["device"]))
     if candidate.generator is not None:
         record.generator = {**candidate.generator.describe(), "identity": candidate.generator.identity}
@@ -113,38 +94,6 @@ def _run(cfg: dict, spec, params: dict, reference, candidate, pair: str, job_dir
     record.mlflow_run_id = store.submit(plan)
     record.tracking = "logged" if record.mlflow_run_id else "pending"
     return record.to_json()
-
-
-def generated_candidate(cfg: dict, spec) -> DatasetRef | None:
-    """``pair.candidate=generator``: the configured generator's samples folder (made now, once), or for a
-    metric that drives the model itself (``kind="generator"``: PPL) the generator alone; else ``None``."""
-    from dsim.embeddings.embed import resolve_device
-    from dsim.generators import CANDIDATE, GeneratorSpec, generated_dataset, samples_folder
-
-    if str(cfg["pair"]["candidate"]) != CANDIDATE:
-        return None
-    generator = GeneratorSpec.from_config(cfg.get("generator"))
-    if not generator.active:
-        raise DsimError("pair.candidate=generator needs a generator: add generator=toy (or your own "
-                        "conf/generator/NAME.yaml with _target_)")
-    device = resolve_device(cfg["device"])
-    if spec.kind == "generator":
-        return DatasetRef(generator.name, samples_folder(generator, cfg["cache_dir"], device.type), generator)
-    folder = generated_dataset(generator, cfg["cache_dir"], device=str(device), progress=cfg["progress"])
-    return DatasetRef(generator.name, folder, generator)
-
-
-def perturbed_candidate(cfg: dict, candidate: DatasetRef) -> DatasetRef:
-    """The candidate as the cell sees it: under ``perturb=``, the folder of its perturbed images
-    (:mod:`dsim.data.perturb`), named ``<name>+<perturbation>``; else itself."""
-    from dsim.data.perturb import Perturbation, perturbed_dataset
-
-    spec = Perturbation.from_config(cfg.get("perturb"))
-    if not spec.active:
-        return candidate
-    folder = perturbed_dataset(candidate.path, spec, cfg["cache_dir"], on_error=cfg["dataset"]["on_error"],
-                               progress=cfg["progress"])
-    return DatasetRef(f"{candidate.name}+{spec.label()}", folder, candidate.generator)
 
 
 def _key(cfg: dict, spec, reference, candidate) -> str:

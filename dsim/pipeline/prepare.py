@@ -1,0 +1,107 @@
+"""Everything a cell checks and resolves before any work: :func:`prepare` a config into a :class:`CellPlan`.
+
+It is the only way into the runners: :func:`dsim.pipeline.run_cell` (the CLI's cell) is prepare → run →
+record → submit, :func:`dsim.compare` is prepare → run, so every one-line error the CLI gives for a config
+``compare`` raises as the same :class:`~dsim.errors.DsimError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsim import configs, metrics
+from dsim.analysis import visual
+from dsim.cell import distribution, generated, paired
+from dsim.cell.context import CellOutput, DatasetRef, pair_name, resolve_dataset
+from dsim.data.images import resolve_dataset_dir
+from dsim.errors import DsimError
+from dsim.util.fileio import ensure_dir
+
+#: metric kind → runner module with ``run(cfg, spec, params, reference, candidate) -> CellOutput``
+RUNNERS = {"distribution": distribution, "paired": paired, "generator": generated}
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """A checked cell: its config, the metric's declaration and checked parameters, both sides resolved
+    (the candidate generated and perturbed when the config says so) and the pair's name as configured."""
+
+    cfg: dict
+    spec: metrics.MetricSpec
+    params: dict
+    reference: DatasetRef
+    candidate: DatasetRef
+    pair: str
+
+
+def check(cfg: dict, choices: dict | None = None, conf_dirs=None, *, owned=()) -> tuple[metrics.MetricSpec, dict]:
+    """The config against its files (``owned``: see :func:`dsim.configs.check`), the metric's declaration and
+    its checked parameters (no file is read)."""
+    configs.check(cfg, choices, conf_dirs, owned=owned)
+    spec = metrics.lookup(cfg["metric"]["name"], cfg["metric"])
+    return spec, metrics.check_params(spec, cfg["metric"].get("params") or {})  # one check, every kind
+
+
+def prepare(cfg: dict, choices: dict | None = None, conf_dirs=None, *, owned=()) -> CellPlan:
+    """Check ``cfg`` (``choices``: Hydra's group choices, ``conf_dirs`` its config folders, ``owned`` as in
+    :func:`dsim.configs.check`) and resolve both sides: folders, catalogue names, statistics files, a
+    generator's samples, a perturbation. One-line :class:`DsimError` s for every mistake, before any
+    embedding or metric work."""
+    spec, params = check(cfg, choices, conf_dirs, owned=owned)
+    ensure_dir(cfg["cache_dir"], "cache_dir")
+    visual.check(cfg)  # the analyses' own files and folders, before the cell's work
+    reference = resolve_dataset(cfg["pair"]["reference"], cfg["dataset"])
+    candidate = generated_candidate(cfg, spec) or resolve_dataset(cfg["pair"]["candidate"], cfg["dataset"])
+    if spec.kind == "generator" and candidate.generator is None:
+        raise DsimError(f"metric={spec.name} evaluates a generator: set pair.candidate=generator and "
+                        "generator=toy (or your own conf/generator/NAME.yaml)")
+    if candidate.stats is not None:
+        raise DsimError(f"pair.candidate={candidate.path}: a statistics file can stand in for the reference only")
+    if reference.stats is not None and (spec.from_stats is None or cfg["metric"].get("bootstrap")
+                                        or params.get("max_samples") is not None):
+        takes = ", ".join(sorted(name for name, s in metrics.METRICS.items() if s.from_stats is not None))
+        raise DsimError(f"pair.reference={reference.path} is a statistics file (N, mean, covariance): metric="
+                        f"{spec.name} needs the features themselves (and intervals need them too); metrics that "
+                        f"take statistics: {takes}")
+    for ref in (reference, candidate):
+        if ref.stats is None and (spec.kind != "generator" or ref.generator is None):  # PPL drives the model
+            resolve_dataset_dir(ref.path)  # both folders exist before any work starts
+    pair = pair_name(cfg["pair"], reference, candidate)  # the pair as configured, perturbed or not
+    return CellPlan(cfg, spec, params, reference, perturbed_candidate(cfg, candidate), pair)
+
+
+def run(plan: CellPlan) -> CellOutput:
+    """The metric's runner on the plan's two sides."""
+    return RUNNERS[plan.spec.kind].run(plan.cfg, plan.spec, plan.params, plan.reference, plan.candidate)
+
+
+def generated_candidate(cfg: dict, spec) -> DatasetRef | None:
+    """``pair.candidate=generator``: the configured generator's samples folder (made now, once), or for a
+    metric that drives the model itself (``kind="generator"``: PPL) the generator alone; else ``None``."""
+    from dsim.embeddings.embed import resolve_device
+    from dsim.generators import CANDIDATE, GeneratorSpec, generated_dataset, samples_folder
+
+    if str(cfg["pair"]["candidate"]) != CANDIDATE:
+        return None
+    generator = GeneratorSpec.from_config(cfg.get("generator"))
+    if not generator.active:
+        raise DsimError("pair.candidate=generator needs a generator: add generator=toy (or your own "
+                        "conf/generator/NAME.yaml with _target_)")
+    device = resolve_device(cfg["device"])
+    if spec.kind == "generator":
+        return DatasetRef(generator.name, samples_folder(generator, cfg["cache_dir"], device.type), generator)
+    folder = generated_dataset(generator, cfg["cache_dir"], device=str(device), progress=cfg["progress"])
+    return DatasetRef(generator.name, folder, generator)
+
+
+def perturbed_candidate(cfg: dict, candidate: DatasetRef) -> DatasetRef:
+    """The candidate as the cell sees it: under ``perturb=``, the folder of its perturbed images
+    (:mod:`dsim.data.perturb`), named ``<name>+<perturbation>``; else itself."""
+    from dsim.data.perturb import Perturbation, perturbed_dataset
+
+    spec = Perturbation.from_config(cfg.get("perturb"))
+    if not spec.active:
+        return candidate
+    folder = perturbed_dataset(candidate.path, spec, cfg["cache_dir"], on_error=cfg["dataset"]["on_error"],
+                               progress=cfg["progress"])
+    return DatasetRef(f"{candidate.name}+{spec.label()}", folder, candidate.generator)
