@@ -49,13 +49,14 @@ def new_name(old: str) -> str | None:
     """The new path of module ``old`` (``dsim.commands.data`` → ``dsim.cli.commands.data``), or None."""
     for prefix, target in MOVED.items():
         if old == prefix or old.startswith(prefix + "."):
-            return target + old[len(prefix):]
+            return target + old[len(prefix) :]
     return None
 
 
 def _warn(old: str, new: str) -> None:
-    warnings.warn(f"{old} moved to {new}; import it from there ({old} goes in the next release)",
-                  DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        f"{old} moved to {new}; import it from there ({old} goes in the next release)", DeprecationWarning, stacklevel=3
+    )
 
 
 class _Alias(importlib.abc.Loader):

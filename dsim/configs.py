@@ -23,8 +23,7 @@ import yaml
 from dsim.errors import DsimError
 
 CONF_PACKAGE = "dsim.conf"
-GROUPS = ("extractor", "metric", "pair", "pairing", "dataset", "experiment", "analysis", "task", "perturb",
-          "generator")
+GROUPS = ("extractor", "metric", "pair", "pairing", "dataset", "experiment", "analysis", "task", "perturb", "generator")
 PROJECT_CONF = "conf"  # a project's own config folder, beside where dsim runs
 
 
@@ -57,17 +56,34 @@ def search_dirs(extra=()) -> list[Path]:
         dirs.append(project)
     return dirs + [CONF_DIR]
 
+
 #: tables whose keys are not fixed by the files: their owners check them
 OPEN_TABLES = frozenset({"dataset.catalog", "metric.params"})
 #: keys a run adds to its own config (never set by users)
 ADDED_KEYS = frozenset({"pairing.resolved_extractor", "pairing.resolved_extractor_identity"})
 #: range limits beyond the type of the default: key → (minimum, what it is)
 MINIMUM = {
-    "batch_size": 1, "num_workers": 0, "tracking.retry_s": 0, "metric.bootstrap": 0, "pairing.k": 1,
-    "pairing.size": 1, "pairing.seed": 0, "analysis.umap.n_neighbors": 2, "analysis.umap.min_dist": 0,
-    "analysis.umap.nearest_k": 1, "analysis.umap.thumbnail": 8, "analysis.umap.max_thumbnails": 0,
-    "analysis.umap.grid_max": 1, "analysis.umap.seed": 0, "analysis.distance.n_components": 1, "extractor.size": 1,
-    "task.shards": 1, "task.shard": 0, "perturb.seed": 0, "generator.n_samples": 1, "generator.seed": 0,
+    "batch_size": 1,
+    "num_workers": 0,
+    "tracking.retry_s": 0,
+    "metric.bootstrap": 0,
+    "pairing.k": 1,
+    "pairing.size": 1,
+    "pairing.seed": 0,
+    "analysis.umap.n_neighbors": 2,
+    "analysis.umap.min_dist": 0,
+    "analysis.umap.nearest_k": 1,
+    "analysis.umap.thumbnail": 8,
+    "analysis.umap.max_thumbnails": 0,
+    "analysis.umap.grid_max": 1,
+    "analysis.umap.seed": 0,
+    "analysis.distance.n_components": 1,
+    "extractor.size": 1,
+    "task.shards": 1,
+    "task.shard": 0,
+    "perturb.seed": 0,
+    "generator.n_samples": 1,
+    "generator.seed": 0,
     "generator.batch_size": 1,
 }
 #: keys with a fixed set of values
@@ -79,9 +95,18 @@ CHOICES = {
     "perturb.name": ("none", "blur", "noise", "jpeg", "brightness", "crop"),
 }
 #: keys whose default is null but whose values have a type
-TYPED_NULLABLE = {"num_workers": int, "pairing.size": int, "results_file": str, "tracking.uri": str,
-                  "pair.name": str, "analysis.distance.score_file": str,
-                  "extractor.size": int, "task.dataset": str, "generator.checkpoint": str, "generator.z_dim": int}
+TYPED_NULLABLE = {
+    "num_workers": int,
+    "pairing.size": int,
+    "results_file": str,
+    "tracking.uri": str,
+    "pair.name": str,
+    "analysis.distance.score_file": str,
+    "extractor.size": int,
+    "task.dataset": str,
+    "generator.checkpoint": str,
+    "generator.z_dim": int,
+}
 
 
 def group_choices(group: str, conf_dirs=None) -> list[str]:
@@ -148,12 +173,17 @@ def default_choices() -> dict[str, object]:
 
 def choices_of(cfg: dict) -> dict[str, object]:
     """Group choices read off a resolved config (for callers without Hydra's runtime choices)."""
-    return {"extractor": (cfg.get("extractor") or {}).get("name"), "metric": (cfg.get("metric") or {}).get("name"),
-            "pairing": (cfg.get("pairing") or {}).get("method"), "dataset": "default",
-            "pair": "near", "analysis": [k for k in ("umap", "distance") if k in (cfg.get("analysis") or {})],
-            "task": (cfg.get("task") or {}).get("name", "cell"),
-            "perturb": (cfg.get("perturb") or {}).get("name", "none"),
-            "generator": (cfg.get("generator") or {}).get("name", "none")}
+    return {
+        "extractor": (cfg.get("extractor") or {}).get("name"),
+        "metric": (cfg.get("metric") or {}).get("name"),
+        "pairing": (cfg.get("pairing") or {}).get("method"),
+        "dataset": "default",
+        "pair": "near",
+        "analysis": [k for k in ("umap", "distance") if k in (cfg.get("analysis") or {})],
+        "task": (cfg.get("task") or {}).get("name", "cell"),
+        "perturb": (cfg.get("perturb") or {}).get("name", "none"),
+        "generator": (cfg.get("generator") or {}).get("name", "none"),
+    }
 
 
 def check(cfg: dict, choices: dict[str, object] | None = None, conf_dirs=None, *, owned=()) -> None:
@@ -208,8 +238,9 @@ def check_value(path: str, value, default) -> None:
         ok = isinstance(value, str) and value != ""
     elif kind is list:
         items = _item_kind(default)
-        ok = isinstance(value, (list, tuple)) and (items is None or all(
-            isinstance(v, items) and not isinstance(v, bool) for v in value))
+        ok = isinstance(value, (list, tuple)) and (
+            items is None or all(isinstance(v, items) and not isinstance(v, bool) for v in value)
+        )
     else:
         ok = True
     if ok and path in MINIMUM and isinstance(value, numbers.Real):
@@ -231,8 +262,13 @@ def _item_kind(default) -> type | None:
 
 def _describe(kind, path: str) -> str:
     minimum = f" >= {MINIMUM[path]}" if path in MINIMUM else ""
-    return {bool: "true or false", int: f"an integer{minimum}", float: f"a number{minimum}",
-            str: "a non-empty string", list: "a list"}.get(kind, "set")
+    return {
+        bool: "true or false",
+        int: f"an integer{minimum}",
+        float: f"a number{minimum}",
+        str: "a non-empty string",
+        list: "a list",
+    }.get(kind, "set")
 
 
 def unknown_key_message(path: str, schema: dict, *, in_table: bool = False) -> str:
@@ -244,11 +280,16 @@ def unknown_key_message(path: str, schema: dict, *, in_table: bool = False) -> s
         if not isinstance(node.get(part), dict):
             break
         node, prefix = node[part], f"{prefix}{part}."
-    key = path[len(prefix):]
+    key = path[len(prefix) :]
     group = prefix.split(".", 1)[0]
     chosen = (schema.get(group) or {}).get("name") if group in GROUPS and isinstance(schema.get(group), dict) else None
-    return f"unknown key {path!r}" + _suggest(key, node, prefix, owner=f" with {group}={chosen}" if chosen else "",
-                                              how=f"; set them as {prefix}KEY=VALUE" if in_table and prefix else "")
+    return f"unknown key {path!r}" + _suggest(
+        key,
+        node,
+        prefix,
+        owner=f" with {group}={chosen}" if chosen else "",
+        how=f"; set them as {prefix}KEY=VALUE" if in_table and prefix else "",
+    )
 
 
 def _suggest(key: str, schema: dict, prefix: str, *, owner: str = "", how: str = "") -> str:

@@ -26,8 +26,10 @@ class DiskFullError(DsimError):
 
     def __init__(self, path, reason: str = "no space left on device"):
         self.path = str(path)
-        super().__init__(f"{reason} while writing {self.path}: free some space there (or point the cache, "
-                         "the MLflow store or the output folder elsewhere) and run again; finished work is kept")
+        super().__init__(
+            f"{reason} while writing {self.path}: free some space there (or point the cache, "
+            "the MLflow store or the output folder elsewhere) and run again; finished work is kept"
+        )
 
 
 class Abort(BaseException):

@@ -102,31 +102,52 @@ class CellRecord:
 
     def to_json(self) -> dict:
         sides = {role: self.side(role) for role in SIDES}
-        out = {"extractor": self.extractor, "metric": self.metric, "pair": self.pair,
-               **{role: side.path for role, side in sides.items()},
-               **{f"n_{role}": side.n for role, side in sides.items()},
-               "values": self.values, "value_roles": self.value_roles}
+        out = {
+            "extractor": self.extractor,
+            "metric": self.metric,
+            "pair": self.pair,
+            **{role: side.path for role, side in sides.items()},
+            **{f"n_{role}": side.n for role, side in sides.items()},
+            "values": self.values,
+            "value_roles": self.value_roles,
+        }
         for key in ("name", "fingerprint", "lineage"):
             out.update({f"{role}_{key}": getattr(side, key) for role, side in sides.items()})
-        out.update(extractor_identity=self.extractor_identity, weights_checksum=self.weights_checksum,
-                   random_weights=self.random_weights,
-                   skipped={role: side.skipped for role, side in sides.items()},
-                   n_skipped=sum(len(side.skipped) for side in sides.values()),
-                   embedded={role: side.embedded for role, side in sides.items()},
-                   git_commit=self.git_commit, dvc_experiment=self.dvc_experiment, dsim_version=self.dsim_version,
-                   cell_key=self.cell_key, config=self.config, mlflow_run_id=self.mlflow_run_id,
-                   tracking=self.tracking, reused=self.reused, generator=self.generator,
-                   interval=self.interval)
+        out.update(
+            extractor_identity=self.extractor_identity,
+            weights_checksum=self.weights_checksum,
+            random_weights=self.random_weights,
+            skipped={role: side.skipped for role, side in sides.items()},
+            n_skipped=sum(len(side.skipped) for side in sides.values()),
+            embedded={role: side.embedded for role, side in sides.items()},
+            git_commit=self.git_commit,
+            dvc_experiment=self.dvc_experiment,
+            dsim_version=self.dsim_version,
+            cell_key=self.cell_key,
+            config=self.config,
+            mlflow_run_id=self.mlflow_run_id,
+            tracking=self.tracking,
+            reused=self.reused,
+            generator=self.generator,
+            interval=self.interval,
+        )
         return out
 
     @classmethod
     def from_json(cls, data: dict) -> CellRecord:
         skipped, embedded = data.get("skipped") or {}, data.get("embedded") or {}
-        sides = {role: Side(name=data.get(f"{role}_name") or Path(data.get(role) or "").name, path=data.get(role) or "",
-                            fingerprint=data.get(f"{role}_fingerprint", ""), lineage=data.get(f"{role}_lineage") or {},
-                            n=data.get(f"n_{role}", 0), skipped=dict(skipped.get(role) or {}),
-                            embedded=int(embedded.get(role) or 0))
-                 for role in SIDES}
+        sides = {
+            role: Side(
+                name=data.get(f"{role}_name") or Path(data.get(role) or "").name,
+                path=data.get(role) or "",
+                fingerprint=data.get(f"{role}_fingerprint", ""),
+                lineage=data.get(f"{role}_lineage") or {},
+                n=data.get(f"n_{role}", 0),
+                skipped=dict(skipped.get(role) or {}),
+                embedded=int(embedded.get(role) or 0),
+            )
+            for role in SIDES
+        }
         own = {f.name for f in fields(cls)} - {"reference", "candidate"}
         return cls(**sides, **{key: data[key] for key in own if key in data})
 
@@ -152,8 +173,11 @@ def read_records(directory: str | Path) -> list[dict]:
 
 def read_failures(directory: str | Path) -> list[dict]:
     """Every ``failure.json`` under ``directory`` whose job finished nothing since (in job order)."""
-    return [read_json(file) for file in _files(directory, FAILURE_FILE)
-            if not (file.parent / RESULT_FILE).exists() and not (file.parent / EMBED_FILE).exists()]
+    return [
+        read_json(file)
+        for file in _files(directory, FAILURE_FILE)
+        if not (file.parent / RESULT_FILE).exists() and not (file.parent / EMBED_FILE).exists()
+    ]
 
 
 def read_embed_records(directory: str | Path) -> list[dict]:

@@ -8,8 +8,18 @@ import pandas as pd
 
 from dsim.records import CellRecord, read_records, write_json
 
-COLUMNS = ["extractor", "metric", "pair", "value", "std", "ci_low", "ci_high", "n_reference", "n_candidate",
-           "mlflow_run_id"]
+COLUMNS = [
+    "extractor",
+    "metric",
+    "pair",
+    "value",
+    "std",
+    "ci_low",
+    "ci_high",
+    "n_reference",
+    "n_candidate",
+    "mlflow_run_id",
+]
 
 
 def collect(directory: str | Path) -> list[dict]:
@@ -28,12 +38,14 @@ def headline_values(values: dict, headline: list[str] | None = None) -> list[str
     not a qualifier (std, interval, median...) or an entropy statistic."""
     if headline is not None:
         return [name for name in headline if name in values]
-    return [name for name in values
-            if "." not in name and not name.startswith("entropy_") and name not in LEGACY_DETAIL_NAMES
-            and not name.endswith(LEGACY_DETAIL_SUFFIXES)]
-
-
-
+    return [
+        name
+        for name in values
+        if "." not in name
+        and not name.startswith("entropy_")
+        and name not in LEGACY_DETAIL_NAMES
+        and not name.endswith(LEGACY_DETAIL_SUFFIXES)
+    ]
 
 
 def variant_keys(configs: list[dict], cells: list[tuple]) -> list[str]:
@@ -74,24 +86,27 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
     for cell, config in zip(cells, configs):
         values = cell.values
         for name in headline_values(values, cell.headline()):
-            rows.append({
-                "extractor": cell.extractor,
-                "metric": name,
-                "pair": cell.pair,
-                **{key: config.get(key) for key in keys},
-                "value": values[name],
-                "std": values.get(f"{name}_std"),
-                "ci_low": values.get(f"{name}_ci_low"),
-                "ci_high": values.get(f"{name}_ci_high"),
-                "n_reference": cell.reference.n,
-                "n_candidate": cell.candidate.n,
-                "skipped_reference": len(cell.reference.skipped),
-                "skipped_candidate": len(cell.candidate.skipped),
-                "random_weights": bool(cell.random_weights),
-                "mlflow_run_id": cell.mlflow_run_id,
-            })
-    columns = COLUMNS[:3] + keys + COLUMNS[3:-1] + ["skipped_reference", "skipped_candidate", "random_weights",
-                                                      COLUMNS[-1]]
+            rows.append(
+                {
+                    "extractor": cell.extractor,
+                    "metric": name,
+                    "pair": cell.pair,
+                    **{key: config.get(key) for key in keys},
+                    "value": values[name],
+                    "std": values.get(f"{name}_std"),
+                    "ci_low": values.get(f"{name}_ci_low"),
+                    "ci_high": values.get(f"{name}_ci_high"),
+                    "n_reference": cell.reference.n,
+                    "n_candidate": cell.candidate.n,
+                    "skipped_reference": len(cell.reference.skipped),
+                    "skipped_candidate": len(cell.candidate.skipped),
+                    "random_weights": bool(cell.random_weights),
+                    "mlflow_run_id": cell.mlflow_run_id,
+                }
+            )
+    columns = (
+        COLUMNS[:3] + keys + COLUMNS[3:-1] + ["skipped_reference", "skipped_candidate", "random_weights", COLUMNS[-1]]
+    )
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -100,8 +115,11 @@ def format_table(frame: pd.DataFrame) -> str:
     n = reference/candidate images, with skipped images per side and a RANDOM WEIGHTS mark when there are."""
     if frame.empty:
         return "(no results)"
-    variants = [c for c in frame.columns if c not in COLUMNS and c not in (
-        "skipped_reference", "skipped_candidate", "random_weights")]
+    variants = [
+        c
+        for c in frame.columns
+        if c not in COLUMNS and c not in ("skipped_reference", "skipped_candidate", "random_weights")
+    ]
     shown = frame[["extractor", "metric", "pair", *variants]].copy()
     shown["value"] = [_shown(row) for row in frame.itertuples()]
     shown["n"] = [f"{a}/{b}" for a, b in zip(frame["n_reference"], frame["n_candidate"])]

@@ -64,8 +64,9 @@ def hub_hash_prefix(filename: str) -> str | None:
     return found.group(1) if found else None
 
 
-def from_file(path: str | os.PathLike, *, extractor: str, expected_sha256: str | None = None,
-              expected_prefix: str | None = None) -> WeightsSource:
+def from_file(
+    path: str | os.PathLike, *, extractor: str, expected_sha256: str | None = None, expected_prefix: str | None = None
+) -> WeightsSource:
     """A checkpoint file; a missing file or a checksum mismatch (the full SHA-256, or the prefix a hub
     file name carries) is a one-line error."""
     file = Path(path).expanduser()
@@ -73,11 +74,15 @@ def from_file(path: str | os.PathLike, *, extractor: str, expected_sha256: str |
         raise DsimError(f"weights file for extractor {extractor!r} not found: {file}")
     digest = cached_file_sha256(file)
     if expected_sha256 is None and expected_prefix and not digest.startswith(expected_prefix):
-        raise DsimError(f"weights file for extractor {extractor!r} has the wrong checksum: {file} is sha256 "
-                        f"{digest}, its name says {expected_prefix}… (delete it and fetch it again)")
+        raise DsimError(
+            f"weights file for extractor {extractor!r} has the wrong checksum: {file} is sha256 "
+            f"{digest}, its name says {expected_prefix}… (delete it and fetch it again)"
+        )
     if expected_sha256 is not None and digest != expected_sha256:
-        raise DsimError(f"weights file for extractor {extractor!r} has the wrong checksum: {file} is sha256 "
-                        f"{digest}, expected {expected_sha256} (delete it and fetch it again)")
+        raise DsimError(
+            f"weights file for extractor {extractor!r} has the wrong checksum: {file} is sha256 "
+            f"{digest}, expected {expected_sha256} (delete it and fetch it again)"
+        )
     return WeightsSource(kind="file", checksum=f"sha256:{digest}", path=file.resolve())
 
 
@@ -134,14 +139,18 @@ def unreadable_checkpoint(error: BaseException, path, *, extractor: str) -> Dsim
     """The one line for a checkpoint that could not be read as tensors: it holds code-capable objects,
     or it is corrupt (never torch's advice to load it with ``weights_only=False``)."""
     if holds_objects(error, path):
-        return DsimError(f"weights file {path} for extractor {extractor!r} holds Python objects besides tensors, "
-                         "which dsim never unpickles (they could run code); save a plain state_dict "
-                         "(torch.save(model.state_dict(), PATH)) or a .safetensors file")
+        return DsimError(
+            f"weights file {path} for extractor {extractor!r} holds Python objects besides tensors, "
+            "which dsim never unpickles (they could run code); save a plain state_dict "
+            "(torch.save(model.state_dict(), PATH)) or a .safetensors file"
+        )
     reason = " ".join(str(error).split())[:160] or type(error).__name__
     if "weights_only" in reason:
         reason = type(error).__name__
-    return DsimError(f"cannot read weights file {path} for extractor {extractor!r}: it is corrupt or truncated "
-                     f"({reason}); delete it and fetch it again")
+    return DsimError(
+        f"cannot read weights file {path} for extractor {extractor!r}: it is corrupt or truncated "
+        f"({reason}); delete it and fetch it again"
+    )
 
 
 def _is_safetensors(file: Path) -> bool:
@@ -165,14 +174,18 @@ def load_into(model: torch.nn.Module, path: str | os.PathLike, *, extractor: str
     target = model.state_dict()
     if remap:
         if len(state) != len(target):
-            raise DsimError(f"weights file {path} does not fit extractor {extractor!r}: {len(state)} tensors, the "
-                            f"network has {len(target)} (a checkpoint of another network?)")
+            raise DsimError(
+                f"weights file {path} does not fit extractor {extractor!r}: {len(state)} tensors, the "
+                f"network has {len(target)} (a checkpoint of another network?)"
+            )
         mapped = {}
         for (key, wanted), (source, tensor) in zip(target.items(), state.items()):
             if tensor.numel() != wanted.numel():
-                raise DsimError(f"weights file {path} does not fit extractor {extractor!r}: {source} has shape "
-                                f"{tuple(tensor.shape)}, {key} needs {tuple(wanted.shape)} (a checkpoint of another "
-                                "network?)")
+                raise DsimError(
+                    f"weights file {path} does not fit extractor {extractor!r}: {source} has shape "
+                    f"{tuple(tensor.shape)}, {key} needs {tuple(wanted.shape)} (a checkpoint of another "
+                    "network?)"
+                )
             mapped[key] = tensor.reshape(wanted.shape)
         state = mapped
     load_state(model, state, path=path, extractor=extractor)
@@ -184,8 +197,9 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], *, path, 
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
         detail = " ".join(str(error).split())[:200]
-        raise DsimError(f"weights file {path} does not fit extractor {extractor!r} (a checkpoint of another "
-                        f"network?): {detail}") from error
+        raise DsimError(
+            f"weights file {path} does not fit extractor {extractor!r} (a checkpoint of another network?): {detail}"
+        ) from error
 
 
 @contextlib.contextmanager
@@ -201,8 +215,10 @@ def checkpoint_errors(path, *, extractor: str):
         raise unreadable_checkpoint(error, path, extractor=extractor) from error
     except (RuntimeError, OSError, ValueError, KeyError, AssertionError, EOFError) as error:
         reason = " ".join(str(error).split())[:200] or type(error).__name__
-        raise DsimError(f"cannot load weights file {path} for extractor {extractor!r}: {reason} "
-                        "(truncated, corrupt, or a checkpoint of another network?)") from error
+        raise DsimError(
+            f"cannot load weights file {path} for extractor {extractor!r}: {reason} "
+            "(truncated, corrupt, or a checkpoint of another network?)"
+        ) from error
 
 
 def folder_sha256(root: Path, files: list[str]) -> str:
@@ -213,8 +229,9 @@ def folder_sha256(root: Path, files: list[str]) -> str:
     return digest.hexdigest()
 
 
-def from_folder(path: str | os.PathLike, *, extractor: str, required: tuple[str, ...],
-                hashed: tuple[str, ...] | None = None) -> WeightsSource:
+def from_folder(
+    path: str | os.PathLike, *, extractor: str, required: tuple[str, ...], hashed: tuple[str, ...] | None = None
+) -> WeightsSource:
     """A folder of checkpoint files.
 
     ``required`` are relative paths (files or folders) that must exist in it; the checksum covers the
@@ -225,14 +242,16 @@ def from_folder(path: str | os.PathLike, *, extractor: str, required: tuple[str,
         raise DsimError(f"weights folder for extractor {extractor!r} not found: {root}")
     missing = [rel for rel in required if not (root / rel).exists()]
     if missing:
-        raise DsimError(f"weights folder for extractor {extractor!r} is incomplete: {root} lacks "
-                        f"{', '.join(missing)}")
+        raise DsimError(f"weights folder for extractor {extractor!r} is incomplete: {root} lacks {', '.join(missing)}")
     files = []
-    for rel in (required if hashed is None else hashed):
+    for rel in required if hashed is None else hashed:
         target = root / rel
         if target.is_dir():
-            files += [p.relative_to(root).as_posix() for p in sorted(target.rglob("*"))
-                      if p.is_file() and not p.name.startswith(".")]
+            files += [
+                p.relative_to(root).as_posix()
+                for p in sorted(target.rglob("*"))
+                if p.is_file() and not p.name.startswith(".")
+            ]
         else:
             files.append(rel)
     return WeightsSource(kind="folder", checksum=f"sha256:{folder_sha256(root, files)}", path=root.resolve())
@@ -358,8 +377,10 @@ class Location(ABC):
     def missing_message(self, extractor: str = "") -> str:
         who = f"for extractor {extractor!r} " if extractor else ""
         checksum = f"sha256 {self.sha256}" if self.sha256 else "sha256 unknown"
-        return (f"weights {who}missing: {self.filename()} ({checksum}) from {self.source()}; "
-                f"{self.how_to_get()}, or pass extractor.weights=PATH (weights=PATH in Python)")
+        return (
+            f"weights {who}missing: {self.filename()} ({checksum}) from {self.source()}; "
+            f"{self.how_to_get()}, or pass extractor.weights=PATH (weights=PATH in Python)"
+        )
 
     def filename(self) -> str:
         return Path(self.place()).name
@@ -462,8 +483,9 @@ class TorchHubFile(Location):
 
     def checksum_of(self, path: Path, extractor: str) -> WeightsSource:
         """Checked against the pinned SHA-256, else against the prefix the file's name carries."""
-        return from_file(path, extractor=extractor, expected_sha256=self.sha256,
-                         expected_prefix=hub_hash_prefix(self.filename()))
+        return from_file(
+            path, extractor=extractor, expected_sha256=self.sha256, expected_prefix=hub_hash_prefix(self.filename())
+        )
 
     def fetch(self) -> Path:
         # what torch.hub.load_state_dict_from_url does: download into the hub checkpoint folder
@@ -510,8 +532,10 @@ class HFHubFile(Location):
         return f"Hugging Face Hub {self.repo_id} ({self.filenames[0]}), cached in $HF_HOME/hub"
 
     def how_to_get(self) -> str:
-        return (f"on a connected machine run `hf download {self.repo_id} {self.filenames[0]}` and copy its "
-                f"{hf_hub_cache().name}/models--{self.repo_id.replace('/', '--')} folder into {hf_hub_cache()}")
+        return (
+            f"on a connected machine run `hf download {self.repo_id} {self.filenames[0]}` and copy its "
+            f"{hf_hub_cache().name}/models--{self.repo_id.replace('/', '--')} folder into {hf_hub_cache()}"
+        )
 
     def checksum_of(self, path: Path, extractor: str) -> WeightsSource:
         """The file's checksum; a Hub cache entry must also match the SHA-256 its blob is named after
@@ -544,8 +568,12 @@ def hub_blob_sha256(path: Path) -> str | None:
 
 
 #: a ``save_pretrained`` folder's weights, in the order transformers looks for them
-TRANSFORMERS_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                        "pytorch_model.bin.index.json")
+TRANSFORMERS_WEIGHTS = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def transformers_weight_files(folder: Path) -> list[str]:
@@ -571,11 +599,15 @@ def from_transformers_folder(path: str | os.PathLike, *, extractor: str) -> Weig
     (Hub cache files also against their blob names); anything else is a one-line error."""
     root = Path(path).expanduser()
     if root.is_file():
-        raise DsimError(f"extractor {extractor!r} takes a folder written by save_pretrained (config.json, "
-                        f"model.safetensors, preprocessor_config.json), not the file {root}")
+        raise DsimError(
+            f"extractor {extractor!r} takes a folder written by save_pretrained (config.json, "
+            f"model.safetensors, preprocessor_config.json), not the file {root}"
+        )
     if not (root / "config.json").is_file() or not transformers_weight_files(root):
-        raise DsimError(f"weights folder for extractor {extractor!r} is not a save_pretrained folder: {root} needs "
-                        f"config.json and {' or '.join(TRANSFORMERS_WEIGHTS[::2])} (model.save_pretrained(FOLDER))")
+        raise DsimError(
+            f"weights folder for extractor {extractor!r} is not a save_pretrained folder: {root} needs "
+            f"config.json and {' or '.join(TRANSFORMERS_WEIGHTS[::2])} (model.save_pretrained(FOLDER))"
+        )
     files = ["config.json", *transformers_weight_files(root)]
     for rel in files:
         expected = hub_blob_sha256(root / rel)
@@ -615,11 +647,15 @@ class HFHubSnapshot(Location):
         return f"https://huggingface.co/{self.repo_id}"
 
     def describe(self) -> str:
-        return f"Hugging Face Hub {self.repo_id} (config.json, preprocessor_config.json, weights), cached in $HF_HOME/hub"
+        return (
+            f"Hugging Face Hub {self.repo_id} (config.json, preprocessor_config.json, weights), cached in $HF_HOME/hub"
+        )
 
     def how_to_get(self) -> str:
-        return (f"on a connected machine run `hf download {self.repo_id}` and copy its "
-                f"{hf_hub_cache().name}/models--{self.repo_id.replace('/', '--')} folder into {hf_hub_cache()}")
+        return (
+            f"on a connected machine run `hf download {self.repo_id}` and copy its "
+            f"{hf_hub_cache().name}/models--{self.repo_id.replace('/', '--')} folder into {hf_hub_cache()}"
+        )
 
     def checksum_of(self, path: Path, extractor: str) -> WeightsSource:
         return from_transformers_folder(path, extractor=extractor)
@@ -628,13 +664,19 @@ class HFHubSnapshot(Location):
         from huggingface_hub import snapshot_download
 
         configs = ["config.json", "preprocessor_config.json"]
-        for weights in (["model.safetensors", "model.safetensors.index.json", "model-*.safetensors"],
-                        ["pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin"]):
-            folder = Path(snapshot_download(self.repo_id, cache_dir=str(hf_hub_cache()), allow_patterns=configs + weights))
+        for weights in (
+            ["model.safetensors", "model.safetensors.index.json", "model-*.safetensors"],
+            ["pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin"],
+        ):
+            folder = Path(
+                snapshot_download(self.repo_id, cache_dir=str(hf_hub_cache()), allow_patterns=configs + weights)
+            )
             if transformers_weight_files(folder):
                 return folder
-        raise DsimError(f"{self.repo_id} on the Hugging Face Hub has no transformers weights (model.safetensors or "
-                        "pytorch_model.bin)")
+        raise DsimError(
+            f"{self.repo_id} on the Hugging Face Hub has no transformers weights (model.safetensors or "
+            "pytorch_model.bin)"
+        )
 
 
 class FirstOf(Location):
@@ -681,8 +723,17 @@ class FolderOf(Location):
 
     kind = "folder"
 
-    def __init__(self, folder_fn, required: tuple[str, ...], *, hashed: tuple[str, ...] | None = None,
-                 source: str, fetcher, advice: str, summary: str):
+    def __init__(
+        self,
+        folder_fn,
+        required: tuple[str, ...],
+        *,
+        hashed: tuple[str, ...] | None = None,
+        source: str,
+        fetcher,
+        advice: str,
+        summary: str,
+    ):
         self._folder_fn, self.required, self.hashed = folder_fn, tuple(required), hashed
         self._summary = summary
         self._source, self._fetcher, self._advice = source, fetcher, advice
@@ -714,8 +765,10 @@ class FolderOf(Location):
         folder = self.folder
         missing = [rel for rel in self.required if not (folder / rel).exists()] or list(self.required)
         who = f"for extractor {extractor!r} " if extractor else ""
-        return (f"weights {who}missing: {', '.join(missing)} in {folder} (sha256 unknown) from "
-                f"{self.source()}; {self.how_to_get()}, or pass extractor.weights=FOLDER holding them")
+        return (
+            f"weights {who}missing: {', '.join(missing)} in {folder} (sha256 unknown) from "
+            f"{self.source()}; {self.how_to_get()}, or pass extractor.weights=FOLDER holding them"
+        )
 
     def fetch(self) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)

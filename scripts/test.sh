@@ -13,4 +13,10 @@ if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
     { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; } \
         || echo "could not install ${missing[*]}: the tests that need them will skip" >&2
 fi
+# lint, format and types first (seconds): pyproject.toml's [tool.ruff] and [tool.mypy]
+.venv/bin/ruff check dsim
+.venv/bin/ruff format --check dsim
+.venv/bin/mypy
 .venv/bin/python -m pytest "$@"
+# every docstring example in dsim/ runs (or is marked +SKIP where it needs data or weights that are not here)
+.venv/bin/python -m pytest -q -p no:cacheprovider --doctest-modules dsim

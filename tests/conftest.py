@@ -11,6 +11,20 @@ import pytest
 from dsim_testing import write_crops
 
 
+def pytest_addoption(parser):
+    parser.addoption("--heavy", action="store_true", help="also run the tests marked heavy (minutes each)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``heavy`` are skipped unless ``--heavy`` is given (``slow`` ones always run)."""
+    if config.getoption("--heavy"):
+        return
+    skip = pytest.mark.skip(reason="heavy: run with pytest --heavy")
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def crops(tmp_path_factory) -> dict[str, Path]:
     """Two disjoint-seed crop sets of real photos (``a``, ``b``), 24 images each."""

@@ -15,8 +15,12 @@ import warnings
 import numpy as np
 
 #: MLflow metric names of the entropy bias (each prefixed with its series: ``<column>.``)
-ENTROPY_KEYS = {"pearson_r": "entropy_pearson_r", "pearson_p": "entropy_pearson_p",
-                "spearman_rho": "entropy_spearman_rho", "n": "entropy_n"}
+ENTROPY_KEYS = {
+    "pearson_r": "entropy_pearson_r",
+    "pearson_p": "entropy_pearson_p",
+    "spearman_rho": "entropy_spearman_rho",
+    "n": "entropy_n",
+}
 
 
 def correlate(x, y) -> dict[str, float]:
@@ -33,11 +37,12 @@ def correlate(x, y) -> dict[str, float]:
     if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return out
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")           # near-constant input: scipy warns, values stay defined
+        warnings.simplefilter("ignore")  # near-constant input: scipy warns, values stay defined
         pearson = stats.pearsonr(x, y)
         spearman = stats.spearmanr(x, y)
-    out.update(pearson_r=float(pearson.statistic), pearson_p=float(pearson.pvalue),
-               spearman_rho=float(spearman.statistic))
+    out.update(
+        pearson_r=float(pearson.statistic), pearson_p=float(pearson.pvalue), spearman_rho=float(spearman.statistic)
+    )
     return out
 
 

@@ -72,9 +72,16 @@ def split_table(frame: pd.DataFrame) -> pd.DataFrame:
         for scheme, (column, n) in SCHEMES.items():
             for part in range(1, n + 1):
                 chunk = group[group[column] == part]
-                row = {"dataset": dataset, "scheme": scheme, "split": part, "n": len(chunk),
-                       "i_dist_min": chunk["i_dist"].min(), "i_dist_max": chunk["i_dist"].max(),
-                       "i_dist_mean": chunk["i_dist"].mean(), "i_dist_std": chunk["i_dist"].std(ddof=1)}
+                row = {
+                    "dataset": dataset,
+                    "scheme": scheme,
+                    "split": part,
+                    "n": len(chunk),
+                    "i_dist_min": chunk["i_dist"].min(),
+                    "i_dist_max": chunk["i_dist"].max(),
+                    "i_dist_mean": chunk["i_dist"].mean(),
+                    "i_dist_std": chunk["i_dist"].std(ddof=1),
+                }
                 if scored:
                     score = chunk["score"].dropna()
                     row.update(n_scored=len(score), score_mean=score.mean(), score_std=score.std(ddof=1))
@@ -99,10 +106,13 @@ def read_score_file(path, column: str = "score") -> pd.DataFrame:
         raise DsimError(f"analysis.distance.score_file: cannot read {path} as CSV: {error}".splitlines()[0]) from error
     missing = [c for c in ("relpath", column) if c not in table.columns]
     if missing:
-        raise DsimError(f"analysis.distance.score_file: {path} has no column {', '.join(map(repr, missing))} "
-                        f"(columns: {', '.join(map(str, table.columns))}); expected relpath,{column}")
-    out = pd.DataFrame({"relpath": table["relpath"].astype(str),
-                        "score": pd.to_numeric(table[column], errors="coerce")})
+        raise DsimError(
+            f"analysis.distance.score_file: {path} has no column {', '.join(map(repr, missing))} "
+            f"(columns: {', '.join(map(str, table.columns))}); expected relpath,{column}"
+        )
+    out = pd.DataFrame(
+        {"relpath": table["relpath"].astype(str), "score": pd.to_numeric(table[column], errors="coerce")}
+    )
     if "dataset" in table.columns:
         out["dataset"] = table["dataset"].astype(str)
     return out
@@ -117,8 +127,9 @@ def with_scores(frame: pd.DataFrame, scores: pd.DataFrame, *, source: str = "sco
     keys = ["dataset", "relpath"] if "dataset" in scores.columns else ["relpath"]
     duplicated = int(scores.duplicated(keys, keep="last").sum())
     if duplicated:
-        warnings.warn(f"{source}: {duplicated} duplicate row(s) for the same image; the last one of each is used",
-                      stacklevel=2)
+        warnings.warn(
+            f"{source}: {duplicated} duplicate row(s) for the same image; the last one of each is used", stacklevel=2
+        )
     scores = scores.drop_duplicates(keys, keep="last")
     out = frame.drop(columns=["score"], errors="ignore").merge(scores[keys + ["score"]], on=keys, how="left")
     matched = scores.merge(frame[keys].drop_duplicates(), on=keys, how="inner")
@@ -126,13 +137,18 @@ def with_scores(frame: pd.DataFrame, scores: pd.DataFrame, *, source: str = "sco
     if unmatched and len(matched):
         example = scores.merge(frame[keys].drop_duplicates(), on=keys, how="left", indicator=True)
         first = example.loc[example["_merge"] == "left_only", "relpath"].iloc[0]
-        warnings.warn(f"{source}: {unmatched} of its {len(scores)} rows match no image and are ignored (e.g. "
-                      f"{first!r}; relpaths are relative to the dataset folder)", stacklevel=2)
+        warnings.warn(
+            f"{source}: {unmatched} of its {len(scores)} rows match no image and are ignored (e.g. "
+            f"{first!r}; relpaths are relative to the dataset folder)",
+            stacklevel=2,
+        )
     if out["score"].notna().sum() == 0:
         sample = ", ".join(map(str, frame["relpath"].head(3)))
-        raise DsimError(f"{source}: none of its {len(scores)} rows matches an image of "
-                        f"{', '.join(map(str, frame['dataset'].unique()))} (relpaths are relative to the dataset "
-                        f"folder, e.g. {sample})")
+        raise DsimError(
+            f"{source}: none of its {len(scores)} rows matches an image of "
+            f"{', '.join(map(str, frame['dataset'].unique()))} (relpaths are relative to the dataset "
+            f"folder, e.g. {sample})"
+        )
     return out
 
 
@@ -170,8 +186,7 @@ def violin_png(path: Path, groups: dict[str, np.ndarray], *, title: str, ylabel:
     positions = np.arange(1, len(names) + 1)
     drawable = [i for i, d in enumerate(data) if len(d) >= 2 and np.ptp(d) > 0]
     if drawable:
-        parts = ax.violinplot([data[i] for i in drawable], positions=positions[drawable], showextrema=False,
-                              widths=0.8)
+        parts = ax.violinplot([data[i] for i in drawable], positions=positions[drawable], showextrema=False, widths=0.8)
         for i, body in zip(drawable, parts["bodies"]):
             body.set_facecolor(VIOLIN_COLOURS[i % len(VIOLIN_COLOURS)])
             body.set_alpha(0.55)
@@ -182,8 +197,11 @@ def violin_png(path: Path, groups: dict[str, np.ndarray], *, title: str, ylabel:
             ax.scatter([positions[i]], [median], color="white", edgecolors="black", zorder=3, s=30)
             jitter = np.random.default_rng(i).uniform(-0.08, 0.08, len(d))
             ax.scatter(positions[i] + jitter, d, s=6, color="black", alpha=0.35, zorder=2, linewidths=0)
-    ax.set_xticks(positions, [f"{n}\n(n = {len(d)}, mean {np.mean(d):.4g})" if len(d) else n
-                              for n, d in zip(names, data)], fontsize=8)
+    ax.set_xticks(
+        positions,
+        [f"{n}\n(n = {len(d)}, mean {np.mean(d):.4g})" if len(d) else n for n, d in zip(names, data)],
+        fontsize=8,
+    )
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(title, fontsize=10)
@@ -204,15 +222,32 @@ def score_png(path: Path, frame: pd.DataFrame, *, title: str) -> Path:
             for part in range(1, n + 1):
                 chunk = group[group[column] == part]
                 colour = SPLIT_COLOURS[(part - 1) * (len(SPLIT_COLOURS) - 1) // max(1, n - 1)]
-                ax.scatter(chunk["i_dist_scaled"], chunk["score"], s=12, alpha=0.6, color=colour,
-                           label=f"{column} {part}: mean {chunk['score'].mean():.3g} (n = {len(chunk)})")
+                ax.scatter(
+                    chunk["i_dist_scaled"],
+                    chunk["score"],
+                    s=12,
+                    alpha=0.6,
+                    color=colour,
+                    label=f"{column} {part}: mean {chunk['score'].mean():.3g} (n = {len(chunk)})",
+                )
                 if len(chunk):
-                    ax.hlines(chunk["score"].mean(), chunk["i_dist_scaled"].min(), chunk["i_dist_scaled"].max(),
-                              color=colour, linewidth=2, linestyles="dashed")
+                    ax.hlines(
+                        chunk["score"].mean(),
+                        chunk["i_dist_scaled"].min(),
+                        chunk["i_dist_scaled"].max(),
+                        color=colour,
+                        linewidth=2,
+                        linestyles="dashed",
+                    )
                     if part > 1:
                         ax.axvline(chunk["i_dist_scaled"].min(), color="grey", linewidth=0.8, linestyle=":")
-            ax.plot(group["i_dist_scaled"], group["score_moving_average"], color="black", linewidth=1.5,
-                    label=f"moving average (window {window})")
+            ax.plot(
+                group["i_dist_scaled"],
+                group["score_moving_average"],
+                color="black",
+                linewidth=1.5,
+                label=f"moving average (window {window})",
+            )
             ax.set_xlabel("I_dist, min-max scaled")
             ax.set_ylabel("score")
             ax.set_title(f"{dataset}: {scheme}", fontsize=9)

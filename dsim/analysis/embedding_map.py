@@ -32,9 +32,9 @@ import pandas as pd
 import torch
 
 from dsim.analysis import plots
-from dsim.util.fileio import atomic_write_bytes, atomic_write_text
-from dsim.errors import DsimError
 from dsim.data.images import image_path
+from dsim.errors import DsimError
+from dsim.util.fileio import atomic_write_bytes, atomic_write_text
 
 CHUNK_BYTES = 64 * 2**20  # working memory of one distance block in the ranking pass
 EXACT_KNN_LIMIT = 4096  # below this many points, umap-learn's own k-NN graph is exact too: we hand it over
@@ -50,8 +50,16 @@ MISSED_COLOUR, FAR_COLOUR = "#d62728", "#000000"
 # computation
 
 
-def umap_coordinates(features: np.ndarray, n_components: int, *, n_neighbors: int = 15, min_dist: float = 0.1,
-                     metric: str = "euclidean", seed: int = 0, cache_dir: str | Path | None = None) -> np.ndarray:
+def umap_coordinates(
+    features: np.ndarray,
+    n_components: int,
+    *,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "euclidean",
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+) -> np.ndarray:
     """UMAP of ``features`` (N×D) into ``n_components`` (2 or 3) dimensions, seeded and single-threaded.
 
     ``n_neighbors`` is clipped to N - 1. With the Euclidean metric and fewer than 4096 points the exact
@@ -74,12 +82,19 @@ def umap_coordinates(features: np.ndarray, n_components: int, *, n_neighbors: in
         raise DsimError(f"analysis.umap.dims: choose 2 and/or 3, got {n_components}")
     if n < 4:
         raise DsimError(f"UMAP map: needs at least 4 images in all, got {n}")
-    params = {"n_components": int(n_components), "n_neighbors": int(max(2, min(n_neighbors, n - 1))),
-              "min_dist": float(min_dist), "metric": str(metric), "random_state": int(seed)}
+    params = {
+        "n_components": int(n_components),
+        "n_neighbors": int(max(2, min(n_neighbors, n - 1))),
+        "min_dist": float(min_dist),
+        "metric": str(metric),
+        "random_state": int(seed),
+    }
     cached = None
     if cache_dir is not None:
-        key = hashlib.sha256(json.dumps({**params, "umap": umap.__version__, "shape": features.shape},
-                                        sort_keys=True).encode() + features.tobytes()).hexdigest()
+        key = hashlib.sha256(
+            json.dumps({**params, "umap": umap.__version__, "shape": features.shape}, sort_keys=True).encode()
+            + features.tobytes()
+        ).hexdigest()
         cached = Path(cache_dir) / "umap" / f"{key}.npy"
         if cached.exists():
             try:
@@ -91,8 +106,9 @@ def umap_coordinates(features: np.ndarray, n_components: int, *, n_neighbors: in
         extra["precomputed_knn"] = (*exact_knn(features, params["n_neighbors"]), None)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(spectral|fully connected|n_jobs|disconnected|knn_search_index).*")
-        coords = umap.UMAP(init="spectral" if n > params["n_components"] + 8 else "random", n_jobs=1,
-                           **params, **extra).fit_transform(features)
+        coords = umap.UMAP(
+            init="spectral" if n > params["n_components"] + 8 else "random", n_jobs=1, **params, **extra
+        ).fit_transform(features)
     coords = np.asarray(coords, dtype=np.float64)
     if cached is not None:
         buffer = io.BytesIO()
@@ -113,13 +129,13 @@ def exact_knn(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     distances = np.empty((n, k), dtype=np.float32)
     rows = max(1, CHUNK_BYTES // (8 * max(1, n)))
     for start in range(0, n, rows):
-        d = torch.cdist(x[start:start + rows], x, compute_mode="donot_use_mm_for_euclid_dist")
+        d = torch.cdist(x[start : start + rows], x, compute_mode="donot_use_mm_for_euclid_dist")
         own = torch.arange(start, start + d.shape[0])
         d[torch.arange(d.shape[0]), own] = -1.0  # itself first, whatever the duplicates
         value, index = torch.sort(d, dim=1, stable=True)
         value[:, 0] = 0.0
-        indices[start:start + rows] = index[:, :k].numpy()
-        distances[start:start + rows] = value[:, :k].numpy()
+        indices[start : start + rows] = index[:, :k].numpy()
+        distances[start : start + rows] = value[:, :k].numpy()
     return indices, distances
 
 
@@ -132,8 +148,9 @@ class Missed:
     nearest_k: int
 
 
-def missed_features(reference: np.ndarray, candidate: np.ndarray, *, nearest_k: int = 3,
-                    device: str | torch.device = "cpu") -> Missed:
+def missed_features(
+    reference: np.ndarray, candidate: np.ndarray, *, nearest_k: int = 3, device: str | torch.device = "cpu"
+) -> Missed:
     """Reference images no candidate comes close to, and candidates far from every reference image.
 
     ``missed`` (reference i): no candidate j with d(x_i, y_j) < r_i, r_i the distance from x_i to its
@@ -152,20 +169,25 @@ def missed_features(reference: np.ndarray, candidate: np.ndarray, *, nearest_k: 
     x = np.asarray(reference, dtype=np.float64)
     y = np.asarray(candidate, dtype=np.float64)
     ref_nn = ranking["reference_nearest"]
-    reference_table = pd.DataFrame({
-        MISSED: ~covered,
-        "knn_radius": radius,
-        "nearest_candidate": ref_nn,
-        "nearest_candidate_distance": np.sqrt(((x - y[ref_nn]) ** 2).sum(1)),
-        "reach": ranking["reference_reach"],
-    })
-    candidate_table = pd.DataFrame({
-        FAR: ~realistic,
-        "nearest_reference": ranking["candidate_nearest"],
-        "nearest_reference_distance": np.asarray(values.per_image["candidate"]["nearest_reference_distance"],
-                                                 dtype=np.float64),
-        "reach": ranking["candidate_reach"],
-    })
+    reference_table = pd.DataFrame(
+        {
+            MISSED: ~covered,
+            "knn_radius": radius,
+            "nearest_candidate": ref_nn,
+            "nearest_candidate_distance": np.sqrt(((x - y[ref_nn]) ** 2).sum(1)),
+            "reach": ranking["reference_reach"],
+        }
+    )
+    candidate_table = pd.DataFrame(
+        {
+            FAR: ~realistic,
+            "nearest_reference": ranking["candidate_nearest"],
+            "nearest_reference_distance": np.asarray(
+                values.per_image["candidate"]["nearest_reference_distance"], dtype=np.float64
+            ),
+            "reach": ranking["candidate_reach"],
+        }
+    )
     return Missed(reference_table, candidate_table, int(nearest_k))
 
 
@@ -183,18 +205,22 @@ def _nearest_pass(reference, candidate, radius: np.ndarray, device) -> dict[str,
     cand_reach = torch.full((m,), float("inf"), device=dev)
     rows = max(1, CHUNK_BYTES // (4 * max(1, m)))
     for start in range(0, n, rows):
-        d = torch.cdist(x[start:start + rows], y)  # (rows, m)
+        d = torch.cdist(x[start : start + rows], y)  # (rows, m)
         value, index = d.min(1)
-        ref_nearest[start:start + rows] = index
-        ratio = d / r[start:start + rows, None]
-        ref_reach[start:start + rows] = value / r[start:start + rows]
+        ref_nearest[start : start + rows] = index
+        ratio = d / r[start : start + rows, None]
+        ref_reach[start : start + rows] = value / r[start : start + rows]
         value, index = d.min(0)
         better = value < cand_best
         cand_best = torch.where(better, value, cand_best)
         cand_nearest = torch.where(better, index + start, cand_nearest)
         cand_reach = torch.minimum(cand_reach, ratio.min(0).values)
-    return {"reference_nearest": ref_nearest.cpu().numpy(), "reference_reach": ref_reach.double().cpu().numpy(),
-            "candidate_nearest": cand_nearest.cpu().numpy(), "candidate_reach": cand_reach.double().cpu().numpy()}
+    return {
+        "reference_nearest": ref_nearest.cpu().numpy(),
+        "reference_reach": ref_reach.double().cpu().numpy(),
+        "candidate_nearest": cand_nearest.cpu().numpy(),
+        "candidate_reach": cand_reach.double().cpu().numpy(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -306,8 +332,9 @@ def _traces(points: pd.DataFrame, coords: np.ndarray, dims: int, thumb_index: np
 
     def trace(mask, name, marker):
         rows = np.flatnonzero(mask)
-        custom = [[points["relpath"].iat[i], points["label"].iat[i], points["note"].iat[i], int(thumb_index[i])]
-                  for i in rows]
+        custom = [
+            [points["relpath"].iat[i], points["label"].iat[i], points["note"].iat[i], int(thumb_index[i])] for i in rows
+        ]
         axes = {"x": coords[rows, 0], "y": coords[rows, 1]}
         if three:
             axes["z"] = coords[rows, 2]
@@ -319,13 +346,20 @@ def _traces(points: pd.DataFrame, coords: np.ndarray, dims: int, thumb_index: np
         traces.append(trace(mask, label, {"size": size, "color": colour, "opacity": 0.75}))
     status = points["status"].to_numpy()
     # 3-D symbols are font glyphs: "x" (✖) is missing from common fonts, a square never is
-    for flag, note, colour, symbol in ((MISSED, MISSED_NOTE, MISSED_COLOUR, "diamond"),
-                                       (FAR, FAR_NOTE, FAR_COLOUR, "square" if three else "x")):
+    for flag, note, colour, symbol in (
+        (MISSED, MISSED_NOTE, MISSED_COLOUR, "diamond"),
+        (FAR, FAR_NOTE, FAR_COLOUR, "square" if three else "x"),
+    ):
         mask = status == flag
         if mask.any():
             owner = points.loc[mask, "label"].iat[0]
-            marker = {"size": size * 1.6, "color": colour, "symbol": symbol, "opacity": 0.95,
-                      "line": {"width": 1, "color": "#ffffff" if flag == MISSED else colour}}
+            marker = {
+                "size": size * 1.6,
+                "color": colour,
+                "symbol": symbol,
+                "opacity": 0.95,
+                "line": {"width": 1, "color": "#ffffff" if flag == MISSED else colour},
+            }
             traces.append(trace(mask, f"{owner}: {note} ({int(mask.sum())})", marker))
     return traces
 
@@ -335,21 +369,43 @@ def _figure_html(points, coords, dims, thumb_index, div_id: str, include_plotlyj
     import plotly.io as pio
 
     fig = go.Figure(_traces(points, coords, dims, thumb_index))
-    layout = {"title": {"text": title}, "legend": {"itemsizing": "constant"}, "hovermode": "closest",
-              "margin": {"l": 40, "r": 20, "t": 50, "b": 40}, "template": "plotly_white"}
+    layout = {
+        "title": {"text": title},
+        "legend": {"itemsizing": "constant"},
+        "hovermode": "closest",
+        "margin": {"l": 40, "r": 20, "t": 50, "b": 40},
+        "template": "plotly_white",
+    }
     if dims == 3:
-        layout["scene"] = {"xaxis": {"title": {"text": "UMAP 1"}}, "yaxis": {"title": {"text": "UMAP 2"}},
-                           "zaxis": {"title": {"text": "UMAP 3"}}, "aspectmode": "cube"}
+        layout["scene"] = {
+            "xaxis": {"title": {"text": "UMAP 1"}},
+            "yaxis": {"title": {"text": "UMAP 2"}},
+            "zaxis": {"title": {"text": "UMAP 3"}},
+            "aspectmode": "cube",
+        }
     else:
         layout.update(xaxis={"title": {"text": "UMAP 1"}}, yaxis={"title": {"text": "UMAP 2"}})
     fig.update_layout(**layout)
-    return pio.to_html(fig, include_plotlyjs=include_plotlyjs, full_html=False, div_id=div_id,
-                       default_height="720px", post_script="dsimAttachHover('{plot_id}');",
-                       config={"displaylogo": False, "responsive": True})
+    return pio.to_html(
+        fig,
+        include_plotlyjs=include_plotlyjs,
+        full_html=False,
+        div_id=div_id,
+        default_height="720px",
+        post_script="dsimAttachHover('{plot_id}');",
+        config={"displaylogo": False, "responsive": True},
+    )
 
 
-def write_html(path: Path, points: pd.DataFrame, coords: dict[int, np.ndarray], thumbnails: list[str | None], *,
-               title: str, summary: str) -> Path:
+def write_html(
+    path: Path,
+    points: pd.DataFrame,
+    coords: dict[int, np.ndarray],
+    thumbnails: list[str | None],
+    *,
+    title: str,
+    summary: str,
+) -> Path:
     """The interactive map page: one figure per entry of ``coords`` (dims → N×dims), plotly.js inline.
 
     ``points`` has one row per image (``label``, ``relpath``, ``status`` in ``""``/``missed``/``far``,
@@ -362,10 +418,13 @@ def write_html(path: Path, points: pd.DataFrame, coords: dict[int, np.ndarray], 
             uris.append(uri)
     figures = []
     for n, dims in enumerate(sorted(coords)):
-        figures.append(_figure_html(points, coords[dims], dims, index, f"dsim-umap-{dims}d", n == 0,
-                                    f"{dims}-D UMAP"))
-    page = _PAGE.format(title=html.escape(title), summary=html.escape(summary),
-                        thumbs=json.dumps(uris).replace("</", "<\\/"), figures="\n".join(figures))
+        figures.append(_figure_html(points, coords[dims], dims, index, f"dsim-umap-{dims}d", n == 0, f"{dims}-D UMAP"))
+    page = _PAGE.format(
+        title=html.escape(title),
+        summary=html.escape(summary),
+        thumbs=json.dumps(uris).replace("</", "<\\/"),
+        figures="\n".join(figures),
+    )
     atomic_write_text(Path(path), page)
     return Path(path)
 
@@ -383,15 +442,20 @@ def write_png(path: Path, points: pd.DataFrame, coords: np.ndarray, *, title: st
     status = points["status"].to_numpy()
     for i, label in enumerate(dict.fromkeys(points["label"])):
         mask = (points["label"] == label).to_numpy() & (status == "")
-        ax.scatter(*coords[mask].T, s=size, color=COLOURS[i % len(COLOURS)], alpha=0.7, label=label,
-                   linewidths=0)
+        ax.scatter(*coords[mask].T, s=size, color=COLOURS[i % len(COLOURS)], alpha=0.7, label=label, linewidths=0)
     for flag, note, colour, marker in ((MISSED, MISSED_NOTE, MISSED_COLOUR, "D"), (FAR, FAR_NOTE, FAR_COLOUR, "x")):
         mask = status == flag
         if mask.any():
             owner = points.loc[mask, "label"].iat[0]
-            ax.scatter(*coords[mask].T, s=size * 2.5, color=colour, marker=marker, alpha=0.95,
-                       label=f"{owner}: {note} ({int(mask.sum())})",
-                       **({"edgecolors": "white", "linewidths": 0.6} if marker == "D" else {"linewidths": 1.2}))
+            ax.scatter(
+                *coords[mask].T,
+                s=size * 2.5,
+                color=colour,
+                marker=marker,
+                alpha=0.95,
+                label=f"{owner}: {note} ({int(mask.sum())})",
+                **({"edgecolors": "white", "linewidths": 0.6} if marker == "D" else {"linewidths": 1.2}),
+            )
     ax.set_xlabel("UMAP 1")
     ax.set_ylabel("UMAP 2")
     if dims == 3:
@@ -403,8 +467,9 @@ def write_png(path: Path, points: pd.DataFrame, coords: np.ndarray, *, title: st
     return plots._save(fig, path)
 
 
-def thumbnail_grid(path: Path, table: pd.DataFrame, root: Path, *, title: str, caption: str,
-                   max_images: int = 64) -> Path:
+def thumbnail_grid(
+    path: Path, table: pd.DataFrame, root: Path, *, title: str, caption: str, max_images: int = 64
+) -> Path:
     """The first ``max_images`` rows of ``table`` (``relpath`` + ``caption`` column) as a grid of thumbnails."""
     shown = table.head(max_images)
     if shown.empty:

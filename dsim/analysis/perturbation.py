@@ -17,8 +17,8 @@ import pandas as pd
 from dsim.analysis import plots
 from dsim.analysis.correlation import correlate
 from dsim.analysis.sweep import guarded
-from dsim.util.fileio import atomic_write_text
 from dsim.records import CellRecord
+from dsim.util.fileio import atomic_write_text
 
 OUT_DIR = "perturbation"
 COLUMNS = ["perturbation", "strength", "extractor", "pair", "metric", "value"]
@@ -34,11 +34,21 @@ def strength_frame(records: list[dict]) -> pd.DataFrame:
         if name in (None, "none"):
             continue
         for metric in headline_values(cell.values, cell.headline()):
-            rows.append({"perturbation": name, "strength": float(cell.config["perturb.strength"]),
-                         "extractor": cell.extractor, "pair": cell.pair, "metric": metric,
-                         "value": cell.values[metric]})
-    return pd.DataFrame(rows, columns=COLUMNS).sort_values(["perturbation", "extractor", "pair", "metric", "strength"],
-                                                           kind="stable").reset_index(drop=True)
+            rows.append(
+                {
+                    "perturbation": name,
+                    "strength": float(cell.config["perturb.strength"]),
+                    "extractor": cell.extractor,
+                    "pair": cell.pair,
+                    "metric": metric,
+                    "value": cell.values[metric],
+                }
+            )
+    return (
+        pd.DataFrame(rows, columns=COLUMNS)
+        .sort_values(["perturbation", "extractor", "pair", "metric", "strength"], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 def analyse(records: list[dict], out_dir: Path) -> tuple[dict, list[Path]]:
@@ -48,15 +58,22 @@ def analyse(records: list[dict], out_dir: Path) -> tuple[dict, list[Path]]:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "perturbation.csv", frame.to_csv(index=False))
     metrics = {}
-    for (name, extractor, pair, metric), series in frame.groupby(["perturbation", "extractor", "pair", "metric"]):
+    groups = frame.groupby(["perturbation", "extractor", "pair", "metric"])
+    for (_perturbation, extractor, pair, metric), series in groups:
         if series["strength"].nunique() >= 3:
             rho = correlate(series["strength"], series["value"])["spearman_rho"]
             metrics[f"{extractor}.{metric}.{pair}.strength_spearman_rho"] = rho
     files = [out_dir / "perturbation.csv"]
     for name, group in frame.groupby("perturbation", sort=True):
-        files.append(plots.metric_vs_strength(out_dir / f"perturbation_{name}.png" if frame["perturbation"].nunique() > 1
-                                              else out_dir / "perturbation.png", group,
-                                              title=f"every metric against {name} strength"))
+        files.append(
+            plots.metric_vs_strength(
+                out_dir / f"perturbation_{name}.png"
+                if frame["perturbation"].nunique() > 1
+                else out_dir / "perturbation.png",
+                group,
+                title=f"every metric against {name} strength",
+            )
+        )
     return metrics, files
 
 

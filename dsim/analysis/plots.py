@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dsim.util.fileio import atomic_write_bytes
 from dsim.data.images import image_path
+from dsim.util.fileio import atomic_write_bytes
 
 THUMBNAIL = 160  # px, longer side of the images in a match grid
 
@@ -35,12 +35,15 @@ def _stats_label(stats: dict) -> str:
     def fmt(v):
         return "nan" if not np.isfinite(v) else f"{v:.3g}"
 
-    return (f"Pearson r = {fmt(stats['pearson_r'])} (p = {fmt(stats['pearson_p'])}), "
-            f"Spearman ρ = {fmt(stats['spearman_rho'])}, n = {int(stats['n'])}")
+    return (
+        f"Pearson r = {fmt(stats['pearson_r'])} (p = {fmt(stats['pearson_p'])}), "
+        f"Spearman ρ = {fmt(stats['spearman_rho'])}, n = {int(stats['n'])}"
+    )
 
 
-def entropy_scatter(path: Path, series: list[tuple[str, np.ndarray, np.ndarray, dict]], *, title: str,
-                    xlabel: str = "entropy (bits)") -> Path:
+def entropy_scatter(
+    path: Path, series: list[tuple[str, np.ndarray, np.ndarray, dict]], *, title: str, xlabel: str = "entropy (bits)"
+) -> Path:
     """One panel per ``(label, values, entropy, stats)``: values against entropy, with a least-squares line."""
     columns = min(3, len(series))
     rows = math.ceil(len(series) / columns)
@@ -76,8 +79,9 @@ def _thumbnail(path: Path) -> np.ndarray:
     return np.asarray(image)
 
 
-def match_grid(path: Path, matches: pd.DataFrame, column: str, *, reference_root: Path, candidate_root: Path,
-               title: str) -> Path:
+def match_grid(
+    path: Path, matches: pd.DataFrame, column: str, *, reference_root: Path, candidate_root: Path, title: str
+) -> Path:
     """Rows ``best`` / ``average`` / ``worst``; each pair drawn as candidate | reference with its value."""
     groups = list(dict.fromkeys(matches["group"]))
     k = int(matches.groupby("group").size().max())
@@ -101,8 +105,9 @@ def match_grid(path: Path, matches: pd.DataFrame, column: str, *, reference_root
     return _save(fig, path)
 
 
-def heatmap(path: Path, matrix: pd.DataFrame, *, title: str, vmin: float = -1.0, vmax: float = 1.0,
-            cmap: str = "RdBu_r") -> Path:
+def heatmap(
+    path: Path, matrix: pd.DataFrame, *, title: str, vmin: float = -1.0, vmax: float = 1.0, cmap: str = "RdBu_r"
+) -> Path:
     """A labelled, annotated heatmap of a square or rectangular table (e.g. a correlation matrix)."""
     n_rows, n_cols = matrix.shape
     fig = _figure(max(4.0, 0.9 * n_cols + 2.5), max(3.0, 0.6 * n_rows + 1.8))
@@ -127,8 +132,7 @@ def pivot_table(path: Path, pivot: pd.DataFrame, *, title: str) -> Path:
     shown = pd.DataFrame(ranks.to_numpy(), index=pivot.index, columns=labels)
     fig = _figure(max(5.0, 1.3 * len(labels) + 3.0), max(2.5, 0.5 * len(pivot) + 2.0))
     ax = fig.add_subplot(1, 1, 1)
-    ax.imshow(np.ma.masked_invalid(shown.to_numpy(dtype=np.float64)), cmap="viridis", vmin=0, vmax=1,
-              aspect="auto")
+    ax.imshow(np.ma.masked_invalid(shown.to_numpy(dtype=np.float64)), cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(pivot)), [str(i) for i in pivot.index], fontsize=8)
     values = pivot.to_numpy(dtype=np.float64)

@@ -17,8 +17,8 @@ import pandas as pd
 
 from dsim.analysis import plots
 from dsim.errors import DsimError
-from dsim.util.fileio import atomic_write_text
 from dsim.tracking.queue import REUSED_FROM_TAG
+from dsim.util.fileio import atomic_write_text
 
 RANDOM_LABEL = " [RANDOM WEIGHTS]"
 LONG_COLUMNS = ["pair", "extractor", "metric", "value", "run_id", "experiment", "sweep", "start_time"]
@@ -42,8 +42,9 @@ def select_sweep(parents: list[dict], sweep: str) -> str:
     for run in parents:
         if run["tags"].get("dsim.sweep_dir") == wanted:
             return run["run_id"]
-    raise DsimError(f"no sweep {sweep!r} (give a sweep's parent run id, its directory, or 'latest'; "
-                    f"{len(parents)} sweep(s) found)")
+    raise DsimError(
+        f"no sweep {sweep!r} (give a sweep's parent run id, its directory, or 'latest'; {len(parents)} sweep(s) found)"
+    )
 
 
 def long_frame(runs: list[dict], *, values: str = "primary", parent: str | None = None) -> pd.DataFrame:
@@ -76,16 +77,27 @@ def long_frame(runs: list[dict], *, values: str = "primary", parent: str | None 
         cells.append((run, extractor, metric, config))
     keys = variant_keys([c[3] for c in cells], [(c[1], c[2], c[0]["tags"].get("dsim.pair", "?")) for c in cells])
     rows = []
-    for run, extractor, metric, config in cells:
+    for run, extractor, _metric, config in cells:
         variant = variant_label(config, keys)
         headline = run["tags"].get(HEADLINE_TAG)
-        names = (headline_values(run["metrics"], headline.split(",") if headline is not None else None)
-                 if values == "primary" else sorted(run["metrics"]))
+        names = (
+            headline_values(run["metrics"], headline.split(",") if headline is not None else None)
+            if values == "primary"
+            else sorted(run["metrics"])
+        )
         for name in names:
-            rows.append({"pair": run["tags"].get("dsim.pair", "?"), "extractor": extractor,
-                         "metric": f"{name} [{variant}]" if variant else name, "value": run["metrics"][name],
-                         "run_id": run["run_id"], "experiment": run["experiment"],
-                         "sweep": run["tags"].get("mlflow.parentRunId"), "start_time": run["start_time"]})
+            rows.append(
+                {
+                    "pair": run["tags"].get("dsim.pair", "?"),
+                    "extractor": extractor,
+                    "metric": f"{name} [{variant}]" if variant else name,
+                    "value": run["metrics"][name],
+                    "run_id": run["run_id"],
+                    "experiment": run["experiment"],
+                    "sweep": run["tags"].get("mlflow.parentRunId"),
+                    "start_time": run["start_time"],
+                }
+            )
     frame = pd.DataFrame(rows, columns=LONG_COLUMNS)
     frame = frame.sort_values("start_time", ascending=False, kind="stable")
     return frame.drop_duplicates(["pair", "extractor", "metric"], keep="first").reset_index(drop=True)
@@ -121,10 +133,15 @@ def write(table: pd.DataFrame, long: pd.DataFrame, out_dir: Path, *, title: str)
     written = []
     atomic_write_text(out_dir / "report.csv", flat_columns(table).to_csv() if not table.empty else "pair\n")
     atomic_write_text(out_dir / "report_runs.csv", long.to_csv(index=False))
-    html = table.to_html(float_format=lambda v: f"{v:.6g}", na_rep="", border=0) if not table.empty else "<p>no runs</p>"
-    atomic_write_text(out_dir / "report.html", "<!doctype html><meta charset='utf-8'>"
-                      f"<title>{title}</title><style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;"
-                      f"text-align:right}}</style><h1>{title}</h1>{html}\n")
+    html = (
+        table.to_html(float_format=lambda v: f"{v:.6g}", na_rep="", border=0) if not table.empty else "<p>no runs</p>"
+    )
+    atomic_write_text(
+        out_dir / "report.html",
+        "<!doctype html><meta charset='utf-8'>"
+        f"<title>{title}</title><style>body{{font-family:sans-serif}} td,th{{padding:2px 8px;"
+        f"text-align:right}}</style><h1>{title}</h1>{html}\n",
+    )
     written += [out_dir / "report.csv", out_dir / "report_runs.csv", out_dir / "report.html"]
     if not table.empty and np.isfinite(table.to_numpy(dtype=np.float64)).any():
         written.append(plots.pivot_table(out_dir / "report.png", table, title=title))

@@ -24,10 +24,10 @@ import pandas as pd
 
 from dsim.analysis import plots
 from dsim.analysis.correlation import ENTROPY_KEYS, correlate
-from dsim.util.fileio import atomic_write_text
 from dsim.embeddings.entropy import dataset_entropies
 from dsim.errors import DsimError
 from dsim.records import CellRecord
+from dsim.util.fileio import atomic_write_text
 
 ANALYSIS_DIR = "sweep_analysis"
 
@@ -42,9 +42,14 @@ def cells_frame(records: list[dict]) -> pd.DataFrame:
     for record in map(CellRecord.from_json, records):
         if record.metric not in record.values:
             continue
-        rows.append({"pair": record.pair, "candidate": record.candidate.path,
-                     "series": series_name(record.extractor, record.metric),
-                     "value": float(record.values[record.metric])})
+        rows.append(
+            {
+                "pair": record.pair,
+                "candidate": record.candidate.path,
+                "series": series_name(record.extractor, record.metric),
+                "value": float(record.values[record.metric]),
+            }
+        )
     return pd.DataFrame(rows, columns=["pair", "candidate", "series", "value"])
 
 
@@ -86,17 +91,29 @@ def analyse(records: list[dict], out_dir: Path, *, cache_dir="cache") -> tuple[d
     matrix = wide.corr(method="pearson", min_periods=3) if wide.shape[1] else pd.DataFrame()
 
     files = []
-    for name, table, index in (("cells.csv", wide.assign(candidate_entropy=pair_entropy), True),
-                               ("entropy_correlation.csv", entropy_table, False),
-                               ("metric_correlation.csv", matrix, True)):
+    for name, table, index in (
+        ("cells.csv", wide.assign(candidate_entropy=pair_entropy), True),
+        ("entropy_correlation.csv", entropy_table, False),
+        ("metric_correlation.csv", matrix, True),
+    ):
         atomic_write_text(out_dir / name, table.to_csv(index=index))
         files.append(out_dir / name)
-    files.append(plots.entropy_scatter(out_dir / "entropy_across_cells.png", panels,
-                                       title="metric vs the candidate set's mean entropy, across cells",
-                                       xlabel="candidate set mean entropy (bits)"))
+    files.append(
+        plots.entropy_scatter(
+            out_dir / "entropy_across_cells.png",
+            panels,
+            title="metric vs the candidate set's mean entropy, across cells",
+            xlabel="candidate set mean entropy (bits)",
+        )
+    )
     if not matrix.empty:
-        files.append(plots.heatmap(out_dir / "metric_correlation.png", matrix,
-                                   title=f"Pearson correlation of metrics across {len(wide)} pairs"))
+        files.append(
+            plots.heatmap(
+                out_dir / "metric_correlation.png",
+                matrix,
+                title=f"Pearson correlation of metrics across {len(wide)} pairs",
+            )
+        )
     return metrics, files
 
 

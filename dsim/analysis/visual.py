@@ -1,11 +1,11 @@
 """Visual analysis of a cell (``analysis=umap``, ``analysis=distance``, or both) and of a sweep.
 
-:func:`views` runs on every cell's output after its runner (an analysis step of :mod:`dsim.pipeline.run`); it does nothing unless the config's
-``analysis`` group asks for it. Features come from the embedding cache: :func:`dsim.embeddings.embed.embed` with the
-cell's extractor finds every image the runner embedded already and forwards none of them again (only a
-dataset the cell has not seen — ``analysis.umap.datasets``, ``analysis.distance.candidates``, or a paired
-cell's sets — is embedded once, into the cache). The files it writes next to the cell's tables are
-logged as artifacts of the cell's MLflow run:
+:func:`views` runs on every cell's output after its runner (an analysis step of :mod:`dsim.pipeline.run`);
+it does nothing unless the config's ``analysis`` group asks for it. Features come from the embedding cache:
+:func:`dsim.embeddings.embed.embed` with the cell's extractor finds every image the runner embedded already
+and forwards none of them again (only a dataset the cell has not seen — ``analysis.umap.datasets``,
+``analysis.distance.candidates``, or a paired cell's sets — is embedded once, into the cache). The files it
+writes next to the cell's tables are logged as artifacts of the cell's MLflow run:
 
 ``analysis.umap`` (:mod:`~dsim.analysis.embedding_map`)
     ``umap.html`` (the 2-D and 3-D maps on one offline page; hover: dataset, path, thumbnail),
@@ -36,12 +36,12 @@ import pandas as pd
 from dsim.analysis import distance_views as dv
 from dsim.analysis import embedding_map as em
 from dsim.analysis.sweep import guarded
-from dsim.util.fileio import atomic_write_text
 from dsim.cell.context import Added, resolve_dataset
+from dsim.data.images import image_path
 from dsim.embeddings.embed import Embeddings, embed, resolve_device
 from dsim.errors import DsimError
-from dsim.data.images import image_path
 from dsim.records import ARTIFACT_DIR, RESULT_FILE, CellRecord
+from dsim.util.fileio import atomic_write_text
 
 SWEEP_DIR = "visual_analysis"
 
@@ -76,9 +76,16 @@ class _Datasets:
         key = str(Path(root).resolve())
         if key not in self._cache:
             cfg = self.cfg
-            self._cache[key] = embed(root, self.extractor, device=cfg["device"], batch_size=cfg["batch_size"],
-                                     num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"],
-                                     on_error=cfg["dataset"]["on_error"], progress=cfg["progress"])
+            self._cache[key] = embed(
+                root,
+                self.extractor,
+                device=cfg["device"],
+                batch_size=cfg["batch_size"],
+                num_workers=cfg["num_workers"],
+                cache_dir=cfg["cache_dir"],
+                on_error=cfg["dataset"]["on_error"],
+                progress=cfg["progress"],
+            )
         return self._cache[key]
 
     def side(self, role: str) -> Side:
@@ -141,15 +148,25 @@ def umap_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
     reference, candidate = datasets.side("reference"), datasets.side("candidate")
     sides = [reference, candidate] + [datasets.extra(spec) for spec in opts.get("datasets") or []]
     k = int(opts.get("nearest_k", 3))
-    missed = em.missed_features(reference.embeddings.features, candidate.embeddings.features, nearest_k=k,
-                                device=datasets.device)
+    missed = em.missed_features(
+        reference.embeddings.features, candidate.embeddings.features, nearest_k=k, device=datasets.device
+    )
 
     frames = []
     for side in sides:
         emb = side.embeddings
-        frame = pd.DataFrame({"label": side.label, "dataset": side.name, "role": side.role,
-                              "relpath": emb.ids, "image_id": emb.hashes, "root": str(emb.root),
-                              "status": "", "note": ""})
+        frame = pd.DataFrame(
+            {
+                "label": side.label,
+                "dataset": side.name,
+                "role": side.role,
+                "relpath": emb.ids,
+                "image_id": emb.hashes,
+                "root": str(emb.root),
+                "status": "",
+                "note": "",
+            }
+        )
         if side.role == "reference":
             frame.loc[missed.reference[em.MISSED].to_numpy(), ["status", "note"]] = [em.MISSED, em.MISSED_NOTE]
         elif side.role == "candidate":
@@ -159,11 +176,18 @@ def umap_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
     features = np.concatenate([side.embeddings.features for side in sides])
 
     dims = sorted({int(d) for d in (opts.get("dims") or [2, 3])})
-    coords = {d: em.umap_coordinates(features, d, n_neighbors=int(opts.get("n_neighbors", 15)),
-                                     min_dist=float(opts.get("min_dist", 0.1)),
-                                     metric=str(opts.get("metric", "euclidean")), seed=int(opts.get("seed", 0)),
-                                     cache_dir=datasets.cfg["cache_dir"])
-              for d in dims}
+    coords = {
+        d: em.umap_coordinates(
+            features,
+            d,
+            n_neighbors=int(opts.get("n_neighbors", 15)),
+            min_dist=float(opts.get("min_dist", 0.1)),
+            metric=str(opts.get("metric", "euclidean")),
+            seed=int(opts.get("seed", 0)),
+            cache_dir=datasets.cfg["cache_dir"],
+        )
+        for d in dims
+    }
     for d, xyz in coords.items():
         for axis, name in enumerate("xyz"[:d]):
             points[f"umap{d}_{name}"] = xyz[:, axis]
@@ -180,42 +204,70 @@ def umap_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
     cand_table = pd.concat([points.loc[is_cand, ids].reset_index(drop=True), missed.candidate], axis=1)
     cand_table["nearest_reference"] = [reference.embeddings.ids[i] for i in cand_table["nearest_reference"]]
     cand_table = pd.concat([cand_table, points.loc[is_cand, coord_columns].reset_index(drop=True)], axis=1)
-    missed_rows = ref_table[ref_table[em.MISSED]].drop(columns=[em.MISSED]).sort_values("reach", ascending=False,
-                                                                                         kind="stable")
-    far_rows = cand_table[cand_table[em.FAR]].drop(columns=[em.FAR]).sort_values("reach", ascending=False,
-                                                                                 kind="stable")
-    for name, table in (("umap_points.csv", points.drop(columns=["label", "note"])),
-                        ("missed_reference.csv", missed_rows), ("far_candidate.csv", far_rows)):
+    missed_rows = (
+        ref_table[ref_table[em.MISSED]].drop(columns=[em.MISSED]).sort_values("reach", ascending=False, kind="stable")
+    )
+    far_rows = (
+        cand_table[cand_table[em.FAR]].drop(columns=[em.FAR]).sort_values("reach", ascending=False, kind="stable")
+    )
+    for name, table in (
+        ("umap_points.csv", points.drop(columns=["label", "note"])),
+        ("missed_reference.csv", missed_rows),
+        ("far_candidate.csv", far_rows),
+    ):
         atomic_write_text(out / name, table.to_csv(index=False))
         files.append(out / name)
 
     header = datasets.header
-    summary = (f"{header}. Reference {reference.name}: {n_ref} images, {len(missed_rows)} missed (no candidate within "
-               f"their k-NN radius, k = {k}). Candidate {candidate.name}: {n_cand} images, {len(far_rows)} far "
-               f"(outside every reference image's k-NN ball). Distances in feature space, not on the map. "
-               f"UMAP: n_neighbors = {opts.get('n_neighbors', 15)}, min_dist = {opts.get('min_dist', 0.1)}, "
-               f"metric = {opts.get('metric', 'euclidean')}, seed = {opts.get('seed', 0)}.")
+    summary = (
+        f"{header}. Reference {reference.name}: {n_ref} images, {len(missed_rows)} missed (no candidate within "
+        f"their k-NN radius, k = {k}). Candidate {candidate.name}: {n_cand} images, {len(far_rows)} far "
+        f"(outside every reference image's k-NN ball). Distances in feature space, not on the map. "
+        f"UMAP: n_neighbors = {opts.get('n_neighbors', 15)}, min_dist = {opts.get('min_dist', 0.1)}, "
+        f"metric = {opts.get('metric', 'euclidean')}, seed = {opts.get('seed', 0)}."
+    )
     keep = em.thumbnail_budget(points, opts.get("max_thumbnails", 2000), seed=int(opts.get("seed", 0)))
     size = int(opts.get("thumbnail", 96))
     thumbnails: list[str | None] = [None] * len(points)
     for i in keep:
         thumbnails[i] = em.thumbnail_data_uri(image_path(points["root"].iat[i], points["relpath"].iat[i]), size)
-    files.append(em.write_html(out / "umap.html", points, coords, thumbnails, title=f"UMAP map — {header}",
-                               summary=summary))
+    files.append(
+        em.write_html(out / "umap.html", points, coords, thumbnails, title=f"UMAP map — {header}", summary=summary)
+    )
     for d, xyz in coords.items():
-        files.append(em.write_png(out / f"umap_{d}d.png", points, xyz,
-                                  title=f"{d}-D UMAP — {header}\n{len(missed_rows)}/{n_ref} reference missed, "
-                                        f"{len(far_rows)}/{n_cand} candidates far (k = {k})"))
+        files.append(
+            em.write_png(
+                out / f"umap_{d}d.png",
+                points,
+                xyz,
+                title=f"{d}-D UMAP — {header}\n{len(missed_rows)}/{n_ref} reference missed, "
+                f"{len(far_rows)}/{n_cand} candidates far (k = {k})",
+            )
+        )
     grid_max = int(opts.get("grid_max", 64))
-    files.append(em.thumbnail_grid(out / "missed_reference.png", missed_rows, reference.embeddings.root,
-                                   title=f"{reference.name}: {len(missed_rows)} reference images no candidate of "
-                                         f"{candidate.name} comes within their k-NN radius (k = {k}), "
-                                         "most distant first",
-                                   caption="reach", max_images=grid_max))
-    files.append(em.thumbnail_grid(out / "far_candidate.png", far_rows, candidate.embeddings.root,
-                                   title=f"{candidate.name}: {len(far_rows)} candidates outside every k-NN ball of "
-                                         f"{reference.name} (k = {k}), most distant first",
-                                   caption="reach", max_images=grid_max))
+    files.append(
+        em.thumbnail_grid(
+            out / "missed_reference.png",
+            missed_rows,
+            reference.embeddings.root,
+            title=f"{reference.name}: {len(missed_rows)} reference images no candidate of "
+            f"{candidate.name} comes within their k-NN radius (k = {k}), "
+            "most distant first",
+            caption="reach",
+            max_images=grid_max,
+        )
+    )
+    files.append(
+        em.thumbnail_grid(
+            out / "far_candidate.png",
+            far_rows,
+            candidate.embeddings.root,
+            title=f"{candidate.name}: {len(far_rows)} candidates outside every k-NN ball of "
+            f"{reference.name} (k = {k}), most distant first",
+            caption="reach",
+            max_images=grid_max,
+        )
+    )
     return files
 
 
@@ -229,13 +281,18 @@ def _i_dist(datasets: _Datasets, reference: Side, candidate: Side, n_components:
     if candidate.role == "candidate" and cfg["metric"]["name"] == "odist":
         params = cfg["metric"].get("params") or {}
         table = tables.get("per_image_candidate")
-        if (table is not None and "i_dist" in table.columns and int(params.get("n_components", 25)) == n_components
-                and list(table["relpath"]) == list(candidate.embeddings.ids)):
+        if (
+            table is not None
+            and "i_dist" in table.columns
+            and int(params.get("n_components", 25)) == n_components
+            and list(table["relpath"]) == list(candidate.embeddings.ids)
+        ):
             return table["i_dist"].to_numpy(dtype=np.float64)
     from dsim.metrics import odist
 
-    values = odist(reference.embeddings.features, candidate.embeddings.features, n_components=n_components,
-                   device=datasets.device)
+    values = odist(
+        reference.embeddings.features, candidate.embeddings.features, n_components=n_components, device=datasets.device
+    )
     return np.asarray(values.per_image["candidate"]["i_dist"], dtype=np.float64)
 
 
@@ -249,16 +306,26 @@ def distance_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
             continue  # the same dataset named twice
         emb = side.embeddings
         i_dist = _i_dist(datasets, reference, side, n_components)
-        frames.append(pd.DataFrame({"reference": reference.name, "dataset": side.name, "relpath": emb.ids,
-                                    "image_id": emb.hashes, "i_dist": i_dist}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "reference": reference.name,
+                    "dataset": side.name,
+                    "relpath": emb.ids,
+                    "image_id": emb.hashes,
+                    "i_dist": i_dist,
+                }
+            )
+        )
     frame = dv.with_splits(pd.concat(frames, ignore_index=True))
     if opts.get("score_file"):
         scores = dv.read_score_file(opts["score_file"], str(opts.get("score_column") or "score"))
         if "dataset" not in scores.columns:  # a plain relpath,score file scores the cell's candidate
             scores["dataset"] = candidates[0].name
         frame = dv.with_moving_average(dv.with_scores(frame, scores, source=f"score file {opts['score_file']}"))
-    return write_distance_files(frame, out, title=f"I_dist to {reference.name} ({datasets.extractor.name}, "
-                                                  f"PCA {n_components})", suffix="")
+    return write_distance_files(
+        frame, out, title=f"I_dist to {reference.name} ({datasets.extractor.name}, PCA {n_components})", suffix=""
+    )
 
 
 def write_distance_files(frame: pd.DataFrame, out: Path, *, title: str, suffix: str) -> list[Path]:
@@ -292,8 +359,9 @@ def sweep_distance_frame(sweep_dir: Path) -> pd.DataFrame:
             table = pd.read_csv(artifacts / "per_image_candidate.csv")
             if "i_dist" not in table.columns:
                 continue
-            table = table[["relpath", "image_id", "i_dist"]].assign(reference=record.reference.name,
-                                                                    dataset=record.candidate.name)
+            table = table[["relpath", "image_id", "i_dist"]].assign(
+                reference=record.reference.name, dataset=record.candidate.name
+            )
         else:
             continue
         table = table.assign(extractor=record.extractor, extractor_identity=record.extractor_identity)
@@ -326,8 +394,9 @@ def sweep_views(sweep_dir: Path, out_dir: Path) -> list[Path]:
         if "score" in group.columns:
             group = dv.with_moving_average(group)
         suffix = "" if len(groups) == 1 else f"_{_slug(extractor)}_{_slug(reference)}"
-        files += write_distance_files(group, out_dir, title=f"I_dist to {reference} ({extractor}), across the sweep",
-                                      suffix=suffix)
+        files += write_distance_files(
+            group, out_dir, title=f"I_dist to {reference} ({extractor}), across the sweep", suffix=suffix
+        )
     return files
 
 

@@ -1,6 +1,7 @@
 """Entropy bias within one cell: does the metric's per-item value follow the images' entropy?
 
-:func:`entropy_bias` runs on every cell's output, after its runner (an analysis step of :mod:`dsim.pipeline.run`). Items are the rows of the cell's tables:
+:func:`entropy_bias` runs on every cell's output, after its runner (an analysis step of
+:mod:`dsim.pipeline.run`). Items are the rows of the cell's tables:
 
 - the ``pairs`` table of a paired metric (one row per image pair, with the pair's entropy: the mean of
   its two images' entropies), and
@@ -36,8 +37,11 @@ MATCHES_FILE = "matches.png"
 
 def score_columns(table: pd.DataFrame) -> list[str]:
     """The float columns of ``table`` that hold per-item scores."""
-    return [c for c in table.columns
-            if c not in NON_SCORE_COLUMNS and not str(c).startswith("entropy") and pd.api.types.is_float_dtype(table[c])]
+    return [
+        c
+        for c in table.columns
+        if c not in NON_SCORE_COLUMNS and not str(c).startswith("entropy") and pd.api.types.is_float_dtype(table[c])
+    ]
 
 
 def _side(table_name: str) -> str | None:
@@ -54,8 +58,14 @@ def entropy_bias(cfg: dict, output, artifact_dir: Path) -> Added:
             continue
         side = _side(name)
         if "entropy" not in table.columns and {"image_id", "relpath"} <= set(table.columns) and side:
-            table = table.assign(entropy=entropies_for(getattr(output, side).root, list(table["relpath"]),
-                                                       cache_dir=cfg["cache_dir"], hashes=list(table["image_id"])))
+            table = table.assign(
+                entropy=entropies_for(
+                    getattr(output, side).root,
+                    list(table["relpath"]),
+                    cache_dir=cfg["cache_dir"],
+                    hashes=list(table["image_id"]),
+                )
+            )
             added.tables[name] = table
         if "entropy" not in table.columns:
             continue
@@ -78,10 +88,16 @@ def entropy_bias(cfg: dict, output, artifact_dir: Path) -> Added:
     added.files.append(plots.entropy_scatter(artifact_dir / SCATTER_FILE, panels, title=f"entropy bias — {title}"))
     matches = output.tables.get("matches")
     if matches is not None and len(matches) and metric in matches.columns:
-        added.files.append(plots.match_grid(artifact_dir / MATCHES_FILE, matches, metric,
-                                            reference_root=output.reference.root,
-                                            candidate_root=output.candidate.root,
-                                            title=f"best / average / worst pairs — {title}"))
+        added.files.append(
+            plots.match_grid(
+                artifact_dir / MATCHES_FILE,
+                matches,
+                metric,
+                reference_root=output.reference.root,
+                candidate_root=output.candidate.root,
+                title=f"best / average / worst pairs — {title}",
+            )
+        )
     return added
 
 

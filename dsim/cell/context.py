@@ -16,7 +16,9 @@ class DatasetRef:
     name: str
     path: Path
     generator: object | None = None
-    stats: object | None = None  # a reference given as a statistics file (:class:`dsim.embeddings.stats_files.StatsFile`)
+    stats: object | None = (
+        None  # a reference given as a statistics file (:class:`dsim.embeddings.stats_files.StatsFile`)
+    )
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ import pandas as pd
 from dsim import metrics
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
 from dsim.embeddings.embed import Embeddings, embed, resolve_device
+from dsim.embeddings.stats_files import memoised_stats
 from dsim.extractors import from_config
 from dsim.metrics._registry import keyword_params
 from dsim.metrics.sampling import sample_rows
-from dsim.embeddings.stats_files import memoised_stats
 
 
 def extractor_of(cfg: dict, spec):
@@ -33,10 +33,19 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
     extractor = extractor_of(cfg, spec)
     if reference.stats is not None:
         return _against_stats(cfg, spec, params, extractor, reference, candidate)
-    sides = {side: embed(ref.path, extractor, device=cfg["device"], batch_size=cfg["batch_size"],
-                         num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"],
-                         on_error=cfg["dataset"]["on_error"], progress=cfg["progress"])
-             for side, ref in (("reference", reference), ("candidate", candidate))}
+    sides = {
+        side: embed(
+            ref.path,
+            extractor,
+            device=cfg["device"],
+            batch_size=cfg["batch_size"],
+            num_workers=cfg["num_workers"],
+            cache_dir=cfg["cache_dir"],
+            on_error=cfg["dataset"]["on_error"],
+            progress=cfg["progress"],
+        )
+        for side, ref in (("reference", reference), ("candidate", candidate))
+    }
     params = dict(params)
     max_samples = params.pop("max_samples", None)
     bootstrap = cfg["metric"].get("bootstrap") or 0
@@ -47,12 +56,15 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
         values = spec.from_stats(stats["reference"], stats["candidate"], device=device, **params)
         used = sides
     else:
-        used = {side: _sampled(emb, max_samples, seed=params.get("seed") or 0, role=side, metric=spec.name)
-                for side, emb in sides.items()}
+        used = {
+            side: _sampled(emb, max_samples, seed=params.get("seed") or 0, role=side, metric=spec.name)
+            for side, emb in sides.items()
+        }
         if "device" in keyword_params(spec.fn):  # a project's own metric need not take one
             params["device"] = device
-        values = metrics.compute(spec.name, used["reference"].features, used["candidate"].features,
-                                 bootstrap=bootstrap, **params)
+        values = metrics.compute(
+            spec.name, used["reference"].features, used["candidate"].features, bootstrap=bootstrap, **params
+        )
     per_image = getattr(values, "per_image", {}) or {}
     return CellOutput(
         values={name: float(v) for name, v in values.items()},
@@ -66,18 +78,32 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
 def _against_stats(cfg: dict, spec, params: dict, extractor, reference: DatasetRef, candidate: DatasetRef):
     """A reference given as a statistics file (:mod:`dsim.embeddings.stats_files`): only the candidate is embedded."""
     reference.stats.check_extractor(extractor)
-    emb = embed(candidate.path, extractor, device=cfg["device"], batch_size=cfg["batch_size"],
-                num_workers=cfg["num_workers"], cache_dir=cfg["cache_dir"], on_error=cfg["dataset"]["on_error"],
-                progress=cfg["progress"])
+    emb = embed(
+        candidate.path,
+        extractor,
+        device=cfg["device"],
+        batch_size=cfg["batch_size"],
+        num_workers=cfg["num_workers"],
+        cache_dir=cfg["cache_dir"],
+        on_error=cfg["dataset"]["on_error"],
+        progress=cfg["progress"],
+    )
     params = {k: v for k, v in params.items() if k != "max_samples"}
-    values = spec.from_stats(reference.stats.stats, memoised_stats(emb),
-                             device=str(resolve_device(cfg["device"])), **params)
+    values = spec.from_stats(
+        reference.stats.stats, memoised_stats(emb), device=str(resolve_device(cfg["device"])), **params
+    )
     meta = reference.stats.meta
     return CellOutput(
         values={name: float(v) for name, v in values.items()},
-        reference=SideSummary(name=reference.name, root=reference.path.resolve(), fingerprint=meta["fingerprint"],
-                              n=reference.stats.stats.n),
-        candidate=_summary(candidate, emb), extractor=extractor)
+        reference=SideSummary(
+            name=reference.name,
+            root=reference.path.resolve(),
+            fingerprint=meta["fingerprint"],
+            n=reference.stats.stats.n,
+        ),
+        candidate=_summary(candidate, emb),
+        extractor=extractor,
+    )
 
 
 def _sampled(embeddings: Embeddings, max_samples, **where) -> Embeddings:
@@ -95,6 +121,12 @@ def per_image_table(embeddings: Embeddings, columns: dict) -> pd.DataFrame:
 
 
 def _summary(ref: DatasetRef, embeddings: Embeddings) -> SideSummary:
-    return SideSummary(name=ref.name, root=embeddings.root, fingerprint=embeddings.fingerprint,
-                       n=len(embeddings), skipped=embeddings.skipped, manifest=embeddings.manifest,
-                       n_embedded=embeddings.n_computed)
+    return SideSummary(
+        name=ref.name,
+        root=embeddings.root,
+        fingerprint=embeddings.fingerprint,
+        n=len(embeddings),
+        skipped=embeddings.skipped,
+        manifest=embeddings.manifest,
+        n_embedded=embeddings.n_computed,
+    )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pandas as pd
 
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
-from dsim.embeddings.embed import resolve_device
 from dsim.data.images import dataset_fingerprint, scan_images
+from dsim.embeddings.embed import resolve_device
 from dsim.metrics.bootstrap import bootstrap_intervals
 from dsim.metrics.path_length import summarize
 
@@ -38,12 +38,20 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
     listing = scan_images(reference.path, on_error=cfg["dataset"]["on_error"])
     return CellOutput(
         values={name: float(v) for name, v in values.items()},
-        reference=SideSummary(name=reference.name, root=listing.root, fingerprint=dataset_fingerprint(listing.files),
-                              n=len(listing.files), skipped=dict(listing.unreadable),
-                              manifest=[(ref.relpath, ref.sha256) for ref in listing.files]),
-        candidate=SideSummary(name=candidate.name, root=candidate.path.resolve(),
-                              fingerprint=f"generator:{candidate.generator.identity}",
-                              n=len(next(iter(per_path.values()), []))),
+        reference=SideSummary(
+            name=reference.name,
+            root=listing.root,
+            fingerprint=dataset_fingerprint(listing.files),
+            n=len(listing.files),
+            skipped=dict(listing.unreadable),
+            manifest=[(ref.relpath, ref.sha256) for ref in listing.files],
+        ),
+        candidate=SideSummary(
+            name=candidate.name,
+            root=candidate.path.resolve(),
+            fingerprint=f"generator:{candidate.generator.identity}",
+            n=len(next(iter(per_path.values()), [])),
+        ),
         extractor=network,
         tables={"per_image_candidate": pd.DataFrame({"path": range(len(per_path.get("t", []))), **per_path})},
         random_weights=bool(network is not None and network.is_random),
@@ -52,11 +60,20 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
 
 def _path_intervals(spec, params: dict, lengths, replicates: int) -> dict[str, float]:
     defaults = spec.defaults()
-    trim = (params.get("discard_lower", defaults.get("discard_lower")),
-            params.get("discard_upper", defaults.get("discard_upper")))
+    trim = (
+        params.get("discard_lower", defaults.get("discard_lower")),
+        params.get("discard_upper", defaults.get("discard_upper")),
+    )
 
     def summary(a, _b):
         return summarize(a, *trim, name=spec.name)
 
-    return bootstrap_intervals(summary, lengths, lengths, replicates=replicates, paired=True,
-                               keys=[spec.name, f"{spec.name}_untrimmed"], ranges=spec.ranges)
+    return bootstrap_intervals(
+        summary,
+        lengths,
+        lengths,
+        replicates=replicates,
+        paired=True,
+        keys=[spec.name, f"{spec.name}_untrimmed"],
+        ranges=spec.ranges,
+    )

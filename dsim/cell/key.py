@@ -26,11 +26,23 @@ def key_config(cfg: dict, *, device: str) -> dict:
     return kept
 
 
-def cell_key(cfg: dict, *, device: str, reference_fingerprint: str, candidate_fingerprint: str,
-             extractor_identity: str, version: str) -> str:
+def cell_key(
+    cfg: dict,
+    *,
+    device: str,
+    reference_fingerprint: str,
+    candidate_fingerprint: str,
+    extractor_identity: str,
+    version: str,
+) -> str:
     """Hex SHA-256 over the cell's number-determining config, data fingerprints, extractor and dsim version."""
-    payload = {"config": key_config(cfg, device=device), "reference": reference_fingerprint,
-               "candidate": candidate_fingerprint, "extractor": extractor_identity, "dsim": version}
+    payload = {
+        "config": key_config(cfg, device=device),
+        "reference": reference_fingerprint,
+        "candidate": candidate_fingerprint,
+        "extractor": extractor_identity,
+        "dsim": version,
+    }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

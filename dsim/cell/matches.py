@@ -28,7 +28,7 @@ def select_matches(table: pd.DataFrame, column: str, *, k: int = 3, higher_is_be
         raise ValueError(f"k must be at least 1, got {k}")
     values = table[column].to_numpy(dtype=np.float64)
     finite = np.flatnonzero(np.isfinite(values))
-    sign = -1.0 if higher_is_better else 1.0                          # sort keys: best first, stable on ties
+    sign = -1.0 if higher_is_better else 1.0  # sort keys: best first, stable on ties
     best = finite[np.argsort(sign * values[finite], kind="stable")]
     worst = finite[np.argsort(-sign * values[finite], kind="stable")]
     mean = values[finite].mean() if finite.size else np.nan

@@ -18,17 +18,24 @@ import numpy as np
 import pandas as pd
 
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
+from dsim.cell.pairing import align_pair, pair_datasets
+from dsim.data.images import load_rgb
 from dsim.embeddings.embed import embed, resolve_device
 from dsim.embeddings.entropy import EntropyCache
 from dsim.errors import DsimError, ImageReadError
-from dsim.data.images import load_rgb
 from dsim.metrics._registry import keyword_params, pair_summary
 from dsim.metrics.paired import cosine_distance
-from dsim.cell.pairing import align_pair, pair_datasets
 
 #: used for any key a config's ``pairing`` group leaves out
-DEFAULT_PAIRING = {"method": "nearest", "extractor": "auto", "weights": "default", "distance": "cosine",
-                   "seed": 0, "size": None, "k": 3}
+DEFAULT_PAIRING = {
+    "method": "nearest",
+    "extractor": "auto",
+    "weights": "default",
+    "distance": "cosine",
+    "seed": 0,
+    "size": None,
+    "k": 3,
+}
 
 
 def network_of(spec, params: dict):
@@ -44,11 +51,24 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
     """Pair the two datasets, score every pair, summarise (with ``metric.bootstrap`` intervals over pairs)."""
     name = spec.name
     pairing_cfg = {**DEFAULT_PAIRING, **(cfg.get("pairing") or {})}
-    common = dict(device=cfg["device"], batch_size=cfg["batch_size"], num_workers=cfg["num_workers"],
-                  cache_dir=cfg["cache_dir"], on_error=cfg["dataset"]["on_error"], progress=cfg["progress"])
-    pairing = pair_datasets(reference.path, candidate.path, method=pairing_cfg["method"],
-                            extractor=pairing_cfg["extractor"], weights=pairing_cfg["weights"],
-                            distance=pairing_cfg["distance"], seed=pairing_cfg["seed"], **common)
+    common = dict(
+        device=cfg["device"],
+        batch_size=cfg["batch_size"],
+        num_workers=cfg["num_workers"],
+        cache_dir=cfg["cache_dir"],
+        on_error=cfg["dataset"]["on_error"],
+        progress=cfg["progress"],
+    )
+    pairing = pair_datasets(
+        reference.path,
+        candidate.path,
+        method=pairing_cfg["method"],
+        extractor=pairing_cfg["extractor"],
+        weights=pairing_cfg["weights"],
+        distance=pairing_cfg["distance"],
+        seed=pairing_cfg["seed"],
+        **common,
+    )
     if pairing.extractor is not None and isinstance(cfg.get("pairing"), dict):
         cfg["pairing"]["resolved_extractor"] = pairing.extractor.name
         cfg["pairing"]["resolved_extractor_identity"] = pairing.extractor.identity
@@ -60,24 +80,34 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
     entropies = EntropyCache(cfg["cache_dir"])
     if spec.embedding:
         embedding = {**common, "batch_size": params.get("batch_size", common["batch_size"])}  # the metric's own
-        keep, values, ent_ref, ent_cand = _score_embeddings(pairing, network, entropies, skipped, embedding,
-                                                            roots=(reference.path, candidate.path))
+        keep, values, ent_ref, ent_cand = _score_embeddings(
+            pairing, network, entropies, skipped, embedding, roots=(reference.path, candidate.path)
+        )
     else:
         kwargs = dict(params)
         if "device" in keyword_params(spec.pair_values or spec.fn):
             kwargs.setdefault("device", str(resolve_device(cfg["device"])))
-        keep, values, ent_ref, ent_cand = _score_images(pairing, spec, kwargs, entropies, skipped,
-                                                        size=pairing_cfg["size"], chunk=max(1, int(cfg["batch_size"])),
-                                                        on_error=cfg["dataset"]["on_error"])
+        keep, values, ent_ref, ent_cand = _score_images(
+            pairing,
+            spec,
+            kwargs,
+            entropies,
+            skipped,
+            size=pairing_cfg["size"],
+            chunk=max(1, int(cfg["batch_size"])),
+            on_error=cfg["dataset"]["on_error"],
+        )
     if not keep:
         raise DsimError(f"{name}: no readable image pair between {reference.path} and {candidate.path}")
 
-    table = pd.DataFrame({
-        "candidate": [pairing.candidate[i].relpath for i in keep],
-        "reference": [pairing.reference[i].relpath for i in keep],
-        "candidate_id": [pairing.candidate[i].sha256 for i in keep],
-        "reference_id": [pairing.reference[i].sha256 for i in keep],
-    })
+    table = pd.DataFrame(
+        {
+            "candidate": [pairing.candidate[i].relpath for i in keep],
+            "reference": [pairing.reference[i].relpath for i in keep],
+            "candidate_id": [pairing.candidate[i].sha256 for i in keep],
+            "reference_id": [pairing.reference[i].sha256 for i in keep],
+        }
+    )
     if pairing.distance is not None:
         table["match_distance"] = pairing.distance[keep]
     table[name] = values
@@ -90,25 +120,33 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
     summary = dict(pair_summary(spec, values, bootstrap=cfg["metric"].get("bootstrap") or 0))
     if pairing.distance is not None:
         summary["match_distance_mean"] = float(np.mean(pairing.distance[keep]))
-    random_weights = bool((network is not None and network.is_random)
-                          or (pairing.extractor is not None and pairing.extractor.is_random))
+    random_weights = bool(
+        (network is not None and network.is_random) or (pairing.extractor is not None and pairing.extractor.is_random)
+    )
     output = CellOutput(
         values=summary,
         reference=_side(reference, pairing, "reference", skipped),
         candidate=_side(candidate, pairing, "candidate", skipped),
         extractor=network,
-        tables={"pairs": table,
-                "matches": select_matches(table, name, k=int(pairing_cfg["k"]),
-                                          higher_is_better=spec.higher_is_better)},
+        tables={
+            "pairs": table,
+            "matches": select_matches(table, name, k=int(pairing_cfg["k"]), higher_is_better=spec.higher_is_better),
+        },
         random_weights=random_weights,
     )
     return output
 
 
 def _side(ref: DatasetRef, pairing, side: str, skipped: dict) -> SideSummary:
-    return SideSummary(name=ref.name, root=ref.path.resolve(), fingerprint=getattr(pairing, f"{side}_fingerprint"),
-                       n=getattr(pairing, f"n_{side}"), skipped=skipped[side], manifest=pairing.manifests[side],
-                       n_embedded=pairing.n_embedded[side])
+    return SideSummary(
+        name=ref.name,
+        root=ref.path.resolve(),
+        fingerprint=getattr(pairing, f"{side}_fingerprint"),
+        n=getattr(pairing, f"n_{side}"),
+        skipped=skipped[side],
+        manifest=pairing.manifests[side],
+        n_embedded=pairing.n_embedded[side],
+    )
 
 
 def _entropy(cache: EntropyCache, ref, rgb=None) -> float:
@@ -152,14 +190,23 @@ def _score_embeddings(pairing, extractor, entropies, skipped, common, roots):
         found = embed(root, extractor, **common)
         features.update(zip(found.hashes, found.features))
         pairing.n_embedded[side] += found.n_computed
-    keep = [i for i in range(len(pairing))
-            if pairing.reference[i].sha256 in features and pairing.candidate[i].sha256 in features]
+    keep = [
+        i
+        for i in range(len(pairing))
+        if pairing.reference[i].sha256 in features and pairing.candidate[i].sha256 in features
+    ]
     for i in range(len(pairing)):
         for side, ref in (("reference", pairing.reference[i]), ("candidate", pairing.candidate[i])):
             if ref.sha256 not in features:
                 skipped[side].setdefault(ref.relpath, "unreadable image")
-    values = cosine_distance(np.stack([features[pairing.reference[i].sha256] for i in keep]),
-                             np.stack([features[pairing.candidate[i].sha256] for i in keep])) if keep else np.array([])
+    values = (
+        cosine_distance(
+            np.stack([features[pairing.reference[i].sha256] for i in keep]),
+            np.stack([features[pairing.candidate[i].sha256] for i in keep]),
+        )
+        if keep
+        else np.array([])
+    )
     ent_ref = [_entropy(entropies, pairing.reference[i]) for i in keep]
     ent_cand = [_entropy(entropies, pairing.candidate[i]) for i in keep]
     return keep, values, ent_ref, ent_cand

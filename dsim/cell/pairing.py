@@ -27,8 +27,8 @@ from pathlib import PurePosixPath
 import numpy as np
 import torch
 
-from dsim.errors import DsimError
 from dsim.data.images import ImageFileRef, dataset_fingerprint, image_path, list_images
+from dsim.errors import DsimError
 
 METHODS = ("by_name", "nearest", "random")
 DISTANCES = ("cosine", "euclidean")
@@ -109,8 +109,9 @@ def random_indices(n_reference: int, n_candidate: int, seed: int = 0) -> np.ndar
     return rng.choice(n_reference, size=n_candidate, replace=n_candidate > n_reference)
 
 
-def nearest_indices(reference: np.ndarray, candidate: np.ndarray, *, distance: str = "cosine",
-                    device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def nearest_indices(
+    reference: np.ndarray, candidate: np.ndarray, *, distance: str = "cosine", device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """For each candidate row, the index of the nearest reference row and the distance to it.
 
     Distances are computed in float64, in chunks of candidates (bounded memory); ties go to the lower
@@ -126,19 +127,20 @@ def nearest_indices(reference: np.ndarray, candidate: np.ndarray, *, distance: s
     ref = torch.as_tensor(np.asarray(reference), dtype=torch.float64, device=device)
     cand = torch.as_tensor(np.asarray(candidate), dtype=torch.float64, device=device)
     if ref.ndim != 2 or cand.ndim != 2 or ref.shape[1] != cand.shape[1] or not len(ref):
-        raise DsimError(f"pairing: cannot match {tuple(cand.shape)} candidate features to "
-                        f"{tuple(ref.shape)} reference features")
+        raise DsimError(
+            f"pairing: cannot match {tuple(cand.shape)} candidate features to {tuple(ref.shape)} reference features"
+        )
     if distance == "cosine":
         ref = torch.nn.functional.normalize(ref, dim=1)
         cand = torch.nn.functional.normalize(cand, dim=1)
     indices, distances = [], []
     for start in range(0, len(cand), _CHUNK):
-        block = cand[start:start + _CHUNK]
+        block = cand[start : start + _CHUNK]
         if distance == "cosine":
             d = 1.0 - block @ ref.T
         else:
             d = torch.cdist(block, ref)
-        best = torch.argmin(d, dim=1)          # first minimum: the lower index on ties
+        best = torch.argmin(d, dim=1)  # first minimum: the lower index on ties
         indices.append(best.cpu().numpy())
         distances.append(d.gather(1, best[:, None]).squeeze(1).cpu().numpy())
     return np.concatenate(indices), np.concatenate(distances)
@@ -157,52 +159,108 @@ def resolve_extractor(name: str = AUTO_EXTRACTOR, weights: str = "default"):
         extractor.resolved_weights  # noqa: B018
         return extractor
     except DsimError as error:
-        warnings.warn(f"pairing: nearest-neighbour matching uses {FALLBACK_EXTRACTOR}, not {PREFERRED_EXTRACTOR} "
-                      f"({error})", PairingWarning, stacklevel=2)
+        warnings.warn(
+            f"pairing: nearest-neighbour matching uses {FALLBACK_EXTRACTOR}, not {PREFERRED_EXTRACTOR} ({error})",
+            PairingWarning,
+            stacklevel=2,
+        )
     extractor = build(FALLBACK_EXTRACTOR, weights=weights)
     extractor.resolved_weights  # noqa: B018
     return extractor
 
 
-def pair_datasets(reference: str | os.PathLike, candidate: str | os.PathLike, *, method: str = "nearest",
-                  extractor: str = AUTO_EXTRACTOR, weights: str = "default", distance: str = "cosine",
-                  seed: int = 0, device: str = "auto", batch_size: int = 32, num_workers: int | None = None,
-                  cache_dir: str | os.PathLike = "cache", on_error: str = "raise", progress: bool = False) -> Pairing:
+def pair_datasets(
+    reference: str | os.PathLike,
+    candidate: str | os.PathLike,
+    *,
+    method: str = "nearest",
+    extractor: str = AUTO_EXTRACTOR,
+    weights: str = "default",
+    distance: str = "cosine",
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    cache_dir: str | os.PathLike = "cache",
+    on_error: str = "raise",
+    progress: bool = False,
+) -> Pairing:
     """Pair the images of two folders by ``method`` (see the module docstring)."""
     if method not in METHODS:
         raise DsimError(f"pairing: unknown method {method!r} (choose from: {', '.join(METHODS)})")
     if method == "nearest":
-        return _nearest(reference, candidate, extractor=extractor, weights=weights, distance=distance,
-                        device=device, batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir,
-                        on_error=on_error, progress=progress)
+        return _nearest(
+            reference,
+            candidate,
+            extractor=extractor,
+            weights=weights,
+            distance=distance,
+            device=device,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            cache_dir=cache_dir,
+            on_error=on_error,
+            progress=progress,
+        )
     ref_files, cand_files = list_images(reference), list_images(candidate)
-    sets = dict(reference_fingerprint=dataset_fingerprint(ref_files), n_reference=len(ref_files),
-                candidate_fingerprint=dataset_fingerprint(cand_files), n_candidate=len(cand_files),
-                manifests={"reference": [(f.relpath, f.sha256) for f in ref_files],
-                           "candidate": [(f.relpath, f.sha256) for f in cand_files]})
+    sets = dict(
+        reference_fingerprint=dataset_fingerprint(ref_files),
+        n_reference=len(ref_files),
+        candidate_fingerprint=dataset_fingerprint(cand_files),
+        n_candidate=len(cand_files),
+        manifests={
+            "reference": [(f.relpath, f.sha256) for f in ref_files],
+            "candidate": [(f.relpath, f.sha256) for f in cand_files],
+        },
+    )
     if method == "random":
         idx = random_indices(len(ref_files), len(cand_files), int(seed))
         return Pairing(method, [ref_files[i] for i in idx], cand_files, **sets)
     ref_idx, cand_idx = match_by_name(ref_files, cand_files)
     if not ref_idx:
-        raise DsimError(f"pairing=by_name: no image of {candidate} has a namesake in {reference} "
-                        "(same relative path or file stem); use pairing=nearest or pairing=random")
+        raise DsimError(
+            f"pairing=by_name: no image of {candidate} has a namesake in {reference} "
+            "(same relative path or file stem); use pairing=nearest or pairing=random"
+        )
     matched = set(cand_idx)
     unmatched = [c.relpath for j, c in enumerate(cand_files) if j not in matched]
     if unmatched:
-        warnings.warn(f"pairing=by_name: {len(unmatched)} of {len(cand_files)} candidate images have no namesake "
-                      f"in the reference set and are left out (e.g. {unmatched[0]})", PairingWarning, stacklevel=2)
-    return Pairing(method, [ref_files[i] for i in ref_idx], [cand_files[j] for j in cand_idx],
-                   unmatched=unmatched, **sets)
+        warnings.warn(
+            f"pairing=by_name: {len(unmatched)} of {len(cand_files)} candidate images have no namesake "
+            f"in the reference set and are left out (e.g. {unmatched[0]})",
+            PairingWarning,
+            stacklevel=2,
+        )
+    return Pairing(
+        method, [ref_files[i] for i in ref_idx], [cand_files[j] for j in cand_idx], unmatched=unmatched, **sets
+    )
 
 
-def _nearest(reference, candidate, *, extractor, weights, distance, device, cache_dir, on_error, progress,
-             batch_size, num_workers) -> Pairing:
+def _nearest(
+    reference,
+    candidate,
+    *,
+    extractor,
+    weights,
+    distance,
+    device,
+    cache_dir,
+    on_error,
+    progress,
+    batch_size,
+    num_workers,
+) -> Pairing:
     from dsim.embeddings.embed import embed, resolve_device
 
     chosen = resolve_extractor(extractor, weights)
-    options = dict(device=device, batch_size=batch_size, num_workers=num_workers, cache_dir=cache_dir,
-                   on_error=on_error, progress=progress)
+    options = dict(
+        device=device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        cache_dir=cache_dir,
+        on_error=on_error,
+        progress=progress,
+    )
     ref = embed(reference, chosen, **options)
     cand = embed(candidate, chosen, **options)
     idx, dist = nearest_indices(ref.features, cand.features, distance=distance, device=resolve_device(device))
@@ -210,13 +268,20 @@ def _nearest(reference, candidate, *, extractor, weights, distance, device, cach
     def refs(e, order):
         return [ImageFileRef(path=image_path(e.root, e.ids[i]), relpath=e.ids[i], sha256=e.hashes[i]) for i in order]
 
-    return Pairing("nearest", refs(ref, idx), refs(cand, range(len(cand))), distance=dist, extractor=chosen,
-                   reference_fingerprint=ref.fingerprint, candidate_fingerprint=cand.fingerprint,
-                   n_reference=len(ref), n_candidate=len(cand),
-                   skipped={"reference": dict(ref.skipped), "candidate": dict(cand.skipped)},
-                   manifests={"reference": list(getattr(ref, "manifest", [])),
-                              "candidate": list(getattr(cand, "manifest", []))},
-                   n_embedded={"reference": ref.n_computed, "candidate": cand.n_computed})
+    return Pairing(
+        "nearest",
+        refs(ref, idx),
+        refs(cand, range(len(cand))),
+        distance=dist,
+        extractor=chosen,
+        reference_fingerprint=ref.fingerprint,
+        candidate_fingerprint=cand.fingerprint,
+        n_reference=len(ref),
+        n_candidate=len(cand),
+        skipped={"reference": dict(ref.skipped), "candidate": dict(cand.skipped)},
+        manifests={"reference": list(getattr(ref, "manifest", [])), "candidate": list(getattr(cand, "manifest", []))},
+        n_embedded={"reference": ref.n_computed, "candidate": cand.n_computed},
+    )
 
 
 def align_pair(reference: np.ndarray, candidate: np.ndarray, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -11,10 +11,9 @@ import pandas as pd
 from dsim import __version__
 from dsim.cell.context import CellOutput
 from dsim.data.dvc import experiment_name
-from dsim.util.fileio import atomic_write_text
 from dsim.data.lineage import dvc_lineage
 from dsim.records import CellRecord, Side
-
+from dsim.util.fileio import atomic_write_text
 
 #: the MLflow tag with a cell's headline value names, comma-separated (``dsim report`` reads it)
 HEADLINE_TAG = "dsim.headline"
@@ -23,9 +22,17 @@ HEADLINE_TAG = "dsim.headline"
 def dataset_input(record: CellRecord, role: str) -> dict:
     """The pair side as an MLflow dataset input: name, content digest, source path, DVC lineage."""
     side = record.side(role)
-    return dict(name=side.name, digest=side.fingerprint, source=Path(side.path).as_uri(), context=role,
-                profile={"n_images": side.n, "fingerprint": side.fingerprint,
-                         **{k: v for k, v in side.lineage.items() if v is not None}})
+    return dict(
+        name=side.name,
+        digest=side.fingerprint,
+        source=Path(side.path).as_uri(),
+        context=role,
+        profile={
+            "n_images": side.n,
+            "fingerprint": side.fingerprint,
+            **{k: v for k, v in side.lineage.items() if v is not None},
+        },
+    )
 
 
 SHOWN_SKIPPED = 5  # skipped images named in the warning line (all of them are in skipped_<side>.csv)
@@ -42,9 +49,12 @@ def write_tables(output: CellOutput, directory: Path) -> list[Path]:
             tables[f"skipped_{side}"] = pd.DataFrame(sorted(summary.skipped.items()), columns=["relpath", "reason"])
             shown = ", ".join(f"{rel} ({reason})" for rel, reason in sorted(summary.skipped.items())[:SHOWN_SKIPPED])
             more = len(summary.skipped) - SHOWN_SKIPPED
-            warnings.warn(f"{side} {summary.name}: skipped {len(summary.skipped)} unreadable image(s): {shown}"
-                          + (f" and {more} more" if more > 0 else "")
-                          + f" (all in {directory / f'skipped_{side}.csv'})", stacklevel=2)
+            warnings.warn(
+                f"{side} {summary.name}: skipped {len(summary.skipped)} unreadable image(s): {shown}"
+                + (f" and {more} more" if more > 0 else "")
+                + f" (all in {directory / f'skipped_{side}.csv'})",
+                stacklevel=2,
+            )
     written = []
     for name, table in tables.items():
         path = directory / f"{name}.csv"
@@ -58,17 +68,32 @@ def build_record(cfg: dict, output: CellOutput, pair: str, spec) -> CellRecord:
     """The record of a cell's output (``spec``: the metric's declaration, for the values' roles)."""
     extractor = output.extractor
     weights = extractor.resolved_weights if extractor is not None else None
-    sides = {role: Side(name=summary.name, path=str(summary.root), fingerprint=summary.fingerprint,
-                        lineage=dvc_lineage(summary.root).as_dict(), n=summary.n, skipped=summary.skipped,
-                        embedded=summary.n_embedded)
-             for role, summary in (("reference", output.reference), ("candidate", output.candidate))}
+    sides = {
+        role: Side(
+            name=summary.name,
+            path=str(summary.root),
+            fingerprint=summary.fingerprint,
+            lineage=dvc_lineage(summary.root).as_dict(),
+            n=summary.n,
+            skipped=summary.skipped,
+            embedded=summary.n_embedded,
+        )
+        for role, summary in (("reference", output.reference), ("candidate", output.candidate))
+    }
     return CellRecord(
-        extractor=extractor.name if extractor is not None else "none", metric=cfg["metric"]["name"], pair=pair,
-        **sides, values=output.values, value_roles={key: spec.role(key) for key in output.values},
+        extractor=extractor.name if extractor is not None else "none",
+        metric=cfg["metric"]["name"],
+        pair=pair,
+        **sides,
+        values=output.values,
+        value_roles={key: spec.role(key) for key in output.values},
         extractor_identity=extractor.identity if extractor is not None else "none",
         weights_checksum=weights.checksum if weights is not None else "none",
         random_weights=bool(output.random_weights or (extractor is not None and extractor.is_random)),
-        git_commit=git_commit(Path.cwd()), dvc_experiment=experiment_name(), dsim_version=__version__)
+        git_commit=git_commit(Path.cwd()),
+        dvc_experiment=experiment_name(),
+        dsim_version=__version__,
+    )
 
 
 def run_tags(record: CellRecord) -> dict[str, str]:
@@ -95,11 +120,17 @@ def run_tags(record: CellRecord) -> dict[str, str]:
     if perturbation not in (None, "none"):
         tags["dsim.data.perturb"] = f"{perturbation}:{record.config.get('perturb.strength')}"
     if record.generator:
-        tags.update({"dsim.generator": record.generator["name"], "dsim.generator.identity": record.generator["identity"],
-                     "dsim.generator.checkpoint_sha256": str(record.generator.get("checkpoint_sha256"))})
+        tags.update(
+            {
+                "dsim.generator": record.generator["name"],
+                "dsim.generator.identity": record.generator["identity"],
+                "dsim.generator.checkpoint_sha256": str(record.generator.get("checkpoint_sha256")),
+            }
+        )
     if record.interval:
-        tags["dsim.interval"] = f"{record.interval['method']}, {record.interval['level']:.0%}, " \
-                                f"{record.interval['replicates']} replicates"
+        tags["dsim.interval"] = (
+            f"{record.interval['method']}, {record.interval['level']:.0%}, {record.interval['replicates']} replicates"
+        )
     if record.random_weights:
         tags["dsim.warning"] = "RANDOM WEIGHTS: plumbing test only, not a real result"
     return tags
@@ -108,10 +139,16 @@ def run_tags(record: CellRecord) -> dict[str, str]:
 def git_commit(directory: Path) -> str:
     """``HEAD`` of the git work tree at ``directory`` (``+dirty`` when modified), or ``unknown``."""
     try:
-        head = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")

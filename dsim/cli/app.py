@@ -86,8 +86,10 @@ def _register_launcher_bases(args: list[str]) -> None:
                 fail(f"hydra/launcher={name} needs the launcher plugin: pip install {package}")
             continue
         if wanted == name == "submitit_slurm" and shutil.which("sbatch") is None:
-            fail("hydra/launcher=submitit_slurm submits Slurm jobs, but there is no `sbatch` here: run it on a "
-                 "cluster's login node (or use hydra/launcher=submitit_local to run the jobs on this machine)")
+            fail(
+                "hydra/launcher=submitit_slurm submits Slurm jobs, but there is no `sbatch` here: run it on a "
+                "cluster's login node (or use hydra/launcher=submitit_local to run the jobs on this machine)"
+            )
         launchers = store.repo.get("hydra", {}).get("launcher", {})
         node = launchers.pop(f"{name}.yaml", None)
         if node is not None:
@@ -110,7 +112,7 @@ def _unreadable(parser, overrides: list[str]) -> str | None:
     shell split at a space (``pair.reference=/data/run 2024``), or one with brackets, ``&`` or quotes."""
     from hydra.errors import HydraException
 
-    for i, arg in enumerate(overrides):
+    for i, arg in enumerate(overrides):  # noqa: B007  (i is read after the loop)
         try:
             parser.parse_override(arg)
         except HydraException:
@@ -120,11 +122,13 @@ def _unreadable(parser, overrides: list[str]) -> str | None:
     key, sep, value = arg.partition("=")
     if sep:
         return f"cannot read the value of {key.lstrip('+~')}: quote it, as one argument: '{key}=\"{value}\"'"
-    rest = " ".join(overrides[i:i + next((n for n, a in enumerate(overrides[i:]) if "=" in a), len(overrides) - i)])
+    rest = " ".join(overrides[i : i + next((n for n, a in enumerate(overrides[i:]) if "=" in a), len(overrides) - i)])
     if i and "=" in overrides[i - 1]:
         key, _, value = overrides[i - 1].partition("=")
-        return (f"{rest!r} is not KEY=VALUE: a value with spaces must be quoted, as one argument: "
-                f"'{key}=\"{value} {rest}\"'")
+        return (
+            f"{rest!r} is not KEY=VALUE: a value with spaces must be quoted, as one argument: "
+            f"'{key}=\"{value} {rest}\"'"
+        )
     return f"{arg!r} is not KEY=VALUE (e.g. metric=fid)"
 
 
@@ -147,8 +151,13 @@ def check_group_overrides(args: list[str]) -> None:
         if group not in GROUPS or override.is_delete() or override.package:
             continue
         value = None if override.is_sweep_override() else override.value()
-        names = [str(v) for v in override.sweep_string_iterator()] if override.is_sweep_override() \
-            else [str(v) for v in value] if isinstance(value, list) else [str(value)]  # analysis=[umap,distance]
+        names = (
+            [str(v) for v in override.sweep_string_iterator()]
+            if override.is_sweep_override()
+            else [str(v) for v in value]
+            if isinstance(value, list)
+            else [str(value)]
+        )  # analysis=[umap,distance]
         known = group_choices(group, dirs)
         for name in names:
             if name not in known and not (group == "experiment" and name in ("null", "None")):
@@ -226,8 +235,10 @@ def task(cfg) -> None:
         _record_failure(hydra_cfg, job_dir, f"{type(error).__name__}: {error} (traceback in {trace})".splitlines()[0])
         return
     if "shards" in record:
-        print(f"[shard {record['shard'] + 1}/{record['shards']}] {record['name']} · {record['extractor']}: "
-              f"{record['images']} images, {record['embedded']} embedded now")
+        print(
+            f"[shard {record['shard'] + 1}/{record['shards']}] {record['name']} · {record['extractor']}: "
+            f"{record['images']} images, {record['embedded']} embedded now"
+        )
         return
     from dsim.records import CellRecord
     from dsim.results import headline_values
@@ -242,11 +253,10 @@ def _check_before_work(plain: dict, choices: dict, conf_dirs) -> None:
     """Every value, and the folders the job writes to, before the store or a model is opened (``cache_dir``
     is made absolute once checked: an empty one is an error, not the working folder)."""
     from dsim.data.dvc import project_path
-    from dsim.util.fileio import ensure_dir
-    from dsim.tracking.mlflow_store import resolve_uri
-
-    from dsim.generators import GeneratorSpec
     from dsim.data.perturb import Perturbation
+    from dsim.generators import GeneratorSpec
+    from dsim.tracking.mlflow_store import resolve_uri
+    from dsim.util.fileio import ensure_dir
 
     Perturbation.from_config(plain.get("perturb"))  # first: its strength rules depend on the perturbation
     configs.check(plain, choices, conf_dirs)
@@ -283,8 +293,12 @@ def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
     _check_before_work(plain, choices, conf_dirs)
     if hydra_cfg.mode == RunMode.MULTIRUN:
         return _work(plain, hydra_cfg, job_dir, choices, conf_dirs)
-    lock = lock_dir(job_dir, JOB_LOCK, f"hydra.run.dir {job_dir} is in use by another running cell: give this cell "
-                    "its own hydra.run.dir (or leave it unset: each cell then gets a new folder)")
+    lock = lock_dir(
+        job_dir,
+        JOB_LOCK,
+        f"hydra.run.dir {job_dir} is in use by another running cell: give this cell "
+        "its own hydra.run.dir (or leave it unset: each cell then gets a new folder)",
+    )
     try:
         return _work(plain, hydra_cfg, job_dir, choices, conf_dirs)
     finally:
@@ -307,8 +321,15 @@ def _work(plain: dict, hydra_cfg, job_dir: Path, choices: dict, conf_dirs) -> di
     with store:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             sweep_dir = hydra_cfg.sweep.dir
-            return run_cell(plain, job_dir, parent_run_id=parent_run_id(sweep_dir), sweep_dir=sweep_dir,
-                            choices=choices, conf_dirs=conf_dirs, store=store)
+            return run_cell(
+                plain,
+                job_dir,
+                parent_run_id=parent_run_id(sweep_dir),
+                sweep_dir=sweep_dir,
+                choices=choices,
+                conf_dirs=conf_dirs,
+                store=store,
+            )
         record = run_cell(plain, job_dir, choices=choices, conf_dirs=conf_dirs, store=store)
     if plain["results_file"]:
         from dsim import results
@@ -335,14 +356,18 @@ def _print_single(record: dict, job_dir: Path, tracking) -> None:
     from dsim.tracking.mlflow_store import resolve_uri, ui_command
 
     if "shards" in record:  # task=embed
-        print(f"{record['name']} · {record['extractor']}: shard {record['shard'] + 1}/{record['shards']}, "
-              f"{record['images']} images, {record['embedded']} embedded now, the rest were in the store")
+        print(
+            f"{record['name']} · {record['extractor']}: shard {record['shard'] + 1}/{record['shards']}, "
+            f"{record['images']} images, {record['embedded']} embedded now, the rest were in the store"
+        )
         return
     print(results.format_table(results.to_frame([record])))
     print(f"record: {job_dir / 'result.json'}")
     if record.get("reused"):
-        print(f"reused the finished run {record.get('mlflow_run_id')} of the same cell key (config, data, extractor, "
-              "dsim version); force=true recomputes")
+        print(
+            f"reused the finished run {record.get('mlflow_run_id')} of the same cell key (config, data, extractor, "
+            "dsim version); force=true recomputes"
+        )
     elif record.get("tracking") == "pending":
         print("MLflow: not logged yet (the store is unavailable); `dsim sync` logs it")
     print(f"MLflow UI: {ui_command(resolve_uri(tracking.uri, tracking.store_dir))}")
@@ -379,8 +404,8 @@ SUBCOMMANDS = {
 def _absolute_dir(arg: str) -> str:
     """``hydra.sweep.dir=REL`` (or ``hydra.run.dir=``) made absolute: a launcher's job may start elsewhere."""
     for key in ("hydra.sweep.dir=", "hydra.run.dir="):
-        if arg.startswith(key) and "${" not in arg and not os.path.isabs(arg[len(key):]):
-            return key + os.path.abspath(arg[len(key):])
+        if arg.startswith(key) and "${" not in arg and not os.path.isabs(arg[len(key) :]):
+            return key + os.path.abspath(arg[len(key) :])
     return arg
 
 
@@ -390,8 +415,9 @@ def _raised_by_launcher(error: BaseException) -> bool:
     while tb is not None:
         modules.append(tb.tb_frame.f_globals.get("__name__", ""))
         tb = tb.tb_next
-    return any(m.startswith(("hydra_plugins.", "ray.", "submitit.")) for m in modules) and \
-        not any(m.startswith("dsim.") for m in modules[modules.index("dsim.cli.app") + 1:] if "dsim.cli.app" in modules)
+    return any(m.startswith(("hydra_plugins.", "ray.", "submitit.")) for m in modules) and not any(
+        m.startswith("dsim.") for m in modules[modules.index("dsim.cli.app") + 1 :] if "dsim.cli.app" in modules
+    )
 
 
 def _terminate(signum, frame):

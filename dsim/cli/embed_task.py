@@ -17,16 +17,25 @@ from dsim.records import EMBED_FILE, write_json
 
 def run_embed_task(cfg: dict, job_dir: Path) -> dict:
     """Embed the shard ``cfg.task`` names; write and return its summary."""
-    from dsim.extractors import from_config
     from dsim.embeddings.embed import embed_shard
+    from dsim.extractors import from_config
 
     task = cfg["task"]
     if not task.get("dataset"):
         raise DsimError("task=embed needs task.dataset=NAME_OR_FOLDER (a catalogue name or an image folder)")
     dataset = resolve_dataset(task["dataset"], cfg["dataset"])
-    summary = embed_shard(dataset.path, from_config(cfg["extractor"]), shard=task["shard"], shards=task["shards"],
-                          device=cfg["device"], batch_size=cfg["batch_size"], num_workers=cfg["num_workers"],
-                          cache_dir=cfg["cache_dir"], on_error=cfg["dataset"]["on_error"], progress=cfg["progress"])
+    summary = embed_shard(
+        dataset.path,
+        from_config(cfg["extractor"]),
+        shard=task["shard"],
+        shards=task["shards"],
+        device=cfg["device"],
+        batch_size=cfg["batch_size"],
+        num_workers=cfg["num_workers"],
+        cache_dir=cfg["cache_dir"],
+        on_error=cfg["dataset"]["on_error"],
+        progress=cfg["progress"],
+    )
     summary["name"] = dataset.name
     write_json(Path(job_dir) / EMBED_FILE, summary)
     return summary

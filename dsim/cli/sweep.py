@@ -22,10 +22,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from dsim.errors import Abort, DsimError
-from dsim.util.fileio import atomic_write_text, lock_dir, unlock_dir
 from dsim.records import read_embed_records, read_failures
-from dsim.tracking.queue import PARENT_RUN_FILE, RunPlan, open_store, parent_run_id, submit, sync
 from dsim.tracking.mlflow_store import DEFAULT_RETRY_S, StoreUnavailable, resolve_uri, ui_command
+from dsim.tracking.queue import PARENT_RUN_FILE, RunPlan, open_store, parent_run_id, submit, sync
+from dsim.util.fileio import atomic_write_text, lock_dir, unlock_dir
 
 RESULTS_CSV = "results.csv"
 EMBED_CSV = "embed.csv"
@@ -46,8 +46,12 @@ STATE = _State()
 
 
 def _store(config: DictConfig) -> dict:
-    return dict(uri=resolve_uri(config.tracking.uri, config.tracking.store_dir), experiment=config.tracking.experiment,
-                store_dir=config.tracking.store_dir, retry_s=float(config.tracking.get("retry_s", DEFAULT_RETRY_S)))
+    return dict(
+        uri=resolve_uri(config.tracking.uri, config.tracking.store_dir),
+        experiment=config.tracking.experiment,
+        store_dir=config.tracking.store_dir,
+        retry_s=float(config.tracking.get("retry_s", DEFAULT_RETRY_S)),
+    )
 
 
 class SweepRecord(Callback):
@@ -69,22 +73,31 @@ class SweepRecord(Callback):
     def _start(self, config: DictConfig) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        lock = lock_dir(sweep_dir, LOCK_FILE, f"sweep folder {sweep_dir} is in use by another running sweep: give "
-                        "this one its own hydra.sweep.dir (or leave it unset: each sweep then gets a new folder)")
+        lock = lock_dir(
+            sweep_dir,
+            LOCK_FILE,
+            f"sweep folder {sweep_dir} is in use by another running sweep: give "
+            "this one its own hydra.sweep.dir (or leave it unset: each sweep then gets a new folder)",
+        )
         STATE.lock, STATE.sweep_dir, STATE.config, STATE.failed = lock, sweep_dir, config, 0
         (sweep_dir / PARENT_RUN_FILE).unlink(missing_ok=True)  # a rerun into the same folder: a new parent
         store = _store(config)
         overrides = " ".join(config.hydra.overrides.task) or "(none)"
         try:
-            tracker = open_store(store["uri"], store["experiment"], store_dir=store["store_dir"],
-                                 retry_s=store["retry_s"])
-            run_id = tracker.start_run(f"sweep {sweep_dir.name}", tags={**SWEEP_TAGS,
-                                                                          "dsim.sweep_dir": str(sweep_dir.resolve())})
+            tracker = open_store(
+                store["uri"], store["experiment"], store_dir=store["store_dir"], retry_s=store["retry_s"]
+            )
+            run_id = tracker.start_run(
+                f"sweep {sweep_dir.name}", tags={**SWEEP_TAGS, "dsim.sweep_dir": str(sweep_dir.resolve())}
+            )
             tracker.log(run_id, params={"overrides": overrides})
             atomic_write_text(sweep_dir / PARENT_RUN_FILE, run_id + "\n")
         except StoreUnavailable as error:
-            warnings.warn(f"no parent run yet ({error}); the cells' records wait for it in the pending queue "
-                          "(`dsim sync` once the store is back)", stacklevel=2)
+            warnings.warn(
+                f"no parent run yet ({error}); the cells' records wait for it in the pending queue "
+                "(`dsim sync` once the store is back)",
+                stacklevel=2,
+            )
 
     def _end(self, config: DictConfig) -> None:
         import pandas as pd
@@ -103,50 +116,73 @@ class SweepRecord(Callback):
         metrics = {"n_cells": len(records), "n_failed": len(failures)}
         artifacts = [(str(sweep_dir / RESULTS_CSV), None)]
         if shards:  # task=embed: what each shard embedded
-            table = pd.DataFrame([{k: s[k] for k in ("name", "extractor", "shard", "shards", "images", "embedded")}
-                                  for s in shards]).sort_values(["name", "extractor", "shard"])
+            table = pd.DataFrame(
+                [{k: s[k] for k in ("name", "extractor", "shard", "shards", "images", "embedded")} for s in shards]
+            ).sort_values(["name", "extractor", "shard"])
             atomic_write_text(sweep_dir / EMBED_CSV, table.to_csv(index=False))
             artifacts.append((str(sweep_dir / EMBED_CSV), None))
-            metrics.update(n_shards=len(shards), n_images=int(table["images"].sum()),
-                           n_embedded=int(table["embedded"].sum()))
-        for produce in (lambda: sweep_analysis(records, sweep_dir, cache_dir=config.cache_dir),
-                        lambda: sweep_visual_analysis(sweep_dir, _analysis(config)),
-                        lambda: perturbation_analysis(records, sweep_dir)):
+            metrics.update(
+                n_shards=len(shards), n_images=int(table["images"].sum()), n_embedded=int(table["embedded"].sum())
+            )
+        for produce in (
+            lambda: sweep_analysis(records, sweep_dir, cache_dir=config.cache_dir),
+            lambda: sweep_visual_analysis(sweep_dir, _analysis(config)),
+            lambda: perturbation_analysis(records, sweep_dir),
+        ):
             found, files = produce()
             metrics.update(found)
             artifacts += [(str(path), folder) for path, folder in files]
         store = _store(config)
-        _finish_parent(sweep_dir, config, store, metrics=metrics, artifacts=artifacts,
-                       status="FAILED" if failures else "FINISHED")
+        _finish_parent(
+            sweep_dir, config, store, metrics=metrics, artifacts=artifacts, status="FAILED" if failures else "FINISHED"
+        )
         if config.results_file:
             results.write_results_file(Path(config.results_file), records)
         if shards:
             print(f"\n{table.to_string(index=False)}\n")
-            print(f"embedding shards: {sweep_dir / EMBED_CSV} ({metrics['n_embedded']} of {metrics['n_images']} "
-                  "images embedded now, the rest were in the store)")
+            print(
+                f"embedding shards: {sweep_dir / EMBED_CSV} ({metrics['n_embedded']} of {metrics['n_images']} "
+                "images embedded now, the rest were in the store)"
+            )
         if records or not shards:
             print(f"\n{results.format_table(frame)}\n")
             print(f"results: {sweep_dir / RESULTS_CSV}")
         print(f"MLflow UI: {ui_command(store['uri'])}   (then open http://127.0.0.1:5000)")
         for failure in failures:
-            print(f"dsim: error: cell {failure.get('job', '?')} ({failure.get('overrides', '')}) failed: "
-                  f"{failure.get('error', '?')}", file=sys.stderr)
+            print(
+                f"dsim: error: cell {failure.get('job', '?')} ({failure.get('overrides', '')}) failed: "
+                f"{failure.get('error', '?')}",
+                file=sys.stderr,
+            )
         if failures:
-            print(f"dsim: error: {len(failures)} of {len(failures) + len(records)} cells failed; the others are "
-                  f"recorded (rerunning the sweep computes only the missing cells)", file=sys.stderr)
+            print(
+                f"dsim: error: {len(failures)} of {len(failures) + len(records)} cells failed; the others are "
+                f"recorded (rerunning the sweep computes only the missing cells)",
+                file=sys.stderr,
+            )
         STATE.failed = len(failures)
         _release()
 
 
-def _finish_parent(sweep_dir: Path, config: DictConfig, store: dict, *, metrics: dict, artifacts: list,
-                   status: str) -> None:
+def _finish_parent(
+    sweep_dir: Path, config: DictConfig, store: dict, *, metrics: dict, artifacts: list, status: str
+) -> None:
     """Complete the parent run (or create it, when the store was unavailable at the start)."""
     run_id = parent_run_id(sweep_dir)
     overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task)) or "(none)"
-    plan = RunPlan(name=f"sweep {sweep_dir.name}", uri=store["uri"], experiment=store["experiment"],
-                   tags={**SWEEP_TAGS, "dsim.sweep_dir": str(sweep_dir.resolve())},
-                   params={} if run_id else {"overrides": overrides}, metrics=metrics, artifacts=artifacts,
-                   sweep_dir=str(sweep_dir), status=status, kind="sweep", run_id=run_id)
+    plan = RunPlan(
+        name=f"sweep {sweep_dir.name}",
+        uri=store["uri"],
+        experiment=store["experiment"],
+        tags={**SWEEP_TAGS, "dsim.sweep_dir": str(sweep_dir.resolve())},
+        params={} if run_id else {"overrides": overrides},
+        metrics=metrics,
+        artifacts=artifacts,
+        sweep_dir=str(sweep_dir),
+        status=status,
+        kind="sweep",
+        run_id=run_id,
+    )
     if submit(plan, store_dir=store["store_dir"], retry_s=store["retry_s"]) and run_id is None:
         sync(store["store_dir"], uri=store["uri"], retry_s=min(store["retry_s"], 5.0))  # its waiting children
 
@@ -159,8 +195,9 @@ def abort(status: str = "KILLED") -> None:
     if run_id and STATE.config is not None:
         store = _store(STATE.config)
         try:
-            open_store(store["uri"], store["experiment"], store_dir=store["store_dir"],
-                       retry_s=min(store["retry_s"], 10.0)).finish(run_id, status=status)
+            open_store(
+                store["uri"], store["experiment"], store_dir=store["store_dir"], retry_s=min(store["retry_s"], 10.0)
+            ).finish(run_id, status=status)
         except Exception:  # noqa: BLE001 - the next dsim command reaps it (its process is gone)
             pass
     _release()

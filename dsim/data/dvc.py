@@ -45,5 +45,7 @@ def sync_tracked(root: Path) -> str:
     if done.returncode == 0:
         return f"{dvc_file.name}: data matches the committed version and is in DVC's cache (`dvc status`: up to date)"
     reason = (done.stderr or done.stdout).strip().splitlines()
-    return (f"{dvc_file.name}: WARNING the generated data differs from the committed version "
-            f"({reason[-1] if reason else 'dvc commit failed'}); `dvc status` shows it")
+    return (
+        f"{dvc_file.name}: WARNING the generated data differs from the committed version "
+        f"({reason[-1] if reason else 'dvc commit failed'}); `dvc status` shows it"
+    )

@@ -64,7 +64,8 @@ class HashState:
     """Memoised content hashes of the files under one folder (one range read, one batched write).
 
     >>> state = HashState.open()                                   # doctest: +SKIP
-    >>> known = state.under("/data/photos")    # path bytes → ((size, mtime_ns, ctime_ns, inode), sha256)
+    >>> # under(): path bytes → ((size, mtime_ns, ctime_ns, inode), sha256)
+    >>> known = state.under("/data/photos")                         # doctest: +SKIP
     >>> state.remember([(b"/data/photos/a.png", stat, "ab12...")])  # doctest: +SKIP
     """
 
@@ -72,7 +73,7 @@ class HashState:
         self._db = connection
 
     @classmethod
-    def open(cls) -> "HashState":
+    def open(cls) -> HashState:
         """The memo of this machine, or a disabled one (with a single warning) when it cannot be used."""
         if os.environ.get("DSIM_HASH_MEMO", "1").strip().lower() in ("0", "false", "no", "off"):
             return cls(None)
@@ -96,8 +97,10 @@ class HashState:
         prefix = os.fsencode(os.path.join(os.fspath(root), ""))
         upper = prefix[:-1] + bytes([prefix[-1] + 1])  # the first key after every "root/..." key
         try:
-            rows = self._db.execute(f"SELECT path, size, mtime_ns, ctime_ns, inode, sha256, crc FROM {TABLE} "
-                                    "WHERE path >= ? AND path < ?", (prefix, upper)).fetchall()
+            rows = self._db.execute(
+                f"SELECT path, size, mtime_ns, ctime_ns, inode, sha256, crc FROM {TABLE} WHERE path >= ? AND path < ?",
+                (prefix, upper),
+            ).fetchall()
         except sqlite3.Error as error:
             _warn_once(f"hash memo unreadable ({error}); hashing every file")
             return {}
@@ -121,8 +124,11 @@ class HashState:
         """
         if self._db is None or not hashed:
             return
-        rows = [(path, *_signature(stat), digest, _row_crc(path, _signature(stat), digest))
-                for path, stat, digest, when in hashed if when - max(stat.st_mtime_ns, stat.st_ctime_ns) / 1e9 > RACY_SECONDS]
+        rows = [
+            (path, *_signature(stat), digest, _row_crc(path, _signature(stat), digest))
+            for path, stat, digest, when in hashed
+            if when - max(stat.st_mtime_ns, stat.st_ctime_ns) / 1e9 > RACY_SECONDS
+        ]
         if not rows:
             return
         try:

@@ -79,8 +79,9 @@ def listings_reused():
         _REUSED = outer
 
 
-def scan_images(path: str | os.PathLike, *, on_error: str = "raise", progress: bool = False,
-                rehash: bool = False) -> Listing:
+def scan_images(
+    path: str | os.PathLike, *, on_error: str = "raise", progress: bool = False, rehash: bool = False
+) -> Listing:
     """All images under ``path`` with their content hashes, taking unchanged files' hashes from the memo.
 
     Search is recursive; hidden files and folders (names starting with ``.``) are ignored; each real
@@ -174,7 +175,7 @@ def bounded_aspect(rgb: np.ndarray) -> np.ndarray:
     if max(height, width) <= limit:
         return rgb
     start = (max(height, width) - limit) // 2
-    return rgb[start:start + limit] if height > width else rgb[:, start:start + limit]
+    return rgb[start : start + limit] if height > width else rgb[:, start : start + limit]
 
 
 def _walk(root: Path) -> list[tuple[str, str]]:
@@ -266,8 +267,14 @@ def _hash_in_parallel(todo, *, root: Path, progress: bool, unreadable: dict[str,
 
     workers = min(HASH_THREADS, len(todo))
     done = []
-    bar = tqdm(total=len(todo), desc=f"hash {root.name}", unit="file", leave=False, file=sys.stderr,
-               disable=not progress or len(todo) < PROGRESS_FROM)
+    bar = tqdm(
+        total=len(todo),
+        desc=f"hash {root.name}",
+        unit="file",
+        leave=False,
+        file=sys.stderr,
+        disable=not progress or len(todo) < PROGRESS_FROM,
+    )
     with bar, ThreadPoolExecutor(max_workers=workers) as pool:
         for rel, file, info, digest, extra in pool.map(one, todo, chunksize=64):
             if digest is None:

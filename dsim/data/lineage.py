@@ -37,9 +37,12 @@ def dvc_lineage(folder: str | Path) -> DvcLineage:
         if dvc_file.is_file():
             md5 = _tracked_md5(dvc_file, tracked.name)
             if md5 is not None:
-                return DvcLineage(dvc_file=str(dvc_file), dvc_md5=md5,
-                                  path_in_tracked=folder.relative_to(tracked).as_posix(),
-                                  git_revision=_last_commit(dvc_file))
+                return DvcLineage(
+                    dvc_file=str(dvc_file),
+                    dvc_md5=md5,
+                    path_in_tracked=folder.relative_to(tracked).as_posix(),
+                    git_revision=_last_commit(dvc_file),
+                )
     return DvcLineage()
 
 
@@ -57,8 +60,12 @@ def _tracked_md5(dvc_file: Path, out_name: str) -> str | None:
 def _last_commit(path: Path) -> str | None:
     """The commit that last changed ``path`` (``None`` outside git or when uncommitted)."""
     try:
-        done = subprocess.run(["git", "-C", str(path.parent), "log", "-1", "--format=%H", "--", path.name],
-                              capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "-C", str(path.parent), "log", "-1", "--format=%H", "--", path.name],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout.strip() or None

@@ -21,9 +21,10 @@ cache key, and the same config always gives byte-identical images (an image's ra
 
 >>> import numpy as np
 >>> image = np.full((8, 8, 3), 100, dtype=np.uint8)
->>> perturb_image(image, "brightness", 1.5, seed=0, key="ab").max()
+>>> int(perturb_image(image, "brightness", 1.5, seed=0, key="ab").max())
 150
->>> np.array_equal(perturb_image(image, "noise", 4.0, seed=0, key="ab"), perturb_image(image, "noise", 4.0, seed=0, key="ab"))
+>>> noisy = perturb_image(image, "noise", 4.0, seed=0, key="ab")
+>>> np.array_equal(noisy, perturb_image(image, "noise", 4.0, seed=0, key="ab"))
 True
 """
 
@@ -68,18 +69,23 @@ class Perturbation:
             raise DsimError(f"perturb.name must be one of {', '.join(NAMES)}, got {self.name!r}")
         if self.name == "none":
             if self.strength not in (0, None):  # a strength alone would be silently ignored
-                raise DsimError(f"perturb.strength={self.strength!r} has no effect with perturb=none: choose the "
-                                f"perturbation too (perturb={'|'.join(NAMES[1:])}), or leave perturb.strength out")
+                raise DsimError(
+                    f"perturb.strength={self.strength!r} has no effect with perturb=none: choose the "
+                    f"perturbation too (perturb={'|'.join(NAMES[1:])}), or leave perturb.strength out"
+                )
             return
         s = self.strength
         if isinstance(s, bool) or not isinstance(s, (int, float)) or not np.isfinite(s):
             raise DsimError(f"perturb.strength must be a number, got {s!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise DsimError(f"perturb.seed must be an integer >= 0, got {self.seed!r}")
-        rule = {"blur": (s >= 0, "a radius >= 0 (px)"), "noise": (s >= 0, "a noise sigma >= 0 (8-bit values)"),
-                "jpeg": (s == int(s) and 1 <= s <= 100, "a JPEG quality, an integer 1..100"),
-                "brightness": (s > 0, "a brightness factor > 0 (1 = unchanged)"),
-                "crop": (0 <= s < 1, "the fraction of each side cut away, 0 <= strength < 1")}[self.name]
+        rule = {
+            "blur": (s >= 0, "a radius >= 0 (px)"),
+            "noise": (s >= 0, "a noise sigma >= 0 (8-bit values)"),
+            "jpeg": (s == int(s) and 1 <= s <= 100, "a JPEG quality, an integer 1..100"),
+            "brightness": (s > 0, "a brightness factor > 0 (1 = unchanged)"),
+            "crop": (0 <= s < 1, "the fraction of each side cut away, 0 <= strength < 1"),
+        }[self.name]
         if not rule[0]:
             raise DsimError(f"perturb={self.name}: perturb.strength must be {rule[1]}, got {s!r}")
 
@@ -140,8 +146,14 @@ def _target_names(relpaths: list[str]) -> dict[str, str]:
     return out
 
 
-def perturbed_dataset(source: str | os.PathLike, spec: Perturbation, cache_dir: str | os.PathLike, *,
-                      on_error: str = "raise", progress: bool = False) -> Path:
+def perturbed_dataset(
+    source: str | os.PathLike,
+    spec: Perturbation,
+    cache_dir: str | os.PathLike,
+    *,
+    on_error: str = "raise",
+    progress: bool = False,
+) -> Path:
     """The folder of ``source``'s images under ``spec``: made once (resumable, under a lock), then reused."""
     from dsim.data.images import dataset_fingerprint, scan_images
 
@@ -150,13 +162,16 @@ def perturbed_dataset(source: str | os.PathLike, spec: Perturbation, cache_dir: 
     identity = {"dataset": dataset_fingerprint(listing.files), **spec.describe()}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     folder = Path(cache_dir) / "perturbed" / f"{source.resolve().name}-{spec.label()}-{key}"
-    return make_once(folder, lambda target: _write_perturbed(listing, spec, target, on_error, progress),
-                     {"source": str(source.resolve()), **identity})
+    return make_once(
+        folder,
+        lambda target: _write_perturbed(listing, spec, target, on_error, progress),
+        {"source": str(source.resolve()), **identity},
+    )
 
 
 def _write_perturbed(listing, spec: Perturbation, folder: Path, on_error: str, progress: bool) -> dict:
-    from dsim.errors import ImageReadError
     from dsim.data.images import load_rgb
+    from dsim.errors import ImageReadError
 
     names = _target_names([ref.relpath for ref in listing.files])
     refs = listing.files
@@ -176,6 +191,9 @@ def _write_perturbed(listing, spec: Perturbation, folder: Path, on_error: str, p
                 raise
             skipped[ref.relpath] = error.reason
             continue
-        atomic_write_bytes(target, png_bytes(perturb_image(image, spec.name, spec.strength, seed=spec.seed,
-                                                           key=ref.sha256)), durable=False)
+        atomic_write_bytes(
+            target,
+            png_bytes(perturb_image(image, spec.name, spec.strength, seed=spec.seed, key=ref.sha256)),
+            durable=False,
+        )
     return {"images": len(listing.files) - len(skipped), "skipped": skipped}

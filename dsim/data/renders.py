@@ -29,9 +29,9 @@ import numpy as np
 
 __all__ = ["render_planetary_surface"]
 
-_SUPERSAMPLE = 2          # render at this multiple of the output size, then box-filter down
-_TERRAIN = 256            # heightmap side (samples); the terrain tiles periodically
-_DEPTH_SAMPLES = 256      # ray-march steps per image column
+_SUPERSAMPLE = 2  # render at this multiple of the output size, then box-filter down
+_TERRAIN = 256  # heightmap side (samples); the terrain tiles periodically
+_DEPTH_SAMPLES = 256  # ray-march steps per image column
 _Z_NEAR, _Z_FAR = 0.6, 0.9 * _TERRAIN
 
 # sRGB-ish reflectances (0..1)
@@ -50,7 +50,7 @@ def _spectral_noise(rng: np.random.Generator, n: int, exponent: float) -> np.nda
     fx = np.fft.rfftfreq(n)[None, :]
     f = np.hypot(fx, fy)
     f[0, 0] = 1.0
-    amplitude = f ** -exponent
+    amplitude = f**-exponent
     amplitude[0, 0] = 0.0
     field = np.fft.irfft2(np.fft.rfft2(white) * amplitude, s=(n, n))
     field -= field.mean()
@@ -65,7 +65,7 @@ def _add_craters(rng: np.random.Generator, height: np.ndarray, count: int) -> No
         radius = rng.uniform(8.0, 36.0)
         depth = radius * rng.uniform(0.12, 0.22)
         rim = depth * rng.uniform(0.25, 0.45)
-        reach = min(int(np.ceil(2.5 * radius)), (n - 1) // 2)       # the rim term is < 1e-4 beyond
+        reach = min(int(np.ceil(2.5 * radius)), (n - 1) // 2)  # the rim term is < 1e-4 beyond
         offsets = np.arange(-reach, reach + 1)
         rows = (int(np.floor(cy)) + offsets) % n
         cols = (int(np.floor(cx)) + offsets) % n
@@ -90,7 +90,7 @@ def _boulders(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
     fx = np.fft.rfftfreq(n)[None, :]
     transfer = np.exp(-2.0 * (np.pi * sigma) ** 2 * (fx**2 + fy**2))
     field = np.fft.irfft2(np.fft.rfft2(impulses) * transfer, s=(n, n))
-    return field * (2.0 * np.pi * sigma**2) * 1.2      # unit-integral kernel -> peak height ~1.2 w
+    return field * (2.0 * np.pi * sigma**2) * 1.2  # unit-integral kernel -> peak height ~1.2 w
 
 
 def _sample_wrapped(grid: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -163,9 +163,13 @@ def render_planetary_surface(seed: int, size: int = 128) -> np.ndarray:
 
     sun_azimuth = rng.uniform(0.0, 2.0 * np.pi)
     sun_elevation = np.deg2rad(rng.uniform(12.0, 55.0))
-    sun = np.array([np.cos(sun_elevation) * np.cos(sun_azimuth),
-                    np.cos(sun_elevation) * np.sin(sun_azimuth),
-                    np.sin(sun_elevation)])
+    sun = np.array(
+        [
+            np.cos(sun_elevation) * np.cos(sun_azimuth),
+            np.cos(sun_elevation) * np.sin(sun_azimuth),
+            np.sin(sun_elevation),
+        ]
+    )
     normal_len = np.sqrt(gx**2 + gy**2 + 1.0)
     lambert = np.clip((-gx * sun[0] - gy * sun[1] + sun[2]) / normal_len, 0.0, None)
     ambient = rng.uniform(0.3, 0.45)
@@ -180,42 +184,42 @@ def render_planetary_surface(seed: int, size: int = 128) -> np.ndarray:
     cam_x, cam_y = rng.uniform(0, n, size=2)
     heading = rng.uniform(0.0, 2.0 * np.pi)
     ground_below = float(_sample_wrapped(height[..., None], np.array(cam_x), np.array(cam_y))[0])
-    cam_h = ground_below + np.exp(rng.uniform(np.log(1.5), np.log(12.0)))      # log-uniform 1.5..12
+    cam_h = ground_below + np.exp(rng.uniform(np.log(1.5), np.log(12.0)))  # log-uniform 1.5..12
 
     forward = np.array([np.cos(heading), np.sin(heading)])
     right = np.array([-forward[1], forward[0]])
-    depth = _Z_NEAR * (_Z_FAR / _Z_NEAR) ** np.linspace(0.0, 1.0, _DEPTH_SAMPLES)   # (K,)
-    lateral = (np.arange(s) + 0.5 - s / 2) / focal                                   # (W,)
-    wx = cam_x + depth[:, None] * (forward[0] + lateral[None, :] * right[0])          # (K, W)
+    depth = _Z_NEAR * (_Z_FAR / _Z_NEAR) ** np.linspace(0.0, 1.0, _DEPTH_SAMPLES)  # (K,)
+    lateral = (np.arange(s) + 0.5 - s / 2) / focal  # (W,)
+    wx = cam_x + depth[:, None] * (forward[0] + lateral[None, :] * right[0])  # (K, W)
     wy = cam_y + depth[:, None] * (forward[1] + lateral[None, :] * right[1])
-    sampled = _sample_wrapped(np.dstack([surface, height]), wx, wy)                  # (K, W, 4)
+    sampled = _sample_wrapped(np.dstack([surface, height]), wx, wy)  # (K, W, 4)
     ground_rgb, ground_h = sampled[..., :3], sampled[..., 3]
-    top_row = horizon + focal * (cam_h - ground_h) / depth[:, None]                  # (K, W)
+    top_row = horizon + focal * (cam_h - ground_h) / depth[:, None]  # (K, W)
 
     # the nearest sample whose (running-minimum) top row is at or above a pixel centre colours it;
     # per column the running minimum is monotone, so one searchsorted over offset keys does all columns
-    reach = np.minimum.accumulate(np.clip(top_row, -2.0, s + 2.0), axis=0)          # (K, W)
+    reach = np.minimum.accumulate(np.clip(top_row, -2.0, s + 2.0), axis=0)  # (K, W)
     stride = s + 10.0
     columns = np.arange(s)
-    keys = (-reach + columns[None, :] * stride).T.ravel()                            # column-major
+    keys = (-reach + columns[None, :] * stride).T.ravel()  # column-major
     centres = np.arange(s) + 0.5
-    queries = (-centres[:, None] + columns[None, :] * stride).T.ravel()              # (W*H,)
-    hit = np.searchsorted(keys, queries, side="left").reshape(s, s).T                # (H, W) global
+    queries = (-centres[:, None] + columns[None, :] * stride).T.ravel()  # (W*H,)
+    hit = np.searchsorted(keys, queries, side="left").reshape(s, s).T  # (H, W) global
     hit -= (columns * _DEPTH_SAMPLES)[None, :]
     is_sky = hit >= _DEPTH_SAMPLES
     k = np.minimum(hit, _DEPTH_SAMPLES - 1)
 
     # 4. atmosphere -----------------------------------------------------------------------------
-    t = np.clip((centres - (horizon - 0.9 * s)) / (0.9 * s), 0.0, 1.0)[:, None]      # 0 top, 1 horizon
-    sky = _SKY_TOP + (t**1.5)[..., None] * (_SKY_HORIZON - _SKY_TOP)                 # (H, 1, 3)
-    view_azimuth = heading + np.arctan(lateral)                                      # (W,)
+    t = np.clip((centres - (horizon - 0.9 * s)) / (0.9 * s), 0.0, 1.0)[:, None]  # 0 top, 1 horizon
+    sky = _SKY_TOP + (t**1.5)[..., None] * (_SKY_HORIZON - _SKY_TOP)  # (H, 1, 3)
+    view_azimuth = heading + np.arctan(lateral)  # (W,)
     glow = np.exp(-3.0 * (1.0 - np.cos(view_azimuth - sun_azimuth))) * (1.0 - sun_elevation / 1.6)
     sky = sky + 0.25 * glow[None, :, None] * (_SUN_GLOW - sky)
     sky = np.broadcast_to(sky, (s, s, 3))
     haze_distance = rng.uniform(0.25, 0.6) * _Z_FAR
-    fog = 1.0 - np.exp(-depth / haze_distance)                                       # (K,)
+    fog = 1.0 - np.exp(-depth / haze_distance)  # (K,)
     haze = _SKY_HORIZON * (1.0 + 0.015 * rng.standard_normal(3))
-    ground = np.take(ground_rgb.reshape(-1, 3), k * s + columns[None, :], axis=0)   # (H, W, 3)
+    ground = np.take(ground_rgb.reshape(-1, 3), k * s + columns[None, :], axis=0)  # (H, W, 3)
     ground = ground + np.take(fog, k)[..., None] * (haze - ground)
     image = np.where(is_sky[..., None], sky, ground)
 

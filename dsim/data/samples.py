@@ -72,13 +72,13 @@ __all__ = [
     "readme_text",
 ]
 
-N_IMAGES = 100                      # images per dataset
-IMAGE_SIZE = 128                    # side of every (square) image, pixels
-CROP_SCALE = (0.25, 0.70)           # crop side, as a fraction of the source photo's shorter side
-FLIP_PROBABILITY = 0.5              # chance that a crop is mirrored left-right
-BLUR_RADIUS = 2.0                   # Gaussian blur radius (px, Pillow's ImageFilter.GaussianBlur)
+N_IMAGES = 100  # images per dataset
+IMAGE_SIZE = 128  # side of every (square) image, pixels
+CROP_SCALE = (0.25, 0.70)  # crop side, as a fraction of the source photo's shorter side
+FLIP_PROBABILITY = 0.5  # chance that a crop is mirrored left-right
+BLUR_RADIUS = 2.0  # Gaussian blur radius (px, Pillow's ImageFilter.GaussianBlur)
 PHOTO_SEEDS = {"photos_a": 1, "photos_b": 2}
-RENDER_SEED_OFFSET = 0              # render image i is render_planetary_surface(RENDER_SEED_OFFSET + i)
+RENDER_SEED_OFFSET = 0  # render image i is render_planetary_surface(RENDER_SEED_OFFSET + i)
 
 DEFAULT_DATASETS: dict[str, str] = {
     "photos_a": "real photographs (scikit-image samples), 100 random 128 px crops, seed 1",
@@ -87,58 +87,100 @@ DEFAULT_DATASETS: dict[str, str] = {
     "render": "100 procedural Mars-like terrain renders (dsim.data.renders): synthetic, far from the photos",
 }
 
-DEFAULT_PAIRS: dict[str, tuple[str, str]] = {   # name -> (reference, candidate); matches conf/pair/
+DEFAULT_PAIRS: dict[str, tuple[str, str]] = {  # name -> (reference, candidate); matches conf/pair/
     "near": ("photos_a", "photos_b"),
     "degraded": ("photos_a", "photos_b_blurred"),
     "far": ("photos_a", "render"),
 }
 
-_STALE_TMP_SECONDS = 600            # leftovers of a killed run older than this are removed
+_STALE_TMP_SECONDS = 600  # leftovers of a killed run older than this are removed
 
 
 @dataclass(frozen=True)
 class SourcePhoto:
     """One photograph shipped inside scikit-image's ``skimage/data`` folder."""
 
-    file: str             # file name in skimage/data
+    file: str  # file name in skimage/data
     title: str
-    credit: str           # origin, as scikit-image's documentation gives it
-    licence: str          # licence, as scikit-image's documentation gives it
-    sha256: str           # of the file (matches skimage.data's registry)
+    credit: str  # origin, as scikit-image's documentation gives it
+    licence: str  # licence, as scikit-image's documentation gives it
+    sha256: str  # of the file (matches skimage.data's registry)
 
 
 # Only bundled photographs whose scikit-image docstring states a licence (public domain / CC0);
 # bundled but left out: moon, page, motorcycle_left/right (no licence stated), clock_motion (motion
 # blurred on purpose), retina / ihc / cell / microaneurysms (medical / microscopy), text, logo, etc.
 SOURCE_PHOTOS: tuple[SourcePhoto, ...] = (
-    SourcePhoto("astronaut.png", "astronaut Eileen Collins",
-                "NASA Great Images database (https://flic.kr/p/r9qvLn)",
-                "no known copyright restrictions, released into the public domain",
-                "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"),
-    SourcePhoto("camera.png", "man with a camera (grayscale)", "photographer Lav Varshney",
-                "CC0 (no copyright restrictions)",
-                "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a"),
-    SourcePhoto("brick.png", "brick wall (grayscale)", "CC0Textures, Bricks25 (perspective-corrected, cropped)",
-                "CC0", "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf"),
-    SourcePhoto("grass.png", "grass (grayscale)", "DeviantArt, linolafett, Grass 01 (cropped)", "CC0",
-                "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89"),
-    SourcePhoto("gravel.png", "gravel (grayscale)", "CC0Textures, Gravel04 (rescaled, cropped)", "CC0",
-                "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12"),
-    SourcePhoto("coins.png", "Greek coins from Pompeii (grayscale)", "Brooklyn Museum Collection",
-                "no known copyright restrictions",
-                "f8d773fc9cfa6f4d8e5942dc34d0a0788fcaed2a4fefbbed0aef5398d7ef4cba"),
-    SourcePhoto("chelsea.png", "Chelsea the cat", "photographer Stefan van der Walt",
-                "CC0 (no copyright restrictions)",
-                "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb"),
-    SourcePhoto("coffee.png", "coffee cup", "photographer Rachel Michetti, courtesy of Pikolo Espresso Bar",
-                "CC0 (no copyright restrictions)",
-                "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"),
-    SourcePhoto("hubble_deep_field.jpg", "Hubble eXtreme Deep Field",
-                "NASA, via HubbleSite (2012 release 37)", "NASA: may be freely used, public domain",
-                "3a19c5dd8a927a9334bb1229a6d63711b1c0c767fb27e2286e7c84a3e2c2f5f4"),
-    SourcePhoto("rocket.jpg", "DSCOVR launch on a Falcon 9", "SpaceX Photos (Flickr)",
-                "released into the public domain by SpaceX",
-                "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c"),
+    SourcePhoto(
+        "astronaut.png",
+        "astronaut Eileen Collins",
+        "NASA Great Images database (https://flic.kr/p/r9qvLn)",
+        "no known copyright restrictions, released into the public domain",
+        "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5",
+    ),
+    SourcePhoto(
+        "camera.png",
+        "man with a camera (grayscale)",
+        "photographer Lav Varshney",
+        "CC0 (no copyright restrictions)",
+        "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a",
+    ),
+    SourcePhoto(
+        "brick.png",
+        "brick wall (grayscale)",
+        "CC0Textures, Bricks25 (perspective-corrected, cropped)",
+        "CC0",
+        "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf",
+    ),
+    SourcePhoto(
+        "grass.png",
+        "grass (grayscale)",
+        "DeviantArt, linolafett, Grass 01 (cropped)",
+        "CC0",
+        "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89",
+    ),
+    SourcePhoto(
+        "gravel.png",
+        "gravel (grayscale)",
+        "CC0Textures, Gravel04 (rescaled, cropped)",
+        "CC0",
+        "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12",
+    ),
+    SourcePhoto(
+        "coins.png",
+        "Greek coins from Pompeii (grayscale)",
+        "Brooklyn Museum Collection",
+        "no known copyright restrictions",
+        "f8d773fc9cfa6f4d8e5942dc34d0a0788fcaed2a4fefbbed0aef5398d7ef4cba",
+    ),
+    SourcePhoto(
+        "chelsea.png",
+        "Chelsea the cat",
+        "photographer Stefan van der Walt",
+        "CC0 (no copyright restrictions)",
+        "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb",
+    ),
+    SourcePhoto(
+        "coffee.png",
+        "coffee cup",
+        "photographer Rachel Michetti, courtesy of Pikolo Espresso Bar",
+        "CC0 (no copyright restrictions)",
+        "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7",
+    ),
+    SourcePhoto(
+        "hubble_deep_field.jpg",
+        "Hubble eXtreme Deep Field",
+        "NASA, via HubbleSite (2012 release 37)",
+        "NASA: may be freely used, public domain",
+        "3a19c5dd8a927a9334bb1229a6d63711b1c0c767fb27e2286e7c84a3e2c2f5f4",
+    ),
+    SourcePhoto(
+        "rocket.jpg",
+        "DSCOVR launch on a Falcon 9",
+        "SpaceX Photos (Flickr)",
+        "released into the public domain by SpaceX",
+        "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c",
+    ),
 )
 
 
@@ -147,7 +189,7 @@ SOURCE_PHOTOS: tuple[SourcePhoto, ...] = (
 # ---------------------------------------------------------------------------------------------------
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_STORED_BLOCK = 65535               # largest stored deflate block
+_STORED_BLOCK = 65535  # largest stored deflate block
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -170,29 +212,28 @@ def encode_png(image: np.ndarray) -> bytes:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
         raise ValueError(f"expected a non-empty (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
     height, width = image.shape[:2]
-    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)     # leading 0 = filter type None
+    rows = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # leading 0 = filter type None
     rows[:, 1:] = image.reshape(height, 3 * width)
     raw = rows.tobytes()
-    stream = bytearray(b"\x78\x01")                              # deflate, 32 KiB window, no dict
+    stream = bytearray(b"\x78\x01")  # deflate, 32 KiB window, no dict
     for start in range(0, len(raw), _STORED_BLOCK):
-        block = raw[start:start + _STORED_BLOCK]
+        block = raw[start : start + _STORED_BLOCK]
         final = 1 if start + _STORED_BLOCK >= len(raw) else 0
         stream += struct.pack("<BHH", final, len(block), len(block) ^ 0xFFFF) + block
     stream += struct.pack(">I", zlib.adler32(raw))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (_PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", bytes(stream))
-            + _png_chunk(b"IEND", b""))
+    return _PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", bytes(stream)) + _png_chunk(b"IEND", b"")
 
 
 # ---------------------------------------------------------------------------------------------------
 # Sources
 # ---------------------------------------------------------------------------------------------------
 
+
 def _skimage_data_dir() -> Path:
     spec = importlib.util.find_spec("skimage.data") if importlib.util.find_spec("skimage") else None
     if spec is None or not spec.submodule_search_locations:
-        raise DsimError("the default photographs come from scikit-image's bundled samples: "
-                        "`pip install scikit-image`")
+        raise DsimError("the default photographs come from scikit-image's bundled samples: `pip install scikit-image`")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -217,26 +258,34 @@ def load_source_photos() -> list[tuple[SourcePhoto, Image.Image]]:
         try:
             content = path.read_bytes()
         except OSError as exc:
-            raise DsimError(f"scikit-image's sample photograph {path} is missing ({exc.strerror}); "
-                            "reinstall scikit-image (`pip install --force-reinstall scikit-image`)") from None
+            raise DsimError(
+                f"scikit-image's sample photograph {path} is missing ({exc.strerror}); "
+                "reinstall scikit-image (`pip install --force-reinstall scikit-image`)"
+            ) from None
         if hashlib.sha256(content).hexdigest() != source.sha256:
-            raise DsimError(f"{path} is not the photograph dsim's default datasets are built from "
-                            f"(sha256 differs from {source.sha256[:12]}…); reinstall scikit-image")
+            raise DsimError(
+                f"{path} is not the photograph dsim's default datasets are built from "
+                f"(sha256 differs from {source.sha256[:12]}…); reinstall scikit-image"
+            )
         with Image.open(io.BytesIO(content)) as opened:
             image = opened.convert("RGB")
         pixels = np.asarray(image)
         expected = _PIXEL_DIGESTS.get(source.file)
         if expected is not None and _pixels_digest(pixels) != expected:
-            warnings.warn(f"the decoded pixels of {path} differ from the reference decode (a different "
-                          "image decoder?): the generated datasets will not match data.dvc",
-                          RuntimeWarning, stacklevel=2)
-        photos.append((source, Image.fromarray(pixels)))   # fresh image: no profile / metadata carried
+            warnings.warn(
+                f"the decoded pixels of {path} differ from the reference decode (a different "
+                "image decoder?): the generated datasets will not match data.dvc",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        photos.append((source, Image.fromarray(pixels)))  # fresh image: no profile / metadata carried
     return photos
 
 
 # ---------------------------------------------------------------------------------------------------
 # Generators
 # ---------------------------------------------------------------------------------------------------
+
 
 def _photo_crops(seed: int, photos, n: int, size: int) -> Iterator[np.ndarray]:
     """Round-robin over the photographs; a random square crop each, LANCZOS-resized, maybe mirrored."""
@@ -252,8 +301,7 @@ def _photo_crops(seed: int, photos, n: int, size: int) -> Iterator[np.ndarray]:
         left = int(rng.integers(0, width - side + 1))
         top = int(rng.integers(0, height - side + 1))
         flip = bool(rng.random() < FLIP_PROBABILITY)
-        crop = photo.resize((size, size), Image.Resampling.LANCZOS,
-                            box=(left, top, left + side, top + side))
+        crop = photo.resize((size, size), Image.Resampling.LANCZOS, box=(left, top, left + side, top + side))
         if flip:
             crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         yield np.asarray(crop, dtype=np.uint8)
@@ -303,6 +351,7 @@ def generate_dataset(name: str, *, on_image: Callable[[], None] | None = None) -
 # ---------------------------------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------------------------------
+
 
 def _digests(files: Mapping[str, bytes]) -> dict[str, str]:
     return {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
@@ -359,7 +408,7 @@ def _install_folder(root: Path, name: str, files: Mapping[str, bytes], force: bo
     if not force and _folder_digests(target) == wanted:
         return False
     staging = root / f".{name}.tmp-{uuid.uuid4().hex}"
-    staging.mkdir()                                  # unlike mkdtemp, honours the umask
+    staging.mkdir()  # unlike mkdtemp, honours the umask
     aside = root / f".{name}.old-{uuid.uuid4().hex}"
     try:
         for file_name, data in files.items():
@@ -408,8 +457,14 @@ def materialize(root: str | os.PathLike, *, force: bool = False, progress: bool 
     from tqdm import tqdm
 
     written: dict[str, Path] = {}
-    with tqdm(total=len(DEFAULT_DATASETS) * N_IMAGES, desc="dsim data", unit="img", file=sys.stderr,
-              disable=not progress, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=len(DEFAULT_DATASETS) * N_IMAGES,
+        desc="dsim data",
+        unit="img",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    ) as bar:
         for name in DEFAULT_DATASETS:
             bar.set_postfix_str(name)
             _remove_leftovers(root, name)
@@ -424,6 +479,7 @@ def materialize(root: str | os.PathLike, *, force: bool = False, progress: bool 
 # ---------------------------------------------------------------------------------------------------
 # README
 # ---------------------------------------------------------------------------------------------------
+
 
 def _per_photo() -> str:
     low, extra = divmod(N_IMAGES, len(SOURCE_PHOTOS))
@@ -458,8 +514,8 @@ Default pairs (reference vs candidate), from near to far:
 Random square crops of {len(SOURCE_PHOTOS)} sample photographs that ship inside the scikit-image package
 (`skimage/data/`, no download). Image *i* comes from photograph *i* mod {len(SOURCE_PHOTOS)} (in the
 order of the table below), so both sets draw {_per_photo()} crops from each photograph.
-Per image, from `numpy.random.default_rng(seed)` (seed {PHOTO_SEEDS['photos_a']} for `photos_a`,
-{PHOTO_SEEDS['photos_b']} for `photos_b`): crop side = U({lo:g}, {hi:g}) × the photograph's shorter side,
+Per image, from `numpy.random.default_rng(seed)` (seed {PHOTO_SEEDS["photos_a"]} for `photos_a`,
+{PHOTO_SEEDS["photos_b"]} for `photos_b`): crop side = U({lo:g}, {hi:g}) × the photograph's shorter side,
 a uniformly random position, a left-right mirror with probability {FLIP_PROBABILITY:g}; then a Pillow
 LANCZOS resize to {IMAGE_SIZE}×{IMAGE_SIZE}. Grayscale photographs are replicated to three channels;
 embedded colour profiles are ignored.

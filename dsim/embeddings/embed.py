@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dsim.errors import DsimError, ImageReadError
 from dsim.data.images import ImageFileRef, bounded_aspect, dataset_fingerprint, load_rgb, scan_images
 from dsim.embeddings.store import CorruptEntries, VectorStore, store_write_error
+from dsim.errors import DsimError, ImageReadError
 
 ON_ERROR_CHOICES = ("raise", "skip")
 DEFAULT_CACHE_DIR = "cache"
@@ -78,10 +78,10 @@ class Embeddings:
         """The features in consecutive chunks of ``chunk`` rows (memory bounded by the chunk)."""
         if self._features is not None:
             for start in range(0, len(self), chunk):
-                yield self._features[start:start + chunk]
+                yield self._features[start : start + chunk]
             return
         for start in range(0, len(self), chunk):
-            block = self._gather(self.hashes[start:start + chunk])
+            block = self._gather(self.hashes[start : start + chunk])
             self.store.release_maps()  # see VectorStore.iter_gather
             yield block
 
@@ -97,15 +97,26 @@ class Embeddings:
             self.store.refresh()
             return self.store.gather(hashes)
 
-    def subset(self, rows) -> "Embeddings":
+    def subset(self, rows) -> Embeddings:
         """The embeddings of the rows ``rows`` (indices into :attr:`ids`), features still in the store."""
         rows = [int(r) for r in rows]
         picked = dict(ids=[self.ids[r] for r in rows], hashes=[self.hashes[r] for r in rows])
         features = None if self._features is None else self._features[rows]
-        return Embeddings(**picked, root=self.root, fingerprint=self.fingerprint, extractor=self.extractor,
-                          extractor_identity=self.extractor_identity, weights_checksum=self.weights_checksum,
-                          random_weights=self.random_weights, store=self.store, n_computed=self.n_computed,
-                          skipped=self.skipped, manifest=self.manifest, refill=self.refill, _features=features)
+        return Embeddings(
+            **picked,
+            root=self.root,
+            fingerprint=self.fingerprint,
+            extractor=self.extractor,
+            extractor_identity=self.extractor_identity,
+            weights_checksum=self.weights_checksum,
+            random_weights=self.random_weights,
+            store=self.store,
+            n_computed=self.n_computed,
+            skipped=self.skipped,
+            manifest=self.manifest,
+            refill=self.refill,
+            _features=features,
+        )
 
 
 def resolve_device(device="auto"):
@@ -166,9 +177,16 @@ def embed(
     image raises :class:`~dsim.errors.ImageReadError` naming the file, or with ``on_error="skip"`` is
     left out and listed in ``Embeddings.skipped``.
     """
-    extractor, cache_dir, run = _checked(extractor, weights=weights, device=device, batch_size=batch_size,
-                                         num_workers=num_workers, cache_dir=cache_dir, on_error=on_error,
-                                         progress=progress)
+    extractor, cache_dir, run = _checked(
+        extractor,
+        weights=weights,
+        device=device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        cache_dir=cache_dir,
+        on_error=on_error,
+        progress=progress,
+    )
     listing = scan_images(path, on_error=on_error, progress=progress)
     files = listing.files
     fingerprint = dataset_fingerprint(files)
@@ -182,8 +200,13 @@ def embed(
     present = store.contains([ref.sha256 for ref in files])
     kept = [ref for ref, ok in zip(files, present) if ok]
     if on_error == "skip":  # duplicates of a failed file fail too
-        skipped.update({ref.relpath: "unreadable image" for ref, ok in zip(files, present)
-                        if not ok and ref.relpath not in skipped})
+        skipped.update(
+            {
+                ref.relpath: "unreadable image"
+                for ref, ok in zip(files, present)
+                if not ok and ref.relpath not in skipped
+            }
+        )
     if not kept:
         raise DsimError(f"no readable images in {path} ({len(skipped)} unreadable)")
     return Embeddings(
@@ -220,16 +243,38 @@ def embed_shard(path: str | os.PathLike, extractor, *, shard: int, shards: int, 
     store = VectorStore(cache_dir, extractor.name, extractor.identity, extractor.dim, extractor.describe())
     store.lease()
     fingerprint = dataset_fingerprint(listing.files)
-    computed, failed = _fill(store, extractor, mine, lock=(cache_dir, f"{fingerprint[:16]}-{shard}of{shards}"),
-                             label=f"{Path(path).name} [{shard + 1}/{shards}]", **run)
-    return {"dataset": str(Path(path).resolve()), "fingerprint": fingerprint, "shard": shard, "shards": shards,
-            "extractor": extractor.name, "extractor_identity": extractor.identity, "images": len(mine),
-            "embedded": computed, "skipped": {ref.relpath: reason for ref, reason in failed}}
+    computed, failed = _fill(
+        store,
+        extractor,
+        mine,
+        lock=(cache_dir, f"{fingerprint[:16]}-{shard}of{shards}"),
+        label=f"{Path(path).name} [{shard + 1}/{shards}]",
+        **run,
+    )
+    return {
+        "dataset": str(Path(path).resolve()),
+        "fingerprint": fingerprint,
+        "shard": shard,
+        "shards": shards,
+        "extractor": extractor.name,
+        "extractor_identity": extractor.identity,
+        "images": len(mine),
+        "embedded": computed,
+        "skipped": {ref.relpath: reason for ref, reason in failed},
+    }
 
 
-def _checked(extractor, *, weights: str | None = None, device: str = "auto", batch_size: int = 32,
-             num_workers: int | None = None, cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR, on_error: str = "raise",
-             progress: bool = True):
+def _checked(
+    extractor,
+    *,
+    weights: str | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
+    on_error: str = "raise",
+    progress: bool = True,
+):
     """:func:`embed`'s options checked: (the extractor built, the cache folder, the options of a forward pass)."""
     from dsim.extractors import build
 
@@ -239,14 +284,29 @@ def _checked(extractor, *, weights: str | None = None, device: str = "auto", bat
         extractor = build(extractor, **({} if weights is None else {"weights": weights}))
     elif weights is not None:
         raise DsimError("pass weights= only with an extractor name, not with an Extractor instance")
-    run = dict(device=device, batch_size=_count(batch_size, "batch_size", minimum=1),
-               num_workers=None if num_workers is None else _count(num_workers, "num_workers", minimum=0),
-               progress=progress, on_error=on_error)
+    run = dict(
+        device=device,
+        batch_size=_count(batch_size, "batch_size", minimum=1),
+        num_workers=None if num_workers is None else _count(num_workers, "num_workers", minimum=0),
+        progress=progress,
+        on_error=on_error,
+    )
     return extractor, cache_dir, run
 
 
-def _fill(store: VectorStore, extractor, files: list[ImageFileRef], *, lock: tuple, device, batch_size, num_workers,
-          progress, on_error, label) -> tuple[int, list]:
+def _fill(
+    store: VectorStore,
+    extractor,
+    files: list[ImageFileRef],
+    *,
+    lock: tuple,
+    device,
+    batch_size,
+    num_workers,
+    progress,
+    on_error,
+    label,
+) -> tuple[int, list]:
     """Forward the ``files`` the store lacks (under the lock of ``lock`` = (cache dir, dataset key)); return
     (images forwarded, failures)."""
     if not _missing(store, files):
@@ -257,8 +317,17 @@ def _fill(store: VectorStore, extractor, files: list[ImageFileRef], *, lock: tup
         if not todo:
             return 0, []
         try:
-            failed = _forward(extractor, todo, store, device=resolve_device(device), batch_size=batch_size,
-                              num_workers=num_workers, progress=progress, label=label, on_error=on_error)
+            failed = _forward(
+                extractor,
+                todo,
+                store,
+                device=resolve_device(device),
+                batch_size=batch_size,
+                num_workers=num_workers,
+                progress=progress,
+                label=label,
+                on_error=on_error,
+            )
         finally:
             store.close()
     return len(todo) - len(failed), failed
@@ -296,7 +365,9 @@ class _dataset_lock:
             started = time.monotonic()
             self.lock.acquire()
             if self.progress:
-                print(f"{self.label}: embedded by the other process ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+                print(
+                    f"{self.label}: embedded by the other process ({time.monotonic() - started:.0f} s)", file=sys.stderr
+                )
         except OSError as error:  # a read-only (or full) cache: the images to embed cannot be stored
             raise store_write_error(error, Path(self.lock.lock_file)) from None
         return self
@@ -342,13 +413,24 @@ def _forward(extractor, todo, store, *, device, batch_size, num_workers, progres
     from tqdm.auto import tqdm
 
     workers = _default_workers(len(todo), batch_size) if num_workers is None else num_workers
-    loader = DataLoader(_DecodeDataset(todo, extractor.preprocess), batch_size=batch_size,
-                        num_workers=workers, collate_fn=_collate, pin_memory=device.type == "cuda",
-                        multiprocessing_context=loader_context() if workers else None)
+    loader = DataLoader(
+        _DecodeDataset(todo, extractor.preprocess),
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=_collate,
+        pin_memory=device.type == "cuda",
+        multiprocessing_context=loader_context() if workers else None,
+    )
     model = extractor.load(device)
     failed = []
-    bar = tqdm(total=len(todo), desc=f"embed {label} [{extractor.name}]", unit="img",
-               disable=not progress, file=sys.stderr, leave=False)
+    bar = tqdm(
+        total=len(todo),
+        desc=f"embed {label} [{extractor.name}]",
+        unit="img",
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
+    )
     with bar, torch.inference_mode():
         for indices, batch, errors in loader:
             for index, reason in errors:
@@ -356,8 +438,10 @@ def _forward(extractor, todo, store, *, device, batch_size, num_workers, progres
                     raise ImageReadError(todo[index].path, reason)
                 failed.append((todo[index], reason))
             if isinstance(batch, list):
-                raise DsimError(f"images of different sizes ({', '.join(map(str, batch[:3]))}) and extractor "
-                                f"{extractor.name} keeps the native size: set extractor.size (e.g. 299)")
+                raise DsimError(
+                    f"images of different sizes ({', '.join(map(str, batch[:3]))}) and extractor "
+                    f"{extractor.name} keeps the native size: set extractor.size (e.g. 299)"
+                )
             if batch is not None:
                 out = extractor.features(model, batch.to(device, non_blocking=True))
                 store.append([todo[i].sha256 for i in indices], out.float().cpu().numpy())

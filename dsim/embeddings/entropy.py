@@ -23,13 +23,18 @@ import os
 
 import numpy as np
 
+from dsim.data.images import ImageFileRef, list_images, load_rgb
 from dsim.embeddings.store import VectorStore
 from dsim.errors import ImageReadError
-from dsim.data.images import ImageFileRef, list_images, load_rgb
 
 #: What the cached numbers mean; changing it changes the cache identity.
-DEFINITION = {"name": "entropy", "histogram": "256 bins per RGB channel of the uint8 decoding",
-              "unit": "bits", "stored": "per-channel entropies (R, G, B)", "version": 1}
+DEFINITION = {
+    "name": "entropy",
+    "histogram": "256 bins per RGB channel of the uint8 decoding",
+    "unit": "bits",
+    "stored": "per-channel entropies (R, G, B)",
+    "version": 1,
+}
 IDENTITY = hashlib.sha256(repr(sorted(DEFINITION.items())).encode()).hexdigest()
 
 
@@ -81,8 +86,9 @@ class EntropyCache:
         return self.put(ref.sha256, load_rgb(ref.path))
 
 
-def dataset_entropies(path: str | os.PathLike, *, cache_dir: str | os.PathLike = "cache",
-                      on_error: str = "raise") -> dict[str, float]:
+def dataset_entropies(
+    path: str | os.PathLike, *, cache_dir: str | os.PathLike = "cache", on_error: str = "raise"
+) -> dict[str, float]:
     """Entropy of every image under ``path``, by relative path (unreadable images skipped with ``skip``).
 
     The per-channel values are kept as float32 (cached or not), so they agree with :func:`image_entropy`
@@ -99,8 +105,9 @@ def dataset_entropies(path: str | os.PathLike, *, cache_dir: str | os.PathLike =
     return out
 
 
-def entropies_for(root: str | os.PathLike, relpaths, *, cache_dir: str | os.PathLike = "cache",
-                  hashes=None) -> np.ndarray:
+def entropies_for(
+    root: str | os.PathLike, relpaths, *, cache_dir: str | os.PathLike = "cache", hashes=None
+) -> np.ndarray:
     """Entropies of the images ``root/relpath`` (in order); ``hashes`` (content SHA-256s) skip hashing.
 
     An image that cannot be read gives NaN (it is then left out of any correlation).

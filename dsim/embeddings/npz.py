@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dsim.embeddings.store import VectorStore
-from dsim.util.fileio import atomic_write_bytes, read_arrays
 from dsim.embeddings.embed import Embeddings
+from dsim.embeddings.store import VectorStore
 from dsim.errors import DsimError
+from dsim.util.fileio import atomic_write_bytes, read_arrays
 
 SUFFIX = ".npz"
 
@@ -31,11 +31,18 @@ def save_npz(embeddings: Embeddings, path: Path) -> None:
     if describe and description_identity(describe) != embeddings.extractor_identity:
         describe = None  # not the identity's preimage (an imported store's note): left out
     buffer = io.BytesIO()
-    np.savez(buffer, features=embeddings.features, ids=np.array(embeddings.ids), hashes=np.array(embeddings.hashes),
-             fingerprint=embeddings.fingerprint, extractor=embeddings.extractor,
-             extractor_identity=embeddings.extractor_identity, weights_checksum=embeddings.weights_checksum,
-             random_weights=embeddings.random_weights,
-             **({"describe": np.array(json.dumps(describe, sort_keys=True))} if describe else {}))
+    np.savez(
+        buffer,
+        features=embeddings.features,
+        ids=np.array(embeddings.ids),
+        hashes=np.array(embeddings.hashes),
+        fingerprint=embeddings.fingerprint,
+        extractor=embeddings.extractor,
+        extractor_identity=embeddings.extractor_identity,
+        weights_checksum=embeddings.weights_checksum,
+        random_weights=embeddings.random_weights,
+        **({"describe": np.array(json.dumps(describe, sort_keys=True))} if describe else {}),
+    )
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -44,7 +51,7 @@ class Imported:
     path: Path
     extractor: str
     identity: str
-    added: int    # vectors new to the store
+    added: int  # vectors new to the store
     present: int  # vectors the store already had
 
 
@@ -86,29 +93,40 @@ def check_npz(path: Path, cache_dir: str | Path) -> NpzContents:
         described = str(npz["describe"]) if "describe" in npz else None
     except (OSError, ValueError) as error:
         reason = " ".join(str(error).split())[:160] or type(error).__name__
-        raise DsimError(f"{path}: not an embedding file written by `dsim embed`, or a truncated one ({reason}); "
-                        "re-create it with `dsim embed`") from None
+        raise DsimError(
+            f"{path}: not an embedding file written by `dsim embed`, or a truncated one ({reason}); "
+            "re-create it with `dsim embed`"
+        ) from None
     if features.ndim != 2 or features.shape[0] != len(hashes) or features.shape[1] == 0:
         raise DsimError(f"{path}: {features.shape} features for {len(hashes)} images; re-create it with `dsim embed`")
     if features.dtype.kind != "f":
         raise DsimError(f"{path}: features of dtype {features.dtype}, expected floats; re-create it with `dsim embed`")
     bad = ~np.isfinite(features).all(axis=1)
     if bad.any():
-        raise DsimError(f"{path}: {int(bad.sum())} of {len(hashes)} feature vectors contain NaN or inf; nothing "
-                        "was imported (re-create the file with `dsim embed`)")
+        raise DsimError(
+            f"{path}: {int(bad.sum())} of {len(hashes)} feature vectors contain NaN or inf; nothing "
+            "was imported (re-create the file with `dsim embed`)"
+        )
     malformed = [h for h in hashes if len(h) != 64 or any(c not in "0123456789abcdef" for c in h)]
     if malformed:
-        raise DsimError(f"{path}: {len(malformed)} image hash(es) are not SHA-256 hex (e.g. {malformed[0][:20]!r}); "
-                        "re-create it with `dsim embed`")
+        raise DsimError(
+            f"{path}: {len(malformed)} image hash(es) are not SHA-256 hex (e.g. {malformed[0][:20]!r}); "
+            "re-create it with `dsim embed`"
+        )
     if len(identity) != 64 or any(c not in "0123456789abcdef" for c in identity):
         raise DsimError(f"{path}: its extractor identity {identity[:20]!r} is not a SHA-256 digest; {_remake(path)}")
     width = int(features.shape[1])
     known = VectorStore.known_dim(cache_dir, name, identity)
     if known is not None and known != width:
-        raise DsimError(f"{path}: {width}-d features, but identity {identity[:16]} of {name} is "
-                        f"{known}-d in {cache_dir}; the file is not from that extractor (re-create it with `dsim embed`)")
-    describe = _checked_description(path, described, name=name, identity=identity, width=width) \
-        if described is not None else None
+        raise DsimError(
+            f"{path}: {width}-d features, but identity {identity[:16]} of {name} is "
+            f"{known}-d in {cache_dir}; the file is not from that extractor (re-create it with `dsim embed`)"
+        )
+    describe = (
+        _checked_description(path, described, name=name, identity=identity, width=width)
+        if described is not None
+        else None
+    )
     if describe is None and known is None:
         _check_width_of_named(path, name, width)
     return NpzContents(features, hashes, name, identity, describe)
@@ -123,11 +141,15 @@ def _checked_description(path: Path, described: str, *, name: str, identity: str
     if not isinstance(describe, dict):
         raise DsimError(f"{path}: its extractor description is not a JSON object; {_remake(path)}")
     if description_identity(describe) != identity:
-        raise DsimError(f"{path}: its extractor identity {identity[:16]} is not the hash of its extractor "
-                        f"description (an edited file?); {_remake(path)}")
+        raise DsimError(
+            f"{path}: its extractor identity {identity[:16]} is not the hash of its extractor "
+            f"description (an edited file?); {_remake(path)}"
+        )
     if describe.get("dim") != width or describe.get("name") != name:
-        raise DsimError(f"{path}: {width}-d features of {name!r}, but its identity describes "
-                        f"{describe.get('dim')}-d features of {describe.get('name')!r}; {_remake(path)}")
+        raise DsimError(
+            f"{path}: {width}-d features of {name!r}, but its identity describes "
+            f"{describe.get('dim')}-d features of {describe.get('name')!r}; {_remake(path)}"
+        )
     return describe
 
 
@@ -138,11 +160,15 @@ def _check_width_of_named(path: Path, name: str, width: int) -> None:
     cls = EXTRACTORS.get(name)
     widths = sorted({w for w in cls.layers.values() if w}) if cls is not None else []
     if not widths or getattr(cls, "options", {}):  # unknown, or a width that depends on options
-        raise DsimError(f"{path}: written by an older dsim, without the extractor description that shows its "
-                        f"{width}-d features fit {name!r}; {_remake(path)}")
+        raise DsimError(
+            f"{path}: written by an older dsim, without the extractor description that shows its "
+            f"{width}-d features fit {name!r}; {_remake(path)}"
+        )
     if width not in widths:
-        raise DsimError(f"{path}: {width}-d features, but extractor {name!r} gives "
-                        f"{' or '.join(map(str, widths))}-d ones; {_remake(path)}")
+        raise DsimError(
+            f"{path}: {width}-d features, but extractor {name!r} gives "
+            f"{' or '.join(map(str, widths))}-d ones; {_remake(path)}"
+        )
 
 
 def import_npz(path: Path, cache_dir: str | Path, *, contents: NpzContents | None = None) -> Imported:
@@ -150,9 +176,14 @@ def import_npz(path: Path, cache_dir: str | Path, *, contents: NpzContents | Non
     :func:`check_npz`, unless its result is passed in)."""
     found = contents or check_npz(path, cache_dir)
     features, hashes, name, identity = found.features, found.hashes, found.name, found.identity
-    store = VectorStore(cache_dir, name, identity, features.shape[1],
-                        describe=found.describe or {"name": name, "identity": identity, "dim": int(features.shape[1]),
-                                                    "imported_from": str(path)})
+    store = VectorStore(
+        cache_dir,
+        name,
+        identity,
+        features.shape[1],
+        describe=found.describe
+        or {"name": name, "identity": identity, "dim": int(features.shape[1]), "imported_from": str(path)},
+    )
     first: dict[str, int] = {}
     for row, content_hash in enumerate(hashes):
         first.setdefault(content_hash, row)  # one row per distinct hash, in file order

@@ -32,12 +32,16 @@ from pathlib import Path
 import numpy as np
 
 from dsim.errors import DsimError
-from dsim.util.fileio import atomic_write_bytes, read_arrays
 from dsim.metrics.frechet import FeatureStats
+from dsim.util.fileio import atomic_write_bytes, read_arrays
 
 SUFFIX = ".npz"
 FORMAT = "dsim.stats/2"
 UNCHECKED_FORMAT = "dsim.stats/1"  # dsim 0.2: the same arrays, no checksum (read with a warning)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def content_sha256(arrays: dict[str, np.ndarray], meta: dict | None = None) -> str:
@@ -74,9 +78,11 @@ class StatsFile:
     def check_extractor(self, extractor) -> None:
         """One line when these statistics were made through another extractor identity than ``extractor``'s."""
         if self.extractor_identity != extractor.identity:
-            raise DsimError(f"{self.path} holds statistics of extractor {self.meta['extractor']!r} (identity "
-                            f"{self.extractor_identity[:12]}), not of this cell's {extractor.name!r} (identity "
-                            f"{extractor.identity[:12]}); make it with `dsim stats DIR --extractor {extractor.name}`")
+            raise DsimError(
+                f"{self.path} holds statistics of extractor {self.meta['extractor']!r} (identity "
+                f"{self.extractor_identity[:12]}), not of this cell's {extractor.name!r} (identity "
+                f"{extractor.identity[:12]}); make it with `dsim stats DIR --extractor {extractor.name}`"
+            )
 
 
 def is_stats_file(spec) -> bool:
@@ -85,15 +91,25 @@ def is_stats_file(spec) -> bool:
     return path.suffix == SUFFIX and path.is_file()
 
 
-def save_stats(path: str | Path, stats: FeatureStats, *, extractor, fingerprint: str, root: str | Path,
-               skipped: int = 0) -> Path:
+def save_stats(
+    path: str | Path, stats: FeatureStats, *, extractor, fingerprint: str, root: str | Path, skipped: int = 0
+) -> Path:
     """Write ``stats`` with their provenance to ``path`` (atomically)."""
     from dsim import __version__
 
-    meta = {"format": FORMAT, "extractor": extractor.name, "extractor_identity": extractor.identity,
-            "weights_checksum": extractor.resolved_weights.checksum, "random_weights": extractor.is_random,
-            "fingerprint": fingerprint, "n_images": stats.n, "n_skipped": skipped, "root": str(Path(root).resolve()),
-            "dsim_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    meta = {
+        "format": FORMAT,
+        "extractor": extractor.name,
+        "extractor_identity": extractor.identity,
+        "weights_checksum": extractor.resolved_weights.checksum,
+        "random_weights": extractor.is_random,
+        "fingerprint": fingerprint,
+        "n_images": stats.n,
+        "n_skipped": skipped,
+        "root": str(Path(root).resolve()),
+        "dsim_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     arrays = {"n": np.int64(stats.n), "mean": stats.mean, "covariance": stats.covariance, "scatter": stats.scatter}
     meta["sha256"] = content_sha256(arrays, meta)
     buffer = io.BytesIO()
@@ -116,21 +132,31 @@ def load_stats(path: str | Path) -> StatsFile:
         n = int(arrays["n"])
         mean, scatter = arrays["mean"].astype(np.float64), arrays["scatter"].astype(np.float64)
     except (OSError, ValueError, TypeError) as error:  # UnreadableArrays and JSON errors are ValueErrors
-        raise DsimError(f"{path} is not a dsim statistics file ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
-                        "make one with `dsim stats DIR --extractor NAME --out FILE.npz`") from None
+        raise DsimError(
+            f"{path} is not a dsim statistics file ({_first_line(error)}); "
+            "make one with `dsim stats DIR --extractor NAME --out FILE.npz`"
+        ) from None
     remake = f"make it again with `dsim stats DIR --extractor {meta.get('extractor', 'NAME')} --out {path}`"
     if meta.get("format") not in (FORMAT, UNCHECKED_FORMAT):
         raise DsimError(f"{path}: unknown statistics format {meta.get('format')!r} (this dsim reads {FORMAT})")
     sha256 = content_sha256(arrays, meta)
     if meta.get("format") == UNCHECKED_FORMAT:
-        warnings.warn(f"{path} has no checksum (written by dsim 0.2), so an edit would go unnoticed: {remake}",
-                      stacklevel=2)
+        warnings.warn(
+            f"{path} has no checksum (written by dsim 0.2), so an edit would go unnoticed: {remake}", stacklevel=2
+        )
     elif meta.get("sha256") != sha256:
-        raise DsimError(f"{path}: its statistics or provenance were changed after dsim wrote them (checksum "
-                        f"mismatch); {remake}")
-    if mean.ndim != 1 or scatter.shape != (mean.shape[0], mean.shape[0]) or n < 2 or not (
-            np.isfinite(mean).all() and np.isfinite(scatter).all()):
-        raise DsimError(f"{path}: inconsistent statistics (n={n}, mean {mean.shape}, scatter {scatter.shape}); {remake}")
+        raise DsimError(
+            f"{path}: its statistics or provenance were changed after dsim wrote them (checksum mismatch); {remake}"
+        )
+    if (
+        mean.ndim != 1
+        or scatter.shape != (mean.shape[0], mean.shape[0])
+        or n < 2
+        or not (np.isfinite(mean).all() and np.isfinite(scatter).all())
+    ):
+        raise DsimError(
+            f"{path}: inconsistent statistics (n={n}, mean {mean.shape}, scatter {scatter.shape}); {remake}"
+        )
     for key in ("extractor", "extractor_identity", "fingerprint"):
         if not isinstance(meta.get(key), str):
             raise DsimError(f"{path}: its meta has no {key}; {remake}")
@@ -158,8 +184,10 @@ def memoised_stats(embeddings) -> FeatureStats:
         recorded = str(arrays.pop("sha256"))
         n, mean, scatter = int(arrays["n"]), arrays["mean"], arrays["scatter"]
         if recorded != content_sha256(arrays):
-            warnings.warn(f"memoised FID statistics {path} failed their checksum: recomputed from the stored vectors",
-                          stacklevel=2)
+            warnings.warn(
+                f"memoised FID statistics {path} failed their checksum: recomputed from the stored vectors",
+                stacklevel=2,
+            )
         elif n == len(embeddings.hashes) and mean.shape == (store.dim,) and scatter.shape == (store.dim, store.dim):
             return FeatureStats(n, mean, scatter)
     except (OSError, ValueError, TypeError):

@@ -65,10 +65,10 @@ SHARDS = "shards"
 MEMO_DIR = "memo"
 LEASE_FILE = ".lease.lock"
 KEY_BYTES = 32
-SUM_BYTES = 4                 # a CRC-32 per row
+SUM_BYTES = 4  # a CRC-32 per row
 TOMBSTONE = bytes(KEY_BYTES)  # the key of a dropped row (no image hashes to 32 zero bytes)
-MAX_SHARD_ROWS = 1 << 18      # a writer starts a new shard after this many rows (~2 GB at 2048-d)
-SMALL_SHARD_ROWS = 4096       # shards below this are merged when their writers are done
+MAX_SHARD_ROWS = 1 << 18  # a writer starts a new shard after this many rows (~2 GB at 2048-d)
+SMALL_SHARD_ROWS = 4096  # shards below this are merged when their writers are done
 STORE_FORMAT = 1
 
 
@@ -97,16 +97,19 @@ class CorruptEntries(DsimError):
 
     def __init__(self, directory: Path, hashes: list[str], where: str):
         self.directory, self.hashes = directory, list(hashes)
-        super().__init__(f"{len(self.hashes)} stored vector(s) in {directory} failed their checksum ({where}): "
-                         "dropped; embedding those images again recomputes them")
+        super().__init__(
+            f"{len(self.hashes)} stored vector(s) in {directory} failed their checksum ({where}): "
+            "dropped; embedding those images again recomputes them"
+        )
 
 
 def row_checksums(keys: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """CRC-32 of each row's float32 bytes, seeded with the CRC-32 of its key (so a row moved to another
     key fails too): an (N,) little-endian ``uint32`` array."""
     vectors = np.ascontiguousarray(vectors, dtype="<f4")
-    return np.fromiter((zlib.crc32(vec, zlib.crc32(key)) for key, vec in zip(keys, vectors)),
-                       dtype="<u4", count=len(keys))
+    return np.fromiter(
+        (zlib.crc32(vec, zlib.crc32(key)) for key, vec in zip(keys, vectors)), dtype="<u4", count=len(keys)
+    )
 
 
 @dataclass(frozen=True)
@@ -187,15 +190,31 @@ class VectorStore:
         except (OSError, ValueError):
             return
         if int(known.get("dim", self.dim)) != self.dim:
-            raise DsimError(f"the store {self.directory} holds {known['dim']}-d vectors of identity {self.identity[:16]}, "
-                            f"not {self.dim}-d: it belongs to another extractor (or move it aside)")
+            raise DsimError(
+                f"the store {self.directory} holds {known['dim']}-d vectors of identity {self.identity[:16]}, "
+                f"not {self.dim}-d: it belongs to another extractor (or move it aside)"
+            )
 
     def _write_meta(self) -> None:
         meta = self.directory / META_FILE
         if not meta.exists():
-            atomic_write_text(meta, json.dumps({"format": STORE_FORMAT, "name": self.name, "identity": self.identity,
-                                                "dim": self.dim, "dtype": "float32", "describe": self._describe},
-                                               indent=2, sort_keys=True, default=str) + "\n")
+            atomic_write_text(
+                meta,
+                json.dumps(
+                    {
+                        "format": STORE_FORMAT,
+                        "name": self.name,
+                        "identity": self.identity,
+                        "dim": self.dim,
+                        "dtype": "float32",
+                        "describe": self._describe,
+                    },
+                    indent=2,
+                    sort_keys=True,
+                    default=str,
+                )
+                + "\n",
+            )
 
     @staticmethod
     def known_dim(root: str | os.PathLike, name: str, identity: str) -> int | None:
@@ -215,7 +234,7 @@ class VectorStore:
         self._index = None
 
     @property
-    def index(self) -> "_Index":
+    def index(self) -> _Index:
         if self._index is None:
             self._index = _Index.load(self)
         return self._index
@@ -273,8 +292,10 @@ class VectorStore:
     def _gather(self, keys: np.ndarray, missing_ok: bool) -> np.ndarray:
         source, row = self.index.locate(keys)
         if not missing_ok and (source < 0).any():
-            raise DsimError(f"{int((source < 0).sum())} of {len(keys)} vectors are missing from {self.directory}"
-                            + _removed_by(self.directory))
+            raise DsimError(
+                f"{int((source < 0).sum())} of {len(keys)} vectors are missing from {self.directory}"
+                + _removed_by(self.directory)
+            )
         out = np.full((len(keys), self.dim), np.nan, dtype=np.float32)
         bad: list[tuple[int, np.ndarray]] = []
         for s in np.unique(source[source >= 0]):
@@ -297,7 +318,7 @@ class VectorStore:
         would look like (and, under pressure, compete like) holding them all."""
         hashes = list(hashes)
         for start in range(0, len(hashes), chunk):
-            block = self.gather(hashes[start:start + chunk])
+            block = self.gather(hashes[start : start + chunk])
             self.release_maps()
             yield block
 
@@ -456,8 +477,11 @@ class VectorStore:
                 try:
                     self.compact()
                 except (OSError, DsimError) as error:  # every vector is stored already: merging can wait
-                    warnings.warn(f"small shards of {self.directory} not merged now ({error}); "
-                                  "`dsim cache compact` merges them later", stacklevel=2)
+                    warnings.warn(
+                        f"small shards of {self.directory} not merged now ({error}); "
+                        "`dsim cache compact` merges them later",
+                        stacklevel=2,
+                    )
 
     def __enter__(self):
         return self
@@ -486,7 +510,7 @@ class VectorStore:
             with contextlib.ExitStack() as held:
                 chosen = []
                 for shard in self.shards():
-                    if (shard.checked if unchecked else keep is None and shard.rows >= small):
+                    if shard.checked if unchecked else keep is None and shard.rows >= small:
                         continue
                     handle = held.enter_context(open(shard.keys, "rb"))
                     try:
@@ -521,7 +545,7 @@ class VectorStore:
                 vec = np.memmap(shard.vec, dtype="<f4", mode="r", shape=(shard.rows, self.dim))
                 sums = np.fromfile(shard.sums, dtype="<u4", count=shard.rows) if shard.checked else None
                 for start in range(0, len(keys), 65536):
-                    part = np.flatnonzero(mask[start:start + 65536]) + start
+                    part = np.flatnonzero(mask[start : start + 65536]) + start
                     if not len(part):
                         continue
                     block = np.asarray(vec[part])
@@ -546,9 +570,16 @@ class VectorStore:
         written before checksums)."""
         shards = self.shards()
         size = sum(path.stat().st_size for shard in shards for path in shard.files() if path.exists())
-        return {"name": self.name, "identity": self.identity, "dim": self.dim, "entries": len(self),
-                "shards": len(shards), "bytes": size, "legacy_files": self.index.legacy_count,
-                "unchecked_shards": sum(not shard.checked for shard in shards)}
+        return {
+            "name": self.name,
+            "identity": self.identity,
+            "dim": self.dim,
+            "entries": len(self),
+            "shards": len(shards),
+            "bytes": size,
+            "legacy_files": self.index.legacy_count,
+            "unchecked_shards": sum(not shard.checked for shard in shards),
+        }
 
     def migrate_legacy(self) -> int:
         """Move the old one-file-per-vector entries of this identity into a shard, and rewrite shards written
@@ -581,7 +612,7 @@ class _Index:
         self.recent: dict[bytes, tuple[int, int]] = {}
 
     @classmethod
-    def load(cls, store: VectorStore) -> "_Index":
+    def load(cls, store: VectorStore) -> _Index:
         for _ in range(5):  # a compaction may remove a shard between listing and reading: list again
             try:
                 return cls._load(store)
@@ -590,7 +621,7 @@ class _Index:
         return cls._load(store)
 
     @classmethod
-    def _load(cls, store: VectorStore) -> "_Index":
+    def _load(cls, store: VectorStore) -> _Index:
         parts, sources, source_ids, rows = [], [], [], []
         for shard in store.shards():
             keys = np.fromfile(shard.keys, dtype=np.uint8, count=shard.rows * KEY_BYTES).reshape(-1, KEY_BYTES)
@@ -725,15 +756,21 @@ def store_write_error(error: OSError, path: Path) -> DsimError | OSError:
     if is_disk_full(error):
         return disk_full(error, path)
     if error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return DsimError(f"the embedding cache is not writable: {path} ({error.strerror}); embedding the missing "
-                         "images needs a writable cache_dir (set cache_dir=DIR to one, or embed there first)")
+        return DsimError(
+            f"the embedding cache is not writable: {path} ({error.strerror}); embedding the missing "
+            "images needs a writable cache_dir (set cache_dir=DIR to one, or embed there first)"
+        )
     return error
 
 
 def note_gc(directory: Path, dropped: int) -> None:
     """Leave a note that ``dsim cache gc`` dropped ``dropped`` entries here (read by a missing-vector error)."""
-    note = {"dropped": dropped, "host": socket.gethostname(), "pid": os.getpid(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    note = {
+        "dropped": dropped,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     with contextlib.suppress(OSError, DsimError):
         atomic_write_text(directory / GC_NOTE, json.dumps(note) + "\n")
 
@@ -743,8 +780,10 @@ def _removed_by(directory: Path) -> str:
     for folder in (directory, directory.parent):  # a partial drop, or the whole identity's
         try:
             note = json.loads((folder / GC_NOTE).read_text())
-            return (f": `dsim cache gc` (pid {note['pid']} on {note['host']}) dropped {note['dropped']} entries "
-                    f"at {note['time']}; run again to embed them anew")
+            return (
+                f": `dsim cache gc` (pid {note['pid']} on {note['host']}) dropped {note['dropped']} entries "
+                f"at {note['time']}; run again to embed them anew"
+            )
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return " (removed by another process?); run again to embed them anew"
@@ -782,7 +821,9 @@ def identities(cache_dir: str | os.PathLike) -> list[Path]:
     root = Path(cache_dir)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and ((p / META_FILE).exists() or (p / "extractor.json").exists()))
+    return sorted(
+        p for p in root.iterdir() if p.is_dir() and ((p / META_FILE).exists() or (p / "extractor.json").exists())
+    )
 
 
 def open_identity(folder: Path) -> VectorStore:
@@ -805,8 +846,10 @@ def open_identity(folder: Path) -> VectorStore:
         try:
             dim = read_arrays(legacy[0])[""].shape[-1]
         except (OSError, ValueError, IndexError):
-            raise DsimError(f"{folder}: no dimension recorded and {legacy[0].name} is no vector to read it "
-                            "from; delete the folder (it is only a cache)") from None
+            raise DsimError(
+                f"{folder}: no dimension recorded and {legacy[0].name} is no vector to read it "
+                "from; delete the folder (it is only a cache)"
+            ) from None
     store = VectorStore(folder.parent, name, identity, int(dim), describe=meta.get("describe") or meta)
     if store.directory != folder:  # a folder named after a longer identity prefix
         store.directory = folder

@@ -4,8 +4,7 @@ Every extractor takes ``weights`` (``"default"``, ``"random"`` or a local path) 
 ``layers``' keys; classifiers also have ``"logits"``). See the README's Extractors table.
 """
 
-from dsim.extractors import (  # noqa: F401
-    clip, dinov2, dreamsim, efficientnet, families, huggingface, inception, mobilenet, pixels)
+from dsim.extractors import clip, dinov2, dreamsim, efficientnet, families, huggingface, inception, mobilenet, pixels  # noqa: F401
 from dsim.extractors.base import Extractor, Preprocess
 from dsim.extractors.registry import EXTRACTORS, available, build, from_config, with_layer
 

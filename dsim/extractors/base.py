@@ -22,8 +22,8 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from dsim.errors import DsimError
 from dsim import weights as weights_lib
+from dsim.errors import DsimError
 from dsim.weights import WeightsSource
 
 _INTERPOLATIONS = ("nearest", "bilinear", "bicubic")  # torchvision's InterpolationMode names, lower case
@@ -100,11 +100,15 @@ class Preprocess:
         if self.size is None:
             steps = ["native size (no resize)"]
         elif self.resize is None:
-            steps = [f"{self.interpolation} resize to {self.size}×{self.size}"
-                     + (" (antialiased)" if self.antialias else "")]
+            steps = [
+                f"{self.interpolation} resize to {self.size}×{self.size}" + (" (antialiased)" if self.antialias else "")
+            ]
         else:
-            steps = [f"{self.interpolation} resize of the shorter side to {self.resize}"
-                     + (" (antialiased)" if self.antialias else ""), f"centre crop {self.size}"]
+            steps = [
+                f"{self.interpolation} resize of the shorter side to {self.resize}"
+                + (" (antialiased)" if self.antialias else ""),
+                f"centre crop {self.size}",
+            ]
         if self.scale == "uint8":
             steps.append("uint8 0..255")
         elif self.mean == (0.0, 0.0, 0.0) and self.std == (1.0, 1.0, 1.0):
@@ -155,8 +159,9 @@ class Extractor(ABC):
                 from dsim.extractors.registry import with_layer
 
                 hint = f"; ImageNet class logits come from: {', '.join(with_layer('logits'))}"
-            raise DsimError(f"extractor {self.name!r} has no layer {self.layer!r} "
-                            f"(choose from: {', '.join(self.layers)}{hint})")
+            raise DsimError(
+                f"extractor {self.name!r} has no layer {self.layer!r} (choose from: {', '.join(self.layers)}{hint})"
+            )
 
     @classmethod
     def default_layer(cls) -> str:
@@ -182,8 +187,9 @@ class Extractor(ABC):
 
     def weights_source(self) -> WeightsSource:
         """Where the weights come from (a file with a checksum, built-in, or random)."""
-        return weights_lib.resolve(self.weights, extractor=self.name, default=self.default_weights(),
-                                   local=self.local_weights)
+        return weights_lib.resolve(
+            self.weights, extractor=self.name, default=self.default_weights(), local=self.local_weights
+        )
 
     @abstractmethod
     def build_model(self, weights: WeightsSource) -> torch.nn.Module:

@@ -79,14 +79,19 @@ def config_text(name: str) -> str:
 
 def table_text() -> str:
     """The README's Markdown table of every extractor."""
-    rows = ["| name | output (layer → dim) | input | preprocessing | weights source | licence |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| name | output (layer → dim) | input | preprocessing | weights source | licence |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in available():
         extractor = build(name)
-        dims = type(extractor).dims_note or "; ".join(f"{layer} → {build(name, layer=layer).dim}"
-                                                       for layer in type(extractor).layers)
-        rows.append(f"| `{name}` | {dims} | {input_text(extractor)} | {preprocess_text(extractor)} | "
-                    f"{extractor.default_weights().describe()} | {type(extractor).licence} |")
+        dims = type(extractor).dims_note or "; ".join(
+            f"{layer} → {build(name, layer=layer).dim}" for layer in type(extractor).layers
+        )
+        rows.append(
+            f"| `{name}` | {dims} | {input_text(extractor)} | {preprocess_text(extractor)} | "
+            f"{extractor.default_weights().describe()} | {type(extractor).licence} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -98,8 +103,15 @@ def write(conf_dir: Path = CONF_DIR, readme: Path = README) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    catalog_main(argv, prog="python -m dsim.extractors.catalog", description=__doc__.splitlines()[0],
-                 writes="conf/extractor/*.yaml and the README table", write=write, table=table_text, repo=REPO)
+    catalog_main(
+        argv,
+        prog="python -m dsim.extractors.catalog",
+        description=__doc__.splitlines()[0],
+        writes="conf/extractor/*.yaml and the README table",
+        write=write,
+        table=table_text,
+        repo=REPO,
+    )
 
 
 if __name__ == "__main__":

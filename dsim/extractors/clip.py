@@ -52,8 +52,9 @@ class _OpenCLIP(Extractor):
         if pretrained is not None:
             weights_lib.read_state_dict(weights.path, extractor=self.name)  # tensors only, or one line
         with weights_lib.seeded(), weights_lib.checkpoint_errors(pretrained, extractor=self.name):
-            model = open_clip.create_model(self.arch, pretrained=pretrained, force_quick_gelu=quick_gelu,
-                                           require_pretrained=pretrained is not None)
+            model = open_clip.create_model(
+                self.arch, pretrained=pretrained, force_quick_gelu=quick_gelu, require_pretrained=pretrained is not None
+            )
         return model.visual  # encode_image(x) is visual(x); the text tower is not needed
 
     def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:

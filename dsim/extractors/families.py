@@ -71,8 +71,10 @@ class TimmBackbone(LibraryBackbone):
         import timm
 
         if not isinstance(model, str) or not timm.is_model(model.split(".")[0]):
-            raise DsimError(f"extractor timm: unknown timm model {model!r} (see timm.list_models(), e.g. "
-                            "convnextv2_atto.fcmae_ft_in1k)")
+            raise DsimError(
+                f"extractor timm: unknown timm model {model!r} (see timm.list_models(), e.g. "
+                "convnextv2_atto.fcmae_ft_in1k)"
+            )
         self.model_id = model
 
     def _architecture(self, device: str):
@@ -89,20 +91,28 @@ class TimmBackbone(LibraryBackbone):
 
         config = timm.data.resolve_model_data_config(self._architecture("meta"))
         if config.get("crop_mode", "center") != "center":
-            raise DsimError(f"extractor {self.name}: timm crop_mode {config['crop_mode']!r} is not supported "
-                            "(dsim resizes the shorter side and crops the centre)")
+            raise DsimError(
+                f"extractor {self.name}: timm crop_mode {config['crop_mode']!r} is not supported "
+                "(dsim resizes the shorter side and crops the centre)"
+            )
         size = int(config["input_size"][-1])
-        return Preprocess(size=size, resize=int(math.floor(size / float(config.get("crop_pct", 1.0)))),
-                          interpolation=config.get("interpolation", "bicubic"), mean=tuple(config["mean"]),
-                          std=tuple(config["std"]))
+        return Preprocess(
+            size=size,
+            resize=int(math.floor(size / float(config.get("crop_pct", 1.0)))),
+            interpolation=config.get("interpolation", "bicubic"),
+            mean=tuple(config["mean"]),
+            std=tuple(config["std"]),
+        )
 
     def default_weights(self) -> weights_lib.Location:
         import timm
 
         repo = timm.models.get_pretrained_cfg(self.model_id).hf_hub_id
         if not repo:
-            raise DsimError(f"extractor {self.name}: timm names no Hugging Face weights for it; give "
-                            "extractor.weights=PATH (or random)")
+            raise DsimError(
+                f"extractor {self.name}: timm names no Hugging Face weights for it; give "
+                "extractor.weights=PATH (or random)"
+            )
         return weights_lib.HFHubFile(repo, ("model.safetensors", "pytorch_model.bin"))
 
     def build_model(self, weights: weights_lib.WeightsSource) -> torch.nn.Module:
@@ -121,8 +131,9 @@ def create_timm(model_id: str, weights: weights_lib.WeightsSource, *, extractor:
         if weights.kind == "file":
             weights_lib.read_state_dict(weights.path, extractor=extractor)
             with weights_lib.checkpoint_errors(weights.path, extractor=extractor):
-                return timm.create_model(model_id, pretrained=True, pretrained_cfg_overlay={"file": str(weights.path)},
-                                         **options)
+                return timm.create_model(
+                    model_id, pretrained=True, pretrained_cfg_overlay={"file": str(weights.path)}, **options
+                )
         return timm.create_model(model_id, pretrained=False, **options)
 
 
@@ -132,8 +143,10 @@ class OpenClipBackbone(LibraryBackbone):
     summary = "any open_clip image tower (open_clip/<model>/<tag>): the projected image embedding"
     licence = "the tag's (see open_clip's pretrained list)"
     input_note = "the model's image size"
-    options = {"model": ("ViT-B-32", "an open_clip architecture (open_clip.list_models())"),
-               "pretrained": ("laion2b_s34b_b79k", "its pretrained tag (open_clip.list_pretrained_tags_by_model)")}
+    options = {
+        "model": ("ViT-B-32", "an open_clip architecture (open_clip.list_models())"),
+        "pretrained": ("laion2b_s34b_b79k", "its pretrained tag (open_clip.list_pretrained_tags_by_model)"),
+    }
 
     def _choose(self, model: str = "ViT-B-32", pretrained: str = "laion2b_s34b_b79k") -> None:
         import open_clip
@@ -144,8 +157,10 @@ class OpenClipBackbone(LibraryBackbone):
             raise DsimError(f"extractor open_clip: unknown architecture {model!r} (see open_clip.list_models())")
         tags = open_clip.list_pretrained_tags_by_model(model)
         if pretrained not in tags:
-            raise DsimError(f"extractor open_clip: {model} has no pretrained tag {pretrained!r} "
-                            f"(choose from: {', '.join(tags) or 'none'})")
+            raise DsimError(
+                f"extractor open_clip: {model} has no pretrained tag {pretrained!r} "
+                f"(choose from: {', '.join(tags) or 'none'})"
+            )
         self.arch, self.tag, self.model_id = model, pretrained, f"{model}/{pretrained}"
 
     def _cfg(self) -> dict:
@@ -165,16 +180,23 @@ class OpenClipBackbone(LibraryBackbone):
         size = int(size if isinstance(size, int) else size[-1])
         if cfg.get("resize_mode", "shortest") != "shortest":
             raise DsimError(f"extractor {self.name}: open_clip resize_mode {cfg['resize_mode']!r} is not supported")
-        return Preprocess(size=size, resize=size, interpolation=cfg.get("interpolation") or "bicubic",
-                          mean=tuple(cfg.get("mean") or OPENAI_MEAN), std=tuple(cfg.get("std") or OPENAI_STD))
+        return Preprocess(
+            size=size,
+            resize=size,
+            interpolation=cfg.get("interpolation") or "bicubic",
+            mean=tuple(cfg.get("mean") or OPENAI_MEAN),
+            std=tuple(cfg.get("std") or OPENAI_STD),
+        )
 
     def default_weights(self) -> weights_lib.Location:
         from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 
         repo = (self._cfg().get("hf_hub") or "").rstrip("/")
         if not repo:
-            raise DsimError(f"extractor {self.name}: open_clip names no Hugging Face file for this tag; give "
-                            "extractor.weights=PATH (or random)")
+            raise DsimError(
+                f"extractor {self.name}: open_clip names no Hugging Face file for this tag; give "
+                "extractor.weights=PATH (or random)"
+            )
         names = (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
         if repo.count("/") > 1:  # "org/name/file" form
             repo, filename = repo.rsplit("/", 1)
@@ -188,7 +210,10 @@ class OpenClipBackbone(LibraryBackbone):
         if pretrained is not None:
             weights_lib.read_state_dict(weights.path, extractor=self.name)  # tensors only, or one line
         with weights_lib.seeded(), weights_lib.checkpoint_errors(pretrained, extractor=self.name):
-            model = open_clip.create_model(self.arch, pretrained=pretrained,
-                                           force_quick_gelu=bool(self._cfg().get("quick_gelu", False)),
-                                           require_pretrained=pretrained is not None)
+            model = open_clip.create_model(
+                self.arch,
+                pretrained=pretrained,
+                force_quick_gelu=bool(self._cfg().get("quick_gelu", False)),
+                require_pretrained=pretrained is not None,
+            )
         return model.visual

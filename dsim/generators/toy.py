@@ -32,8 +32,15 @@ class ToyGenerator(nn.Module):
     #: bump when the architecture or initialisation changes (part of the generator identity)
     version = 1
 
-    def __init__(self, z_dim: int = 64, w_dim: int = 64, resolution: int = 64, channels: int = 32,
-                 mapping_layers: int = 4, init_seed: int = 0):
+    def __init__(
+        self,
+        z_dim: int = 64,
+        w_dim: int = 64,
+        resolution: int = 64,
+        channels: int = 32,
+        mapping_layers: int = 4,
+        init_seed: int = 0,
+    ):
         super().__init__()
         if resolution < 8 or resolution & (resolution - 1):
             raise ValueError(f"ToyGenerator: resolution must be a power of two >= 8, got {resolution}")

@@ -64,8 +64,7 @@ def as_features(
         t = torch.from_numpy(converted).to(device)
     if t.ndim != 2:
         raise DsimError(
-            f"{metric}: {role} features have shape {tuple(t.shape)}; pass a 2-D array of shape "
-            "(n_samples, n_features)"
+            f"{metric}: {role} features have shape {tuple(t.shape)}; pass a 2-D array of shape (n_samples, n_features)"
         )
     n, d = t.shape
     if d == 0:
@@ -76,13 +75,14 @@ def as_features(
     if not bool(finite.all()):
         bad = int((~finite).sum())
         raise DsimError(
-            f"{metric}: {role} features contain {bad} non-finite value(s) (NaN or inf); "
-            "fix or drop those rows first"
+            f"{metric}: {role} features contain {bad} non-finite value(s) (NaN or inf); fix or drop those rows first"
         )
     largest = float(t.abs().max())
     if largest > MAX_ABS_FEATURE:
-        raise DsimError(f"{metric}: {role} features reach |x| = {largest:.3g}, beyond {MAX_ABS_FEATURE:.0e}, where "
-                        "the metric's float64 products overflow; rescale the features (e.g. divide by their maximum)")
+        raise DsimError(
+            f"{metric}: {role} features reach |x| = {largest:.3g}, beyond {MAX_ABS_FEATURE:.0e}, where "
+            "the metric's float64 products overflow; rescale the features (e.g. divide by their maximum)"
+        )
     return t
 
 
@@ -167,20 +167,25 @@ class Constraint:
 
 def integer(minimum: int = 1) -> Constraint:
     """An integer ≥ ``minimum``."""
-    return Constraint(f"integer >= {minimum}",
-                      lambda value, *, name, metric: positive_int(value, name=name, metric=metric, minimum=minimum))
+    return Constraint(
+        f"integer >= {minimum}",
+        lambda value, *, name, metric: positive_int(value, name=name, metric=metric, minimum=minimum),
+    )
 
 
 def optional(constraint: Constraint) -> Constraint:
     """``None`` (null) or a value ``constraint`` accepts."""
-    return Constraint(f"null or {constraint.text}",
-                      lambda value, *, name, metric: None if value is None else constraint(value, name=name, metric=metric))
+    return Constraint(
+        f"null or {constraint.text}",
+        lambda value, *, name, metric: None if value is None else constraint(value, name=name, metric=metric),
+    )
 
 
 def choice(*options: str) -> Constraint:
     """One of ``options``."""
-    return Constraint(" | ".join(options),
-                      lambda value, *, name, metric: one_of(value, options, name=name, metric=metric))
+    return Constraint(
+        " | ".join(options), lambda value, *, name, metric: one_of(value, options, name=name, metric=metric)
+    )
 
 
 def positive() -> Constraint:
@@ -190,6 +195,7 @@ def positive() -> Constraint:
 
 def number() -> Constraint:
     """Any finite number."""
+
     def check(value, *, name, metric):
         try:
             v = float(value)
@@ -204,6 +210,7 @@ def number() -> Constraint:
 
 def positive_numbers(length: int) -> Constraint:
     """A list of ``length`` finite numbers > 0 (returned as a tuple)."""
+
     def check(value, *, name, metric):
         if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != length:
             raise DsimError(f"{metric}: {name} must be a list of {length} positive numbers, got {value!r}")
@@ -214,6 +221,7 @@ def positive_numbers(length: int) -> Constraint:
 
 def text() -> Constraint:
     """A non-empty string (a name, a path)."""
+
     def check(value, *, name, metric):
         if not isinstance(value, str) or not value:
             raise DsimError(f"{metric}: {name} must be a non-empty string, got {value!r}")
@@ -224,6 +232,7 @@ def text() -> Constraint:
 
 def boolean() -> Constraint:
     """``true`` or ``false``."""
+
     def check(value, *, name, metric):
         if not isinstance(value, bool):
             raise DsimError(f"{metric}: {name} must be true or false, got {value!r}")
@@ -234,6 +243,7 @@ def boolean() -> Constraint:
 
 def between(low: float, high: float) -> Constraint:
     """A finite number strictly between ``low`` and ``high``."""
+
     def check(value, *, name, metric):
         v = number()(value, name=name, metric=metric)
         if not low < v < high:

@@ -294,8 +294,14 @@ class CrossResult:
 
 
 def cross(
-    x: torch.Tensor, xo: _Operands, r: torch.Tensor, y: torch.Tensor, yo: _Operands, s: torch.Tensor,
-    tiles: _Tiles, c: float,
+    x: torch.Tensor,
+    xo: _Operands,
+    r: torch.Tensor,
+    y: torch.Tensor,
+    yo: _Operands,
+    s: torch.Tensor,
+    tiles: _Tiles,
+    c: float,
 ) -> CrossResult:
     """Ball memberships between references ``x`` (radii ``r``) and candidates ``y`` (radii ``s``).
 

@@ -26,9 +26,9 @@ chunking, bit for bit.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from math import comb
-from typing import Callable
 
 import numpy as np
 import torch
@@ -168,10 +168,12 @@ def subset_mmd2(
         elif isinstance(xn, np.ndarray):
             # NumPy (CPU): one subset at a time — 2-D products, where K_XX and K_YY take the symmetric
             # (half-cost) BLAS path that batched products miss
-            mmd2 = np.array([
-                unbiased_mmd2(kernel(xs, xs), kernel(xs, ys), kernel(ys, ys))
-                for xs, ys in ((xn[ix], yn[iy]) for ix, iy in zip(idx_x, idx_y))
-            ])
+            mmd2 = np.array(
+                [
+                    unbiased_mmd2(kernel(xs, xs), kernel(xs, ys), kernel(ys, ys))
+                    for xs, ys in ((xn[ix], yn[iy]) for ix, iy in zip(idx_x, idx_y))
+                ]
+            )
         else:  # torch (GPU): batches of subsets within CHUNK_BYTES
             chunk = max(1, CHUNK_BYTES // (8 * (4 * m * m + 2 * m * d)))
             values = []
@@ -182,9 +184,11 @@ def subset_mmd2(
             mmd2 = np.concatenate(values)
     mean, std = float(mmd2.mean()), float(mmd2.std())
     if not (np.isfinite(mean) and np.isfinite(std)):
-        raise DsimError(f"{metric}: the kernel sums overflow {str(x.dtype).replace('torch.', '')} (features up to "
-                        f"|x| = {float(max(x.abs().max(), y.abs().max())):.3g}); rescale the features"
-                        + (" or use kernel_dtype=float64" if x.dtype == torch.float32 else ""))
+        raise DsimError(
+            f"{metric}: the kernel sums overflow {str(x.dtype).replace('torch.', '')} (features up to "
+            f"|x| = {float(max(x.abs().max(), y.abs().max())):.3g}); rescale the features"
+            + (" or use kernel_dtype=float64" if x.dtype == torch.float32 else "")
+        )
     return mean, std
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from dsim.errors import DsimError
 from dsim.metrics._checks import Constraint, integer, optional
@@ -108,14 +108,24 @@ METRICS: dict[str, MetricSpec] = {}
 
 
 #: the kNN and kernel metrics' cell parameter (``register(..., sampled=True)``)
-MAX_SAMPLES = Param("max_samples", None, "N: a seeded sample of N rows of a larger side (for sets of 10^5-10^6 images)",
-                    optional(integer(2)))
+MAX_SAMPLES = Param(
+    "max_samples",
+    None,
+    "N: a seeded sample of N rows of a larger side (for sets of 10^5-10^6 images)",
+    optional(integer(2)),
+)
 
 
 def paired_values(name: str) -> dict[str, str]:
     """The value keys of every paired metric: mean (headline), median, best and worst pair, pair count."""
-    return {name: HEADLINE, f"{name}_median": DETAIL, f"{name}_best": DETAIL, f"{name}_worst": DETAIL,
-            "n_pairs": COUNT, "match_distance_mean": DETAIL}
+    return {
+        name: HEADLINE,
+        f"{name}_median": DETAIL,
+        f"{name}_best": DETAIL,
+        f"{name}_worst": DETAIL,
+        "n_pairs": COUNT,
+        "match_distance_mean": DETAIL,
+    }
 
 
 def register(
@@ -166,26 +176,48 @@ def register(
     signature = keyword_defaults(fn)
     unknown = sorted((set(declared) | set(fixed)) - set(signature))
     if unknown:
-        raise ValueError(f"metric {name!r}: declared parameter(s) {unknown} are not keyword-only parameters of "
-                         f"{fn.__qualname__}")
-    spec_params = tuple(Param(p, default, *declared.get(p, ("", None))) for p, default in signature.items()
-                        if p not in fixed)
+        raise ValueError(
+            f"metric {name!r}: declared parameter(s) {unknown} are not keyword-only parameters of {fn.__qualname__}"
+        )
+    spec_params = tuple(
+        Param(p, default, *declared.get(p, ("", None))) for p, default in signature.items() if p not in fixed
+    )
     if fixed:
         fn = functools.partial(fn, **fixed)
     extra = ((MAX_SAMPLES,) if sampled else ()) + tuple(
-        Param(p, default, meaning, constraint) for p, (default, meaning, constraint) in (cell_params or {}).items())
+        Param(p, default, meaning, constraint) for p, (default, meaning, constraint) in (cell_params or {}).items()
+    )
     doc = doc or (inspect.getdoc(fn) or "").split("\n", 1)[0]
     METRICS[name] = spec = MetricSpec(
-        name, fn, higher_is_better, kind, doc, input, from_stats, values, dict(per_image or {}), spec_params,
-        tuple(notes), extra, pair_values, network, embedding, aligned, fixed, dict(ranges or {}))
+        name,
+        fn,
+        higher_is_better,
+        kind,
+        doc,
+        input,
+        from_stats,
+        values,
+        dict(per_image or {}),
+        spec_params,
+        tuple(notes),
+        extra,
+        pair_values,
+        network,
+        embedding,
+        aligned,
+        fixed,
+        dict(ranges or {}),
+    )
     return spec
 
 
 def keyword_defaults(fn: Callable) -> dict:
     """``{name: default}`` of ``fn``'s keyword-only parameters, less the runtime ones (``device``)."""
-    return {p.name: (None if p.default is inspect.Parameter.empty else p.default)
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in RUNTIME_PARAMS}
+    return {
+        p.name: (None if p.default is inspect.Parameter.empty else p.default)
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in RUNTIME_PARAMS
+    }
 
 
 def keyword_params(fn: Callable) -> list[str]:
@@ -218,8 +250,12 @@ def lookup(name: str, declared: dict | None = None) -> MetricSpec:
     from dsim.util.plugins import entry_point, locate
 
     if declared and declared.get("_target_"):
-        return register(name, locate(declared["_target_"]), higher_is_better=bool(declared.get("higher_is_better", False)),
-                        input=declared.get("input", "features"))
+        return register(
+            name,
+            locate(declared["_target_"]),
+            higher_is_better=bool(declared.get("higher_is_better", False)),
+            input=declared.get("input", "features"),
+        )
     found = entry_point("dsim.metrics", name)
     if found is not None and name not in METRICS and callable(found) and not isinstance(found, type):
         register(name, found, higher_is_better=bool(getattr(found, "higher_is_better", False)))
@@ -234,8 +270,14 @@ def available() -> list[str]:
 
 
 def compute(
-    name: str, reference, candidate, *, bootstrap: int = 0, bootstrap_seed: int = 0, max_samples: int | None = None,
-    **params
+    name: str,
+    reference,
+    candidate,
+    *,
+    bootstrap: int = 0,
+    bootstrap_seed: int = 0,
+    max_samples: int | None = None,
+    **params,
 ) -> MetricValues:
     """Run the metric registered as ``name`` on two N×D feature sets (or logits, or image pairs: see
     ``MetricSpec.input``).
@@ -243,8 +285,8 @@ def compute(
     With ``bootstrap=N > 0``, N seeded half-samples of both sets (without replacement, seeded by
     ``bootstrap_seed``; a ``kind="paired"`` metric's pairs are drawn together) give every scalar value
     except spreads and counts ``<value>_ci_low`` / ``<value>_ci_high``: a 95% interval for the estimator's
-    expectation at this sample size, which always contains the estimate (see :mod:`dsim.metrics.bootstrap`). Per-image scores, when the metric has them, are in the
-    result's ``per_image``.
+    expectation at this sample size, which always contains the estimate (see :mod:`dsim.metrics.bootstrap`).
+    Per-image scores, when the metric has them, are in the result's ``per_image``.
 
     >>> import numpy as np
     >>> from dsim.metrics import compute
@@ -256,8 +298,10 @@ def compute(
     """
     spec = lookup(name)
     if spec.kind == "generator":
-        raise DsimError(f"{name} evaluates a generator, not two feature sets: call dsim.metrics.ppl(generator, ...) "
-                        "or run it in a cell with pair.candidate=generator")
+        raise DsimError(
+            f"{name} evaluates a generator, not two feature sets: call dsim.metrics.ppl(generator, ...) "
+            "or run it in a cell with pair.candidate=generator"
+        )
     params = check_params(spec, params, cell=False, also=("bootstrap", "bootstrap_seed", "max_samples"))
     bootstrap = integer(0)(bootstrap, name="bootstrap", metric=name)
     if max_samples is not None:
@@ -272,8 +316,15 @@ def compute(
     if bootstrap:
         values.update(
             bootstrap_intervals(
-                spec.fn, reference, candidate, replicates=bootstrap, seed=bootstrap_seed, params=params,
-                keys=interval_keys_of(spec, values), paired=spec.kind == "paired", estimate=values,
+                spec.fn,
+                reference,
+                candidate,
+                replicates=bootstrap,
+                seed=bootstrap_seed,
+                params=params,
+                keys=interval_keys_of(spec, values),
+                paired=spec.kind == "paired",
+                estimate=values,
                 ranges=spec.ranges,
             )
         )
@@ -294,15 +345,32 @@ def pair_summary(spec: MetricSpec, values, *, bootstrap: int = 0, bootstrap_seed
     def summary(a, _b) -> MetricValues:
         a = np.asarray(a, dtype=np.float64)
         best, worst = (np.max, np.min) if spec.higher_is_better else (np.min, np.max)
-        return MetricValues({spec.name: float(a.mean()), f"{spec.name}_median": float(np.median(a)),
-                             f"{spec.name}_best": float(best(a)), f"{spec.name}_worst": float(worst(a)),
-                             "n_pairs": float(len(a))}, per_image={"candidate": {spec.name: a}})
+        return MetricValues(
+            {
+                spec.name: float(a.mean()),
+                f"{spec.name}_median": float(np.median(a)),
+                f"{spec.name}_best": float(best(a)),
+                f"{spec.name}_worst": float(worst(a)),
+                "n_pairs": float(len(a)),
+            },
+            per_image={"candidate": {spec.name: a}},
+        )
 
     values = np.asarray(values, dtype=np.float64)
     out = summary(values, None)
     bootstrap = integer(0)(bootstrap, name="bootstrap", metric=spec.name)
     if bootstrap:
-        out.update(bootstrap_intervals(summary, values, values, replicates=bootstrap, seed=bootstrap_seed,
-                                       keys=interval_keys_of(spec, out), paired=True, estimate=out,
-                                       ranges=spec.ranges))
+        out.update(
+            bootstrap_intervals(
+                summary,
+                values,
+                values,
+                replicates=bootstrap,
+                seed=bootstrap_seed,
+                keys=interval_keys_of(spec, out),
+                paired=True,
+                estimate=out,
+                ranges=spec.ranges,
+            )
+        )
     return out

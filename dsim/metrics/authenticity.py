@@ -22,7 +22,7 @@ def _nearest(a: torch.Tensor, b: torch.Tensor, *, exclude_self: bool = False) ->
     """For each row of ``a``: the distance to its nearest row of ``b`` and that row's index."""
     dist, index = [], []
     for start in range(0, a.shape[0], CHUNK):
-        block = torch.cdist(a[start:start + CHUNK], b)
+        block = torch.cdist(a[start : start + CHUNK], b)
         if exclude_self:
             rows = torch.arange(block.shape[0], device=block.device)
             block[rows, rows + start] = float("inf")
@@ -39,6 +39,9 @@ def authpct(reference, candidate, *, device: str | torch.device = "cpu") -> Metr
     radius, _ = _nearest(x, x, exclude_self=True)
     distance, nearest = _nearest(y, x)
     authentic = radius[nearest] < distance
-    return MetricValues({"authpct": float(100.0 * authentic.double().mean())},
-                        per_image={"candidate": {"authentic": authentic.cpu().numpy(),
-                                                 "nearest_reference_distance": distance.cpu().numpy()}})
+    return MetricValues(
+        {"authpct": float(100.0 * authentic.double().mean())},
+        per_image={
+            "candidate": {"authentic": authentic.cpu().numpy(), "nearest_reference_distance": distance.cpu().numpy()}
+        },
+    )

@@ -39,8 +39,11 @@ from dsim.metrics._checks import MetricWarning, positive_int
 LEVEL = 0.95
 LOW, HIGH = 100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2
 #: how the intervals are made, as recorded with them
-METHOD = {"method": "half-sampling without replacement, rate-corrected, median-centred", "level": LEVEL,
-          "covers": "the estimator's expectation at this sample size"}
+METHOD = {
+    "method": "half-sampling without replacement, rate-corrected, median-centred",
+    "level": LEVEL,
+    "covers": "the estimator's expectation at this sample size",
+}
 
 
 def interval_keys(name: str) -> tuple[str, str]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dsim.util.codegen import catalog_main, replace_block, write_changed
 from dsim.metrics._registry import BOOTSTRAP_DOC, METRICS, Param, available
+from dsim.util.codegen import catalog_main, replace_block, write_changed
 
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "conf" / "metric"
@@ -51,11 +51,13 @@ def _param_line(param: Param, indent: str = "  ") -> str:
 def config_text(name: str) -> str:
     """The full text of ``conf/metric/NAME.yaml``."""
     spec = METRICS[name]
-    lines = [f"# {name} ({spec.kind}): {spec.doc} ({direction(spec)}).",
-             *(f"# {note}" for note in spec.notes),
-             f"# Rendered from {_source(spec)} by {COMMAND} (a test checks they agree).",
-             f"name: {name}",
-             f"{'bootstrap: 0':<26s}  # {BOOTSTRAP_DOC}"]
+    lines = [
+        f"# {name} ({spec.kind}): {spec.doc} ({direction(spec)}).",
+        *(f"# {note}" for note in spec.notes),
+        f"# Rendered from {_source(spec)} by {COMMAND} (a test checks they agree).",
+        f"name: {name}",
+        f"{'bootstrap: 0':<26s}  # {BOOTSTRAP_DOC}",
+    ]
     params = (*spec.params, *spec.cell_params)
     lines.append("params:" if params else "params: {}")
     lines += [_param_line(p) for p in params]
@@ -73,12 +75,15 @@ def _params_text(spec) -> str:
 
 def table_text() -> str:
     """The README's Markdown table of every metric."""
-    rows = ["| metric | kind | what | values (role) | `metric.params.*` (defaults) | direction |",
-            "|---|---|---|---|---|---|"]
+    rows = [
+        "| metric | kind | what | values (role) | `metric.params.*` (defaults) | direction |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in available():
         spec = METRICS[name]
-        rows.append(f"| `{name}` | {spec.kind} | {spec.doc} | {_values_text(spec)} | {_params_text(spec)} | "
-                    f"{direction(spec)} |")
+        rows.append(
+            f"| `{name}` | {spec.kind} | {spec.doc} | {_values_text(spec)} | {_params_text(spec)} | {direction(spec)} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -87,15 +92,21 @@ def docstring_text() -> str:
     out = []
     for name in available():
         spec = METRICS[name]
-        out += [f"``{name}`` ({spec.kind}, on {spec.input}, {direction(spec)}): {spec.doc}.",
-                f"    values: {_values_text(spec)}",
-                f"    params: {_params_text(spec)}"]
+        out += [
+            f"``{name}`` ({spec.kind}, on {spec.input}, {direction(spec)}): {spec.doc}.",
+            f"    values: {_values_text(spec)}",
+            f"    params: {_params_text(spec)}",
+        ]
         if spec.per_image:
-            out.append("    per image: " + "; ".join(f"{side}: {', '.join(cols)}" for side, cols in spec.per_image.items()))
+            out.append(
+                "    per image: " + "; ".join(f"{side}: {', '.join(cols)}" for side, cols in spec.per_image.items())
+            )
     return "\n".join(out) + "\n"
 
 
-def rendered_files(conf_dir: Path = CONF_DIR, readme: Path = README, docstring: Path = DOCSTRING_FILE) -> dict[Path, str]:
+def rendered_files(
+    conf_dir: Path = CONF_DIR, readme: Path = README, docstring: Path = DOCSTRING_FILE
+) -> dict[Path, str]:
     """Every file the catalogue renders → its content as the declarations say it should be."""
     files = {conf_dir / f"{name}.yaml": config_text(name) for name in available()}
     files[readme] = replace_block(readme.read_text(), TABLE_BEGIN, TABLE_END, table_text(), where=str(readme))
@@ -109,9 +120,15 @@ def write(**where) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    catalog_main(argv, prog="python -m dsim.metrics.catalog", description=__doc__.splitlines()[0],
-                 writes="conf/metric/*.yaml, the README table and the dsim.metrics docstring", write=write,
-                 table=table_text, repo=REPO)
+    catalog_main(
+        argv,
+        prog="python -m dsim.metrics.catalog",
+        description=__doc__.splitlines()[0],
+        writes="conf/metric/*.yaml, the README table and the dsim.metrics docstring",
+        write=write,
+        table=table_text,
+        repo=REPO,
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def vendi_score(features: torch.Tensor, q: float = 1.0) -> float:
     lam = lam / lam.sum()
     if q == 1:
         return float(np.exp(-(lam * np.log(lam)).sum()))
-    return float((lam ** q).sum() ** (1.0 / (1.0 - q)))
+    return float((lam**q).sum() ** (1.0 / (1.0 - q)))
 
 
 def vendi(reference, candidate, *, q: float = 1.0, device: str | torch.device = "cpu") -> MetricValues:

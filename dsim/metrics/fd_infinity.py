@@ -18,8 +18,15 @@ from dsim.metrics._values import MetricValues
 from dsim.metrics.frechet import feature_statistics, fid_from_stats, square_root_factor
 
 
-def fd_inf(reference, candidate, *, num_points: int = 15, min_fraction: float = 0.1, seed: int = 0,
-           device: str | torch.device = "cpu") -> MetricValues:
+def fd_inf(
+    reference,
+    candidate,
+    *,
+    num_points: int = 15,
+    min_fraction: float = 0.1,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> MetricValues:
     """FID extrapolated to infinitely many candidate samples; lower is better.
 
     Values: ``fd_inf`` (the intercept), ``fd_inf_slope`` (the 1/N coefficient: the bias at N = 1), ``fid``
@@ -39,5 +46,11 @@ def fd_inf(reference, candidate, *, num_points: int = 15, min_fraction: float = 
         mu2, sigma2 = feature_statistics(y[rows])
         fids.append(fid_from_stats(mu1, sigma1, mu2, sigma2, device=device, factor=factor))
     slope, intercept = np.polyfit(1.0 / sizes, np.asarray(fids), 1)
-    return MetricValues({"fd_inf": float(intercept), "fd_inf_slope": float(slope), "fid": float(fids[-1]),
-                         "fd_inf_points": float(len(sizes))})
+    return MetricValues(
+        {
+            "fd_inf": float(intercept),
+            "fd_inf_slope": float(slope),
+            "fid": float(fids[-1]),
+            "fd_inf_points": float(len(sizes)),
+        }
+    )

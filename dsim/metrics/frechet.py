@@ -22,7 +22,15 @@ import torch
 from dsim.errors import DsimError
 from dsim.metrics._checks import RankDeficientWarning, feature_pair
 from dsim.metrics._linalg import (
-    as_tensor, clamp_min_, eigh, eigvalsh, gram_t, lower_congruence, matmul, native, sqrt_,
+    as_tensor,
+    clamp_min_,
+    eigh,
+    eigvalsh,
+    gram_t,
+    lower_congruence,
+    matmul,
+    native,
+    sqrt_,
 )
 from dsim.metrics._values import MetricValues
 
@@ -48,7 +56,7 @@ class FeatureStats:
         self.n, self.mean, self.scatter = int(n), np.asarray(mean, np.float64), np.asarray(scatter, np.float64)
 
     @classmethod
-    def of(cls, features) -> "FeatureStats":
+    def of(cls, features) -> FeatureStats:
         """The statistics of one N×D batch (numpy array or tensor)."""
         x = np.asarray(features.detach().cpu().numpy() if torch.is_tensor(features) else features, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] == 0:
@@ -58,7 +66,7 @@ class FeatureStats:
         return cls(x.shape[0], mean, gram_t(centred).numpy())
 
     @classmethod
-    def of_chunks(cls, chunks) -> "FeatureStats":
+    def of_chunks(cls, chunks) -> FeatureStats:
         """The statistics of consecutive chunks (e.g. ``Embeddings.iter_features()``), merged as they come."""
         total = None
         for chunk in chunks:
@@ -68,7 +76,7 @@ class FeatureStats:
             raise DsimError("FID: no features to summarise")
         return total
 
-    def merge(self, other: "FeatureStats") -> "FeatureStats":
+    def merge(self, other: FeatureStats) -> FeatureStats:
         """The statistics of both sets together."""
         if self.mean.shape != other.mean.shape:
             raise DsimError(f"FID: cannot merge statistics of {self.dim}-d and {other.dim}-d features")
@@ -90,16 +98,21 @@ class FeatureStats:
         return self.scatter / (self.n - 1)
 
 
-def fid_from_feature_stats(reference: FeatureStats, candidate: FeatureStats, *,
-                           device: str | torch.device = "cpu") -> MetricValues:
+def fid_from_feature_stats(
+    reference: FeatureStats, candidate: FeatureStats, *, device: str | torch.device = "cpu"
+) -> MetricValues:
     """:func:`fid` from streamed :class:`FeatureStats` of each side (the same value, in O(D²) memory)."""
     if reference.dim != candidate.dim:
-        raise DsimError(f"FID: reference has {reference.dim}-d features but candidate has {candidate.dim}-d; "
-                        "embed both sets with the same extractor")
+        raise DsimError(
+            f"FID: reference has {reference.dim}-d features but candidate has {candidate.dim}-d; "
+            "embed both sets with the same extractor"
+        )
     for role, stats in (("reference", reference), ("candidate", candidate)):
         _warn_if_rank_deficient(role, stats.n, stats.dim)
         if not (np.isfinite(stats.mean).all() and np.isfinite(stats.scatter).all()):
-            raise DsimError(f"FID: {role} features contain non-finite values (NaN or inf); fix or drop those rows first")
+            raise DsimError(
+                f"FID: {role} features contain non-finite values (NaN or inf); fix or drop those rows first"
+            )
     value = fid_from_stats(reference.mean, reference.covariance, candidate.mean, candidate.covariance, device=device)
     return MetricValues({KEY_FID: value})
 
@@ -129,8 +142,9 @@ def square_root_factor(sigma1: torch.Tensor) -> tuple[torch.Tensor, bool]:
     return v.to(sigma1.device) * w.to(sigma1.device).clamp_min(0).sqrt(), False
 
 
-def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor,
-                       factor: tuple[torch.Tensor, bool] | None = None) -> torch.Tensor:
+def trace_sqrt_product(
+    sigma1: torch.Tensor, sigma2: torch.Tensor, factor: tuple[torch.Tensor, bool] | None = None
+) -> torch.Tensor:
     """tr(sqrt(sigma1·sigma2)) for symmetric positive semi-definite float64 matrices (0-d tensor);
     ``factor``: :func:`square_root_factor` of ``sigma1``, when already known."""
     root, triangular = factor if factor is not None else square_root_factor(sigma1)
@@ -143,8 +157,9 @@ def trace_sqrt_product(sigma1: torch.Tensor, sigma2: torch.Tensor,
     return as_tensor(sqrt_(clamp_min_(eigenvalues, 0.0)).sum(), sigma1.device)
 
 
-def fid_from_stats(mu1, sigma1, mu2, sigma2, *, device: str | torch.device = "cpu",
-                   factor: tuple[torch.Tensor, bool] | None = None) -> float:
+def fid_from_stats(
+    mu1, sigma1, mu2, sigma2, *, device: str | torch.device = "cpu", factor: tuple[torch.Tensor, bool] | None = None
+) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); lower is better.
 
     Takes numpy arrays or torch tensors (means of shape (D,), covariances (D, D)) and computes in float64.

@@ -60,9 +60,7 @@ def inception_score(
 ) -> tuple[float, float]:
     """Mean and population std of the per-split Inception Score of an N×C float64 logits tensor."""
     n = logits.shape[0]
-    splits = clip_parameter(
-        splits, n, name="splits", metric="IS", why=f"the {role} set ({n} samples)", stacklevel=3
-    )
+    splits = clip_parameter(splits, n, name="splits", metric="IS", why=f"the {role} set ({n} samples)", stacklevel=3)
     if seed is not None:
         logits = logits[torch.from_numpy(np.random.RandomState(seed).permutation(n)).to(logits.device)]
     log_p = torch.log_softmax(logits.to(torch.float64), dim=1)

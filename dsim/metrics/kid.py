@@ -98,4 +98,3 @@ def kid_rbf(
     kernel = partial(rbf_kernel_minus_one, sigma=positive_float(sigma, name="sigma", metric=metric))
     mean, std = subset_mmd2(x, y, kernel, subsets=subsets, subset_size=subset_size, seed=seed, metric=metric)
     return MetricValues({KEY_KID_RBF: mean, KEY_KID_RBF_STD: std})
-

@@ -35,10 +35,24 @@ SAMPLINGS = ("end", "full")
 INTERPOLATIONS = ("slerp", "lerp")
 
 
-def ppl(generator, *, space: str = "z", sampling: str = "end", epsilon: float = 1e-4,
-        interpolation: str = "slerp", crop: bool = False, resize: int | None = 256, n_samples: int | None = None,
-        seed: int = 0, batch_size: int = 32, lpips_weights: str = "default", discard_lower: float | None = 1.0,
-        discard_upper: float | None = 99.0, device: str = "cpu", progress=None) -> MetricValues:
+def ppl(
+    generator,
+    *,
+    space: str = "z",
+    sampling: str = "end",
+    epsilon: float = 1e-4,
+    interpolation: str = "slerp",
+    crop: bool = False,
+    resize: int | None = 256,
+    n_samples: int | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    lpips_weights: str = "default",
+    discard_lower: float | None = 1.0,
+    discard_upper: float | None = 99.0,
+    device: str = "cpu",
+    progress=None,
+) -> MetricValues:
     """Perceptual path length of a generator (:class:`dsim.generators.Generator`); lower is smoother.
 
     ``n_samples``: paths to sample (a cell's null means ``generator.n_samples``); ``progress``: optional
@@ -46,21 +60,40 @@ def ppl(generator, *, space: str = "z", sampling: str = "end", epsilon: float = 
     if n_samples is None:
         raise DsimError("ppl: n_samples is not set (how many latent paths to sample)")
     z0, z1, t = ppl_latents(seed, n_samples, generator.z_dim, sampling)
-    distances = path_lengths(generator, z0, z1, t, space=space, epsilon=epsilon, interpolation=interpolation,
-                             crop=crop, resize=resize, batch_size=batch_size, lpips_weights=lpips_weights,
-                             device=device, progress=progress)
+    distances = path_lengths(
+        generator,
+        z0,
+        z1,
+        t,
+        space=space,
+        epsilon=epsilon,
+        interpolation=interpolation,
+        crop=crop,
+        resize=resize,
+        batch_size=batch_size,
+        lpips_weights=lpips_weights,
+        device=device,
+        progress=progress,
+    )
     kept = trim_mask(distances, discard_lower, discard_upper)
-    return MetricValues(summarize(distances, discard_lower, discard_upper),
-                        per_image={"candidate": {"t": t, "path_length": distances, "kept": kept}})
+    return MetricValues(
+        summarize(distances, discard_lower, discard_upper),
+        per_image={"candidate": {"t": t, "path_length": distances, "kept": kept}},
+    )
 
 
-def summarize(distances: np.ndarray, discard_lower: float | None = 1.0, discard_upper: float | None = 99.0,
-              name: str = "ppl") -> dict[str, float]:
+def summarize(
+    distances: np.ndarray, discard_lower: float | None = 1.0, discard_upper: float | None = 99.0, name: str = "ppl"
+) -> dict[str, float]:
     """PPL's values from per-path lengths: trimmed mean ``<name>`` and std, untrimmed mean, paths kept."""
     distances = np.asarray(distances, dtype=np.float64)
     kept = trim_mask(distances, discard_lower, discard_upper)
-    return {name: float(distances[kept].mean()), f"{name}_std": float(distances[kept].std()),
-            f"{name}_untrimmed": float(distances.mean()), "n_kept": float(kept.sum())}
+    return {
+        name: float(distances[kept].mean()),
+        f"{name}_std": float(distances[kept].std()),
+        f"{name}_untrimmed": float(distances.mean()),
+        "n_kept": float(kept.sum()),
+    }
 
 
 def ppl_latents(seed: int, n: int, z_dim: int, sampling: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,7 +141,7 @@ def centre_crop(images: torch.Tensor) -> torch.Tensor:
     if images.shape[2] != images.shape[3]:
         raise DsimError(f"ppl: crop needs square images, the generator gives {images.shape[2]}×{images.shape[3]}")
     c = images.shape[2] // 8
-    return images[:, :, c * 3:c * 7, c * 2:c * 6]
+    return images[:, :, c * 3 : c * 7, c * 2 : c * 6]
 
 
 def resized(images: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -118,9 +151,22 @@ def resized(images: torch.Tensor, size: int | None) -> torch.Tensor:
     return torch.nn.functional.interpolate(images, (size, size), mode="area")
 
 
-def path_lengths(generator, z0, z1, t, *, space: str = "z", epsilon: float = 1e-4, interpolation: str = "slerp",
-                 crop: bool = False, resize: int | None = 256, batch_size: int = 32, lpips_weights: str = "default",
-                 device: str = "cpu", progress=None) -> np.ndarray:
+def path_lengths(
+    generator,
+    z0,
+    z1,
+    t,
+    *,
+    space: str = "z",
+    epsilon: float = 1e-4,
+    interpolation: str = "slerp",
+    crop: bool = False,
+    resize: int | None = 256,
+    batch_size: int = 32,
+    lpips_weights: str = "default",
+    device: str = "cpu",
+    progress=None,
+) -> np.ndarray:
     """Per-sample path lengths (float64) for given latents ``z0``, ``z1`` (N×z_dim) and positions ``t`` (N);
     ``progress(n)`` is called after every batch of ``n`` paths."""
     from dsim.metrics.paired.lpips import LpipsNetwork
@@ -137,12 +183,19 @@ def path_lengths(generator, z0, z1, t, *, space: str = "z", epsilon: float = 1e-
     with torch.inference_mode():
         for start in range(0, len(z0), batch_size):
             part = slice(start, start + batch_size)
-            images = _points(generator, z0[part].float().to(device), z1[part].float().to(device), t[part],
-                             space=space, epsilon=epsilon, interpolation=interpolation).to(device)
+            images = _points(
+                generator,
+                z0[part].float().to(device),
+                z1[part].float().to(device),
+                t[part],
+                space=space,
+                epsilon=epsilon,
+                interpolation=interpolation,
+            ).to(device)
             if crop:
                 images = centre_crop(images)
             a, b = resized(images, resize).chunk(2)
-            distance = lpips_net(a, b, normalize=True).reshape(-1).double() / (epsilon ** 2)
+            distance = lpips_net(a, b, normalize=True).reshape(-1).double() / (epsilon**2)
             out[part] = distance.cpu().numpy()
             if progress is not None:
                 progress(len(distance))
@@ -166,8 +219,10 @@ def variant(name: str):
     @functools.wraps(ppl)
     def named(generator, **params) -> MetricValues:
         values = ppl(generator, **params)
-        return MetricValues({(name + key[3:] if key.startswith("ppl") else key): v for key, v in values.items()},
-                            per_image=values.per_image)
+        return MetricValues(
+            {(name + key[3:] if key.startswith("ppl") else key): v for key, v in values.items()},
+            per_image=values.per_image,
+        )
 
     named.__name__ = named.__qualname__ = name
     return named

@@ -30,9 +30,7 @@ KEY_ODIST = "odist"
 CHUNK_BYTES = 256 * 2**20  # working-memory budget for one chunk of candidate rows (read at call time)
 
 
-def odist(
-    reference, candidate, *, n_components: int = 25, device: str | torch.device = "cpu"
-) -> MetricValues:
+def odist(reference, candidate, *, n_components: int = 25, device: str | torch.device = "cpu") -> MetricValues:
     """O_dist of ``candidate`` from ``reference`` (lower is closer), with per-candidate I_dist.
 
     ``n_components`` larger than the union allows (min(N + M, D)) is clipped with a warning.
@@ -52,7 +50,10 @@ def odist(
     union = torch.cat([x, y])
     limit = min(union.shape)
     n_components = clip_parameter(
-        n_components, limit, name="n_components", metric=metric,
+        n_components,
+        limit,
+        name="n_components",
+        metric=metric,
         why=f"the union of both sets allows (min({union.shape[0]} samples, {union.shape[1]} dimensions))",
     )
     mean = union.mean(0)

@@ -15,7 +15,9 @@ import numpy as np
 from dsim.metrics._checks import ClippedParameterWarning, positive_int
 
 
-def sample_rows(n: int, max_samples: int | None, *, seed: int = 0, role: str = "", metric: str = "") -> np.ndarray | None:
+def sample_rows(
+    n: int, max_samples: int | None, *, seed: int = 0, role: str = "", metric: str = ""
+) -> np.ndarray | None:
     """Sorted row indices of a seeded sample of ``max_samples`` of ``n`` rows; ``None`` when all are kept.
 
     >>> sample_rows(10, 3, seed=0).tolist() == sample_rows(10, 3, seed=0).tolist()
@@ -28,7 +30,10 @@ def sample_rows(n: int, max_samples: int | None, *, seed: int = 0, role: str = "
     max_samples = positive_int(max_samples, name="max_samples", metric=metric or "metric", minimum=2)
     if n <= max_samples:
         return None
-    warnings.warn(f"{metric}: using a seeded sample of {max_samples} of the {n} {role} samples (max_samples)",
-                  ClippedParameterWarning, stacklevel=2)
+    warnings.warn(
+        f"{metric}: using a seeded sample of {max_samples} of the {n} {role} samples (max_samples)",
+        ClippedParameterWarning,
+        stacklevel=2,
+    )
     rng = np.random.default_rng([int(seed), 0x5A3D])
     return np.sort(rng.choice(n, size=max_samples, replace=False))

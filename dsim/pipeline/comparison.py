@@ -37,10 +37,17 @@ def _generator_node(candidate):
     from dsim.generators import GeneratorSpec
 
     if isinstance(candidate, GeneratorSpec):
-        node = {"name": candidate.name, "_target_": candidate.target, "params": dict(candidate.params),
-                "checkpoint": candidate.checkpoint, "z_dim": candidate.z_dim,
-                "output_range": list(candidate.output_range), "n_samples": candidate.n_samples,
-                "seed": candidate.seed, "batch_size": candidate.batch_size}
+        node = {
+            "name": candidate.name,
+            "_target_": candidate.target,
+            "params": dict(candidate.params),
+            "checkpoint": candidate.checkpoint,
+            "z_dim": candidate.z_dim,
+            "output_range": list(candidate.output_range),
+            "n_samples": candidate.n_samples,
+            "seed": candidate.seed,
+            "batch_size": candidate.batch_size,
+        }
         return node
     if isinstance(candidate, dict) and "_target_" in candidate:
         return dict(candidate)
@@ -80,9 +87,19 @@ def _set(cfg: dict, dotted: str, value) -> None:
     node[last] = value
 
 
-def compare(reference, candidate, metrics=("fid",), extractor: str = "efficientnet_lite0", *,
-            weights: str | None = None, params: dict | None = None, record: bool = False,
-            job_dir: str | Path | None = None, generator: str | None = None, **options) -> dict[str, dict[str, float]]:
+def compare(
+    reference,
+    candidate,
+    metrics=("fid",),
+    extractor: str = "efficientnet_lite0",
+    *,
+    weights: str | None = None,
+    params: dict | None = None,
+    record: bool = False,
+    job_dir: str | Path | None = None,
+    generator: str | None = None,
+    **options,
+) -> dict[str, dict[str, float]]:
     """The values of each of ``metrics`` between ``reference`` and ``candidate``: ``{metric: {value: float}}``."""
     from dsim import metrics as registry
 
@@ -93,14 +110,19 @@ def compare(reference, candidate, metrics=("fid",), extractor: str = "efficientn
         raise DsimError(f"compare: params for metric(s) {', '.join(unknown)} that are not in metrics={metrics}")
     if _is_array(reference) or _is_array(candidate):
         if not (_is_array(reference) and _is_array(candidate)):
-            raise DsimError("compare: give both sides as feature arrays, or neither (a folder must be embedded "
-                            "through an extractor, an array already is)")
+            raise DsimError(
+                "compare: give both sides as feature arrays, or neither (a folder must be embedded "
+                "through an extractor, an array already is)"
+            )
         if record:
             raise DsimError("compare: record=True needs folders (a record names its datasets); arrays are not")
         return {name: dict(registry.compute(name, reference, candidate, **params.get(name, {}))) for name in metrics}
     node = _generator_node(candidate)
-    choices = {"extractor": extractor, **({"generator": generator} if generator else {}),
-               **{group: options.pop(group) for group in CHOOSABLE if group in options}}
+    choices = {
+        "extractor": extractor,
+        **({"generator": generator} if generator else {}),
+        **{group: options.pop(group) for group in CHOOSABLE if group in options},
+    }
     stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
     out = {}
     for name in metrics:
@@ -114,8 +136,9 @@ def compare(reference, candidate, metrics=("fid",), extractor: str = "efficientn
         for key, value in options.items():
             _set(cfg, key, value)
         folder = Path(job_dir or Path("outputs") / f"compare-{stamp}") / name
-        out[name] = _run(cfg, {**choices, "metric": name}, folder, record=record,
-                         owned=("generator",) if node is not None else ())
+        out[name] = _run(
+            cfg, {**choices, "metric": name}, folder, record=record, owned=("generator",) if node is not None else ()
+        )
     return out
 
 

@@ -53,16 +53,21 @@ def prepare(cfg: dict, choices: dict | None = None, conf_dirs=None, *, owned=())
     reference = resolve_dataset(cfg["pair"]["reference"], cfg["dataset"])
     candidate = generated_candidate(cfg, spec) or resolve_dataset(cfg["pair"]["candidate"], cfg["dataset"])
     if spec.kind == "generator" and candidate.generator is None:
-        raise DsimError(f"metric={spec.name} evaluates a generator: set pair.candidate=generator and "
-                        "generator=toy (or your own conf/generator/NAME.yaml)")
+        raise DsimError(
+            f"metric={spec.name} evaluates a generator: set pair.candidate=generator and "
+            "generator=toy (or your own conf/generator/NAME.yaml)"
+        )
     if candidate.stats is not None:
         raise DsimError(f"pair.candidate={candidate.path}: a statistics file can stand in for the reference only")
-    if reference.stats is not None and (spec.from_stats is None or cfg["metric"].get("bootstrap")
-                                        or params.get("max_samples") is not None):
+    if reference.stats is not None and (
+        spec.from_stats is None or cfg["metric"].get("bootstrap") or params.get("max_samples") is not None
+    ):
         takes = ", ".join(sorted(name for name, s in metrics.METRICS.items() if s.from_stats is not None))
-        raise DsimError(f"pair.reference={reference.path} is a statistics file (N, mean, covariance): metric="
-                        f"{spec.name} needs the features themselves (and intervals need them too); metrics that "
-                        f"take statistics: {takes}")
+        raise DsimError(
+            f"pair.reference={reference.path} is a statistics file (N, mean, covariance): metric="
+            f"{spec.name} needs the features themselves (and intervals need them too); metrics that "
+            f"take statistics: {takes}"
+        )
     for ref in (reference, candidate):
         if ref.stats is None and (spec.kind != "generator" or ref.generator is None):  # PPL drives the model
             resolve_dataset_dir(ref.path)  # both folders exist before any work starts
@@ -85,8 +90,10 @@ def generated_candidate(cfg: dict, spec) -> DatasetRef | None:
         return None
     generator = GeneratorSpec.from_config(cfg.get("generator"))
     if not generator.active:
-        raise DsimError("pair.candidate=generator needs a generator: add generator=toy (or your own "
-                        "conf/generator/NAME.yaml with _target_)")
+        raise DsimError(
+            "pair.candidate=generator needs a generator: add generator=toy (or your own "
+            "conf/generator/NAME.yaml with _target_)"
+        )
     device = resolve_device(cfg["device"])
     if spec.kind == "generator":
         return DatasetRef(generator.name, samples_folder(generator, cfg["cache_dir"], device.type), generator)
@@ -102,6 +109,7 @@ def perturbed_candidate(cfg: dict, candidate: DatasetRef) -> DatasetRef:
     spec = Perturbation.from_config(cfg.get("perturb"))
     if not spec.active:
         return candidate
-    folder = perturbed_dataset(candidate.path, spec, cfg["cache_dir"], on_error=cfg["dataset"]["on_error"],
-                               progress=cfg["progress"])
+    folder = perturbed_dataset(
+        candidate.path, spec, cfg["cache_dir"], on_error=cfg["dataset"]["on_error"], progress=cfg["progress"]
+    )
     return DatasetRef(f"{candidate.name}+{spec.label()}", folder, candidate.generator)

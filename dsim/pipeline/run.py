@@ -35,8 +35,17 @@ ANALYSES = (
 )
 
 
-def run_cell(cfg: dict, job_dir: Path, *, parent_run_id: str | None = None, sweep_dir: str | Path | None = None,
-             choices: dict | None = None, conf_dirs=None, store: StoreSession | None = None, owned=()) -> dict:
+def run_cell(
+    cfg: dict,
+    job_dir: Path,
+    *,
+    parent_run_id: str | None = None,
+    sweep_dir: str | Path | None = None,
+    choices: dict | None = None,
+    conf_dirs=None,
+    store: StoreSession | None = None,
+    owned=(),
+) -> dict:
     """Run one cell from a resolved config (``dict``); return the record written to ``result.json``.
 
     :func:`~dsim.pipeline.prepare.prepare` → reuse or run → record → submit. ``parent_run_id`` (or
@@ -62,11 +71,19 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
             write_json(job_dir / RESULT_FILE, reused)
             if parent_run_id or sweep_dir:  # the sweep holds every cell: a child run standing for the earlier one
                 earlier = CellRecord.from_json(reused)
-                store.submit(RunPlan(
-                    name=f"{earlier.extractor} {spec.name} {earlier.pair} (reused)", uri=store.uri,
-                    experiment=store.experiment, tags={**run_tags(earlier), REUSED_FROM_TAG: reused["mlflow_run_id"]},
-                    params=flatten(cfg), metrics=earlier.values, artifacts=[(str(job_dir / RESULT_FILE), None)],
-                    parent_run_id=parent_run_id, sweep_dir=str(sweep_dir) if sweep_dir else None))
+                store.submit(
+                    RunPlan(
+                        name=f"{earlier.extractor} {spec.name} {earlier.pair} (reused)",
+                        uri=store.uri,
+                        experiment=store.experiment,
+                        tags={**run_tags(earlier), REUSED_FROM_TAG: reused["mlflow_run_id"]},
+                        params=flatten(cfg),
+                        metrics=earlier.values,
+                        artifacts=[(str(job_dir / RESULT_FILE), None)],
+                        parent_run_id=parent_run_id,
+                        sweep_dir=str(sweep_dir) if sweep_dir else None,
+                    )
+                )
             return reused
 
     output = run_plan(plan)
@@ -83,14 +100,20 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
         record.interval = {**METHOD, "replicates": int(cfg["metric"]["bootstrap"]), "seed": 0}
     artifacts = write_tables(output, job_dir / ARTIFACT_DIR)
     write_json(job_dir / RESULT_FILE, record.to_json())  # last: a result.json means the cell's files are all there
-    plan = RunPlan(name=f"{record.extractor} {spec.name} {record.pair}", uri=store.uri,
-                   experiment=store.experiment, tags={**run_tags(record), CELL_KEY_TAG: key},
-                   params=flatten(cfg), metrics=output.values,
-                   datasets=[dataset_input(record, side) for side in ("reference", "candidate")],
-                   artifacts=[(str(job_dir / RESULT_FILE), None)]
-                   + [(str(path), ARTIFACT_DIR) for path in artifacts + output.files],
-                   parent_run_id=parent_run_id, sweep_dir=str(sweep_dir) if sweep_dir else None,
-                   result_file=str(job_dir / RESULT_FILE))
+    plan = RunPlan(
+        name=f"{record.extractor} {spec.name} {record.pair}",
+        uri=store.uri,
+        experiment=store.experiment,
+        tags={**run_tags(record), CELL_KEY_TAG: key},
+        params=flatten(cfg),
+        metrics=output.values,
+        datasets=[dataset_input(record, side) for side in ("reference", "candidate")],
+        artifacts=[(str(job_dir / RESULT_FILE), None)]
+        + [(str(path), ARTIFACT_DIR) for path in artifacts + output.files],
+        parent_run_id=parent_run_id,
+        sweep_dir=str(sweep_dir) if sweep_dir else None,
+        result_file=str(job_dir / RESULT_FILE),
+    )
     record.mlflow_run_id = store.submit(plan)
     record.tracking = "logged" if record.mlflow_run_id else "pending"
     return record.to_json()
@@ -104,8 +127,14 @@ def _key(cfg: dict, spec, reference, candidate) -> str:
     identity = "none"
     if spec.kind == "distribution":
         identity = distribution.extractor_of(cfg, spec).identity
-    return cell_key(cfg, device=resolve_device(cfg["device"]).type, reference_fingerprint=fingerprints[0],
-                    candidate_fingerprint=fingerprints[1], extractor_identity=identity, version=__version__)
+    return cell_key(
+        cfg,
+        device=resolve_device(cfg["device"]).type,
+        reference_fingerprint=fingerprints[0],
+        candidate_fingerprint=fingerprints[1],
+        extractor_identity=identity,
+        version=__version__,
+    )
 
 
 def _fingerprint(ref: DatasetRef, spec, on_error: str) -> str:

@@ -41,9 +41,19 @@ PROCESS_TAG = "dsim.process"
 _BATCH = 100  # MLflow accepts at most 100 params / 1000 metrics per log_batch
 _BACKOFF_MAX_S = 8.0
 #: MLflow error codes that retrying cannot fix (the request itself is wrong)
-_PERMANENT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
-                              "BAD_REQUEST", "INVALID_STATE", "PERMISSION_DENIED", "UNAUTHENTICATED",
-                              "ENDPOINT_NOT_FOUND", "FEATURE_DISABLED"})
+_PERMANENT_CODES = frozenset(
+    {
+        "INVALID_PARAMETER_VALUE",
+        "RESOURCE_ALREADY_EXISTS",
+        "RESOURCE_DOES_NOT_EXIST",
+        "BAD_REQUEST",
+        "INVALID_STATE",
+        "PERMISSION_DENIED",
+        "UNAUTHENTICATED",
+        "ENDPOINT_NOT_FOUND",
+        "FEATURE_DISABLED",
+    }
+)
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars on stderr for small downloads
 # dsim retries a failing store itself (bounded by tracking.retry_s); MLflow's own HTTP retries (7, with
@@ -69,8 +79,9 @@ class StoreRefused(DsimError):
 
 
 #: tracking URI schemes MLflow's client has stores for ("" is a plain folder path)
-URI_SCHEMES = frozenset({"", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks",
-                         "databricks-uc", "uc"})
+URI_SCHEMES = frozenset(
+    {"", "file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "databricks-uc", "uc"}
+)
 
 
 def resolve_uri(uri: str | None = None, store_dir: str | os.PathLike = DEFAULT_STORE_DIR) -> str:
@@ -82,8 +93,10 @@ def resolve_uri(uri: str | None = None, store_dir: str | os.PathLike = DEFAULT_S
     if chosen:
         scheme = urlparse(chosen).scheme
         if scheme not in URI_SCHEMES and not (len(scheme) == 1 and chosen[1:3] in (":\\", ":/")):  # C:\ paths
-            raise DsimError(f"tracking.uri {chosen!r}: unknown scheme {scheme!r}; use sqlite:///PATH, "
-                            "http(s)://HOST:PORT (an MLflow server), postgresql://..., mysql://... or file:PATH")
+            raise DsimError(
+                f"tracking.uri {chosen!r}: unknown scheme {scheme!r}; use sqlite:///PATH, "
+                "http(s)://HOST:PORT (an MLflow server), postgresql://..., mysql://... or file:PATH"
+            )
         return chosen
     db = project_path(store_dir).resolve() / DB_NAME
     return f"sqlite:///{db}"
@@ -93,7 +106,7 @@ def _sqlite_path(uri: str) -> Path | None:
     parsed = urlparse(uri)
     if parsed.scheme != "sqlite":
         return None
-    return Path(unquote(uri[len("sqlite:///"):]))
+    return Path(unquote(uri[len("sqlite:///") :]))
 
 
 def ui_command(uri: str) -> str:
@@ -162,8 +175,14 @@ class Tracker:
     >>> run_id = tracker.start_run("fid photos_a_vs_render", tags={"k": "v"})     # doctest: +SKIP
     """
 
-    def __init__(self, uri: str, experiment: str = "dsim", artifact_root: str | os.PathLike | None = None, *,
-                 retry_s: float = DEFAULT_RETRY_S):
+    def __init__(
+        self,
+        uri: str,
+        experiment: str = "dsim",
+        artifact_root: str | os.PathLike | None = None,
+        *,
+        retry_s: float = DEFAULT_RETRY_S,
+    ):
         self.uri = uri
         self.experiment = experiment
         self.retry_s = float(retry_s)
@@ -174,8 +193,9 @@ class Tracker:
             try:
                 db.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
-                raise StoreUnavailable(f"cannot create the MLflow store folder {db.parent}: {_one_line(error)}") \
-                    from error
+                raise StoreUnavailable(
+                    f"cannot create the MLflow store folder {db.parent}: {_one_line(error)}"
+                ) from error
         else:
             self._lock_file = None
             self.artifact_root = Path(artifact_root).resolve() if artifact_root else None
@@ -211,8 +231,9 @@ class Tracker:
                     raise _refused(self.uri, error) from error
                 last = error
             if time.monotonic() + delay > deadline:
-                raise StoreUnavailable(f"the MLflow store {self.uri} did not answer for {self.retry_s:g} s: "
-                                       f"{_one_line(last)}") from last
+                raise StoreUnavailable(
+                    f"the MLflow store {self.uri} did not answer for {self.retry_s:g} s: {_one_line(last)}"
+                ) from last
             time.sleep(delay)
             delay = min(delay * 2, _BACKOFF_MAX_S)
 
@@ -243,8 +264,9 @@ class Tracker:
         run = self._call(lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags))
         return run.info.run_id
 
-    def log(self, run_id: str, *, params: dict | None = None, metrics: dict | None = None,
-            tags: dict | None = None) -> None:
+    def log(
+        self, run_id: str, *, params: dict | None = None, metrics: dict | None = None, tags: dict | None = None
+    ) -> None:
         """Log params, metrics and tags in batches (values are stringified; long params truncated)."""
         from mlflow.entities import Metric, Param, RunTag
 
@@ -254,19 +276,30 @@ class Tracker:
         tag_list = [RunTag(k, _short(v)) for k, v in sorted((tags or {}).items())]
         for start in range(0, max(len(param_list), len(metric_list), len(tag_list), 1), _BATCH):
             end = start + _BATCH
-            self._call(self.client.log_batch, run_id, metrics=metric_list[start:end],
-                       params=param_list[start:end], tags=tag_list[start:end])
+            self._call(
+                self.client.log_batch,
+                run_id,
+                metrics=metric_list[start:end],
+                params=param_list[start:end],
+                tags=tag_list[start:end],
+            )
 
-    def log_dataset(self, run_id: str, *, name: str, digest: str, source: str, context: str,
-                    profile: dict | None = None) -> None:
+    def log_dataset(
+        self, run_id: str, *, name: str, digest: str, source: str, context: str, profile: dict | None = None
+    ) -> None:
         """Record a dataset as an MLflow dataset input of the run (searchable as ``dataset.digest``).
 
         MLflow stores at most 36 characters of digest, so a 64-hex fingerprint is cut to its first 32.
         """
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
-        dataset = Dataset(name=name, digest=digest[:DIGEST_LENGTH], source_type="local", source=source,
-                          profile=json.dumps(profile or {}, sort_keys=True))
+        dataset = Dataset(
+            name=name,
+            digest=digest[:DIGEST_LENGTH],
+            source_type="local",
+            source=source,
+            profile=json.dumps(profile or {}, sort_keys=True),
+        )
         self._call(self.client.log_inputs, run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
 
     def log_artifact(self, run_id: str, path: str | os.PathLike, artifact_path: str | None = None) -> None:
@@ -292,8 +325,13 @@ class Tracker:
         if "'" in value:
             raise DsimError(f"tag value {value!r} cannot be searched")
         query = f"tags.`{tag}` = '{value}'" + (f" and attributes.status = '{status}'" if status else "")
-        return self._call(self.client.search_runs, [self.experiment_id], filter_string=query, max_results=100,
-                          order_by=["attributes.start_time DESC"])
+        return self._call(
+            self.client.search_runs,
+            [self.experiment_id],
+            filter_string=query,
+            max_results=100,
+            order_by=["attributes.start_time DESC"],
+        )
 
     def reap_dead_runs(self) -> list[str]:
         """Mark RUNNING runs whose dsim process on this host has died as KILLED; return their ids."""
@@ -325,8 +363,9 @@ def _short(value) -> str:
     return text if len(text) <= PARAM_VALUE_LIMIT else text[: PARAM_VALUE_LIMIT - 3] + "..."
 
 
-def search_runs(uri: str, *, experiments: list[str] | None = None, filter_string: str = "",
-                retry_s: float = DEFAULT_RETRY_S) -> list[dict]:
+def search_runs(
+    uri: str, *, experiments: list[str] | None = None, filter_string: str = "", retry_s: float = DEFAULT_RETRY_S
+) -> list[dict]:
     """Runs of a store as plain dicts (``run_id``, ``experiment``, ``run_name``, ``status``, ``start_time``,
     ``tags``, ``params``, ``metrics``), newest first, for readers that must not import mlflow.
 
@@ -358,8 +397,13 @@ def search_runs(uri: str, *, experiments: list[str] | None = None, filter_string
             names = {e.experiment_id: e.name for e in chosen}
             token = None
             while names:
-                page = client.search_runs(list(names), filter_string=filter_string or "", max_results=1000,
-                                          page_token=token, order_by=["attributes.start_time DESC"])
+                page = client.search_runs(
+                    list(names),
+                    filter_string=filter_string or "",
+                    max_results=1000,
+                    page_token=token,
+                    order_by=["attributes.start_time DESC"],
+                )
                 found.extend(page)
                 token = page.token
                 if not token:
@@ -368,6 +412,16 @@ def search_runs(uri: str, *, experiments: list[str] | None = None, filter_string
         raise
     except Exception as error:  # noqa: BLE001 - a bad filter or an unreachable server: the user's to fix
         raise DsimError(f"cannot search the MLflow store {uri}: {_one_line(error)}") from error
-    return [{"run_id": run.info.run_id, "experiment": names[run.info.experiment_id], "run_name": run.info.run_name,
-             "status": run.info.status, "start_time": run.info.start_time, "tags": dict(run.data.tags),
-             "params": dict(run.data.params), "metrics": dict(run.data.metrics)} for run in found]
+    return [
+        {
+            "run_id": run.info.run_id,
+            "experiment": names[run.info.experiment_id],
+            "run_name": run.info.run_name,
+            "status": run.info.status,
+            "start_time": run.info.start_time,
+            "tags": dict(run.data.tags),
+            "params": dict(run.data.params),
+            "metrics": dict(run.data.metrics),
+        }
+        for run in found
+    ]

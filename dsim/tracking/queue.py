@@ -68,7 +68,7 @@ class RunPlan:
         return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "RunPlan":
+    def from_json(cls, text: str) -> RunPlan:
         data = json.loads(text)
         data["artifacts"] = [tuple(a) for a in data.get("artifacts", [])]
         return cls(**data)
@@ -213,8 +213,11 @@ def _warn_kept(plan: RunPlan, store_dir, error: Exception) -> None:
         return
     reason = " ".join(str(error).split())[:300] or type(error).__name__
     where = " and ".join(str(p) for p in kept)
-    how = "`dsim sync` or the next dsim run on this store logs it" if any(
-        p.parent == _queue_dir(plan, store_dir) for p in kept) else f"`dsim sync {kept[0].parent}` logs it"
+    how = (
+        "`dsim sync` or the next dsim run on this store logs it"
+        if any(p.parent == _queue_dir(plan, store_dir) for p in kept)
+        else f"`dsim sync {kept[0].parent}` logs it"
+    )
     warnings.warn(f"not logged to MLflow: {reason}; the record waits in {where}: {how}", stacklevel=3)
 
 
@@ -226,7 +229,8 @@ def _plan_files(plan: RunPlan, store_dir) -> list[Path]:
     """Where ``plan`` waits: beside its result (when it has one) and in its store's pending queue."""
     folder = _home(plan)
     return ([folder / PENDING_COPY] if folder is not None else []) + [
-        _queue_dir(plan, store_dir) / f"{plan.kind}-{plan.record_id}.json"]
+        _queue_dir(plan, store_dir) / f"{plan.kind}-{plan.record_id}.json"
+    ]
 
 
 def _lock_of(path: Path) -> Path:
@@ -311,8 +315,9 @@ class SyncReport:
     busy: int = 0  # plans another process was logging
 
 
-def sync(store_dir: str | os.PathLike, *, uri: str | None = None, retry_s: float, tracker=None,
-         paths: tuple = ()) -> SyncReport:
+def sync(
+    store_dir: str | os.PathLike, *, uri: str | None = None, retry_s: float, tracker=None, paths: tuple = ()
+) -> SyncReport:
     """Log every waiting plan (the queue of ``store_dir`` and the copies under ``paths``; only those for
     ``uri`` when given); each once, then its queue entry and copy are removed."""
     from dsim.tracking.mlflow_store import StoreUnavailable, Tracker
@@ -358,7 +363,7 @@ def _remove_stale_locks(folder: Path) -> None:
     if not folder.is_dir():
         return
     for lock_file in folder.glob(".*.json.lock"):
-        if (folder / lock_file.name[1:-len(".lock")]).exists():
+        if (folder / lock_file.name[1 : -len(".lock")]).exists():
             continue
         try:
             with FileLock(str(lock_file), timeout=0):

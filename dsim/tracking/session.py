@@ -32,8 +32,11 @@ class StoreSession:
         self._tracker = None
         self._unavailable: DsimError | None = None  # the store did not open: the finder stops asking
         self._conn = None
-        if ("mlflow" not in sys.modules and sys.platform.startswith("linux")
-                and os.environ.get("DSIM_STORE_HELPER", "1") != "0"):
+        if (
+            "mlflow" not in sys.modules
+            and sys.platform.startswith("linux")
+            and os.environ.get("DSIM_STORE_HELPER", "1") != "0"
+        ):
             import multiprocessing
 
             context = multiprocessing.get_context("fork")
@@ -43,21 +46,26 @@ class StoreSession:
             child.close()
 
     @classmethod
-    def for_config(cls, cfg: dict) -> "StoreSession":
+    def for_config(cls, cfg: dict) -> StoreSession:
         """The store of a cell's resolved config (``tracking.uri``, ``store_dir``, ``experiment``, ``retry_s``)."""
         from dsim.tracking.mlflow_store import DEFAULT_RETRY_S, resolve_uri
 
         tracking = cfg["tracking"]
-        return cls(resolve_uri(tracking["uri"], tracking["store_dir"]), tracking["experiment"],
-                   store_dir=tracking["store_dir"], retry_s=float(tracking.get("retry_s", DEFAULT_RETRY_S)))
+        return cls(
+            resolve_uri(tracking["uri"], tracking["store_dir"]),
+            tracking["experiment"],
+            store_dir=tracking["store_dir"],
+            retry_s=float(tracking.get("retry_s", DEFAULT_RETRY_S)),
+        )
 
     def find_reusable(self, key: str) -> dict | None:
         """The record of a FINISHED run of this store with cell key ``key``, if any."""
         return self._request("find", key)
 
     def submit(self, plan: RunPlan) -> str | None:
-        """Queue ``plan`` here, then log it (:func:`dsim.tracking.queue.submit`; in the helper when there is one): the run
-        id, or ``None`` when it waits for ``dsim sync``. A kill while it logs leaves the record queued."""
+        """Queue ``plan`` here, then log it (:func:`dsim.tracking.queue.submit`; in the helper when there is
+        one): the run id, or ``None`` when it waits for ``dsim sync``. A kill while it logs leaves the record
+        queued."""
         kept, error = enqueue(plan, self.store_dir)
         run_id = self._request("submit", plan)
         if run_id is None and not kept:
@@ -124,8 +132,9 @@ class StoreSession:
                         record.update(mlflow_run_id=run.info.run_id, tracking="logged")
                         return record
         except (StoreUnavailable, DsimError) as error:
-            print(f"dsim: warning: cannot look for an earlier run of this cell ({error}); computing it",
-                  file=sys.stderr)
+            print(
+                f"dsim: warning: cannot look for an earlier run of this cell ({error}); computing it", file=sys.stderr
+            )
         return None
 
 

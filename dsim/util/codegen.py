@@ -5,8 +5,8 @@ what changed, and the small command line both catalogues share (``python -m dsim
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def replace_block(text: str, begin: str, end: str, block: str, *, where: str = "file") -> str:
@@ -29,8 +29,16 @@ def write_changed(files: dict[Path, str]) -> list[Path]:
     return changed
 
 
-def catalog_main(argv: list[str] | None, *, prog: str, description: str, writes: str,
-                 write: Callable[[], list[Path]], table: Callable[[], str], repo: Path) -> None:
+def catalog_main(
+    argv: list[str] | None,
+    *,
+    prog: str,
+    description: str,
+    writes: str,
+    write: Callable[[], list[Path]],
+    table: Callable[[], str],
+    repo: Path,
+) -> None:
     """``--write``: render the files (``writes`` says which); without it, print the table."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--write", action="store_true", help=f"rewrite {writes}")

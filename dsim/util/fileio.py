@@ -39,8 +39,10 @@ def disk_full(error: OSError, path: str | os.PathLike | None = None) -> DiskFull
     looked up in the failing frames: the first ``pathlib.Path`` being written or a ``path``/``filename``
     local, innermost first.
     """
-    return DiskFullError(path or error.filename or _path_in_traceback(error) or "a file (unknown)",
-                         error.strerror or "no space left on device")
+    return DiskFullError(
+        path or error.filename or _path_in_traceback(error) or "a file (unknown)",
+        error.strerror or "no space left on device",
+    )
 
 
 def _path_in_traceback(error: BaseException) -> str | None:
@@ -212,4 +214,3 @@ def read_arrays(path: str | os.PathLike, names: tuple[str, ...] = (), optional: 
         if "allow_pickle" in reason or "Object arrays" in reason:
             reason = "it holds pickled objects, which dsim never unpickles"
         raise UnreadableArrays(reason) from None
-

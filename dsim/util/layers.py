@@ -17,10 +17,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("errors", ("errors",), "DsimError, the one-line errors a user can cause"),
     ("helpers", ("util", "configs"), "atomic files and locks, plugins, rendered files; where configs live"),
     ("weights", ("weights",), "weights sources, reading checkpoints as tensors, checksums"),
-    ("primitives", ("metrics", "extractors", "data", "records"),
-     "metric functions; feature extractors; image files and derived folders; job files"),
-    ("features and services", ("embeddings", "generators", "tracking", "results"),
-     "embedding and its store; generator samples; MLflow and the pending queue; results tables"),
+    (
+        "primitives",
+        ("metrics", "extractors", "data", "records"),
+        "metric functions; feature extractors; image files and derived folders; job files",
+    ),
+    (
+        "features and services",
+        ("embeddings", "generators", "tracking", "results"),
+        "embedding and its store; generator samples; MLflow and the pending queue; results tables",
+    ),
     ("cell", ("cell",), "one grid cell: a runner per metric kind, pairing, key, record"),
     ("analysis", ("analysis",), "what is drawn from cells and sweeps: entropy bias, correlations, report, views"),
     ("pipeline", ("pipeline",), "run_cell and dsim.compare: the one way through a cell"),
@@ -59,11 +65,12 @@ def may_import(importer: str, imported: str) -> bool:
 
 def table() -> str:
     """The layer table of ``docs/architecture.md`` (markdown)."""
-    rows = ["| layer | packages (siblings: none imports another) | may import of dsim |",
-            "|---|---|---|"]
+    rows = ["| layer | packages (siblings: none imports another) | may import of dsim |", "|---|---|---|"]
     for level, (name, units, purpose) in enumerate(LAYERS):
-        rows.append(f"| {name}: {purpose} | {', '.join(f'`{u}`' for u in units)} | "
-                    f"{'the rows above' if level else 'nothing of dsim'} |")
+        rows.append(
+            f"| {name}: {purpose} | {', '.join(f'`{u}`' for u in units)} | "
+            f"{'the rows above' if level else 'nothing of dsim'} |"
+        )
     return "\n".join(rows) + "\n"
 
 
@@ -76,9 +83,15 @@ def render(text: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     from dsim.util.codegen import catalog_main, write_changed
 
-    catalog_main(argv, prog="python -m dsim.util.layers", description=__doc__.splitlines()[0],
-                 writes="docs/architecture.md's layer table", table=table, repo=DOC.parents[1],
-                 write=lambda: write_changed({DOC: render(DOC.read_text())}))
+    catalog_main(
+        argv,
+        prog="python -m dsim.util.layers",
+        description=__doc__.splitlines()[0],
+        writes="docs/architecture.md's layer table",
+        table=table,
+        repo=DOC.parents[1],
+        write=lambda: write_changed({DOC: render(DOC.read_text())}),
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ def locate(target: str):
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise DsimError(f"_target_ {target!r}: cannot import {module_name} ({error}); install the package or put "
-                        "the module beside conf/") from None
+        raise DsimError(
+            f"_target_ {target!r}: cannot import {module_name} ({error}); install the package or put "
+            "the module beside conf/"
+        ) from None
     try:
         return getattr(module, attribute)
     except AttributeError:

@@ -17,14 +17,13 @@ from dsim.extractors import EXTRACTORS, available, build
 FAMILY_REPRESENTATIVES = ("efficientnet_lite0", "mobilenet_v2", "inception", "clip_vit_b32", "dinov2_vitb14",
                           "dreamsim_clip_vitb32", "dreamsim_dino_vitb16")
 # ViT-L sized networks and the three-branch DreamSim ensemble take about a minute together on two cores:
-# they are built and run only with DSIM_HEAVY_TESTS=1. By default their documented dimension is checked
+# they are marked heavy (run with pytest --heavy). By default their documented dimension is checked
 # against the library's own model configuration, and their build code is their family's (tested below).
 HEAVY = ("clip_vit_l14", "clip_vit_l14_336", "dinov2_vitl14", "dreamsim")
-RUN_HEAVY = os.environ.get("DSIM_HEAVY_TESTS", "") not in ("", "0")
 # hf/<repo> builds its random architecture from the repository's config.json, which is not here offline:
 # tests/extractors/test_huggingface.py builds it from a config in a local Hub cache.
 LAYERS = [pytest.param(name, layer, id=f"{name}-{layer}",
-                       marks=pytest.mark.skipif(name in HEAVY and not RUN_HEAVY, reason="set DSIM_HEAVY_TESTS=1"))
+                       marks=[pytest.mark.heavy] if name in HEAVY else [])
           for name in available() if name != "hf" for layer in EXTRACTORS[name].layers]
 
 _outputs: dict[tuple[str, str], np.ndarray] = {}

@@ -29,9 +29,6 @@ from dsim_testing import write_crops
 from test_files_and_inputs import planted_checkpoint
 
 DINO, CLIP = "dreamsim_dino_vitb16", "dreamsim_clip_vitb32"
-# the three-branch ensemble takes about a minute on two cores: run only with DSIM_HEAVY_TESTS=1, as in
-# tests/extractors/test_zoo_random.py
-RUN_HEAVY = os.environ.get("DSIM_HEAVY_TESTS", "") not in ("", "0")
 DINO_CHECKPOINT = "checkpoints/dino_vitbase16_pretrain.pth"
 
 # facebookresearch/dino's hubconf.py, function dino_vitb16 (github.com/facebookresearch/dino, hubconf.py lines
@@ -321,7 +318,7 @@ def test_identity_covers_adapter_and_backbone_files_not_code(tmp_path):
 @pytest.mark.parametrize(("name", "fixture"), [
     (DINO, "dino_folder"), (CLIP, "clip_folder"),
     pytest.param("dreamsim", "ensemble_folder",
-                 marks=pytest.mark.skipif(not RUN_HEAVY, reason="set DSIM_HEAVY_TESTS=1")),
+                 marks=pytest.mark.heavy),  # the three-branch ensemble: about a minute on two cores
 ])
 def test_embeddings_match_dreamsims_own_loader(name, fixture, images, request, monkeypatch):
     """dsim's build, which never calls torch.hub, and ``dreamsim.dreamsim(pretrained=True, cache_dir=FOLDER)``

@@ -34,11 +34,19 @@ def run(argv: list[str]) -> None:
     imp.add_argument("paths", nargs="+", help=".npz files or folders of them (e.g. embeddings/)")
     sub.add_parser("info", help="entries, shards and size per identity")
     gc = sub.add_parser("gc", help="drop derived datasets and entries no kept dataset references")
-    gc.add_argument("--keep", action="append", default=None, metavar="DIR",
-                    help="a dataset folder whose images stay (repeatable; default: the configured catalogue)")
+    gc.add_argument(
+        "--keep",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="a dataset folder whose images stay (repeatable; default: the configured catalogue)",
+    )
     gc.add_argument("--dry-run", action="store_true", help="only say what would be dropped")
-    gc.add_argument("--wait", action="store_true", help="wait for running dsim processes that read an identity, "
-                    "instead of leaving it alone")
+    gc.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for running dsim processes that read an identity, instead of leaving it alone",
+    )
     verify = sub.add_parser("verify", help="re-hash dataset folders and check every stored vector's checksum")
     verify.add_argument("datasets", nargs="*", metavar="DIR", help="dataset folders to re-hash byte for byte")
     sub.add_parser("migrate", help="move old per-file entries into shards, add checksums to old shards")
@@ -46,8 +54,9 @@ def run(argv: list[str]) -> None:
     for action in sub.choices.values():
         action.add_argument("--cache-dir", default=DEFAULT_CACHE_DIR)
     args = parser.parse_args(argv)
-    {"import": _import, "info": _info, "gc": _gc, "verify": _verify, "migrate": _migrate,
-     "compact": _compact}[args.action](args)
+    {"import": _import, "info": _info, "gc": _gc, "verify": _verify, "migrate": _migrate, "compact": _compact}[
+        args.action
+    ](args)
 
 
 def _import(args) -> None:
@@ -81,10 +90,14 @@ def _info(args) -> None:
     print(f"{'identity':34s} {'dim':>5s} {'entries':>9s} {'shards':>6s} {'size':>10s}  old files / shards")
     for row in rows:
         old = f"{row['legacy_files'] or '-'} / {row['unchecked_shards'] or '-'}"
-        print(f"{row['name'] + '-' + row['identity'][:16]:34s} {row['dim']:5d} {row['entries']:9d} {row['shards']:6d} "
-              f"{_size(row['bytes']):>10s}  {old}")
-    print(f"{len(rows)} identities, {sum(r['entries'] for r in rows)} entries, "
-          f"{_size(sum(r['bytes'] for r in rows))} in {args.cache_dir}")
+        print(
+            f"{row['name'] + '-' + row['identity'][:16]:34s} {row['dim']:5d} {row['entries']:9d} {row['shards']:6d} "
+            f"{_size(row['bytes']):>10s}  {old}"
+        )
+    print(
+        f"{len(rows)} identities, {sum(r['entries'] for r in rows)} entries, "
+        f"{_size(sum(r['bytes'] for r in rows))} in {args.cache_dir}"
+    )
 
 
 def _size(n: int) -> str:
@@ -132,8 +145,10 @@ def _gc(args) -> None:
     kept_folders = _kept_datasets(args.keep)
     for folder in kept_folders:  # a mistyped --keep drops nothing
         if not folder.is_dir():
-            raise DsimError(f"dataset folder to keep does not exist: {folder} (pass --keep DIR for each dataset "
-                            "whose embeddings should stay)")
+            raise DsimError(
+                f"dataset folder to keep does not exist: {folder} (pass --keep DIR for each dataset "
+                "whose embeddings should stay)"
+            )
     _gc_derived(args.cache_dir, kept_folders, args.dry_run)
     kept: set[str] = set()
     for folder in kept_folders:
@@ -144,8 +159,10 @@ def _gc(args) -> None:
         label = f"{store.name}-{store.identity[:16]}"
         with store.exclusive(wait=args.wait) as free:  # no running process reads it meanwhile
             if not free:
-                print(f"{label}: in use by a running dsim process, left alone (run gc again when it is done, "
-                      "or pass --wait)")
+                print(
+                    f"{label}: in use by a running dsim process, left alone (run gc again when it is done, "
+                    "or pass --wait)"
+                )
                 continue
             if not args.dry_run:
                 store.migrate_legacy()
@@ -153,7 +170,9 @@ def _gc(args) -> None:
             referenced = [h for h in hashes if h in kept]
             dropped = len(hashes) - len(referenced)
             if not referenced:
-                print(f"{label}: drop the whole identity ({len(hashes)} entries)" + (" [dry run]" if args.dry_run else ""))
+                print(
+                    f"{label}: drop the whole identity ({len(hashes)} entries)" + (" [dry run]" if args.dry_run else "")
+                )
                 if not args.dry_run:
                     note_gc(store.directory.parent, dropped)
                     shutil.rmtree(store.directory)
@@ -174,17 +193,29 @@ def _verify(args) -> None:
     for folder in args.datasets:
         stale = rehash_images(folder)
         problems += len(stale)
-        print(f"{folder}: every byte re-hashed; " + (f"{len(stale)} file(s) had changed without their size, "
-              f"times or inode saying so (the hash memo is corrected): {', '.join(stale[:5])}"
-              + (" ..." if len(stale) > 5 else "") if stale else "the hash memo was right about every file"))
+        print(
+            f"{folder}: every byte re-hashed; "
+            + (
+                f"{len(stale)} file(s) had changed without their size, "
+                f"times or inode saying so (the hash memo is corrected): {', '.join(stale[:5])}"
+                + (" ..." if len(stale) > 5 else "")
+                if stale
+                else "the hash memo was right about every file"
+            )
+        )
     for store in _stores(args.cache_dir):
         found = store.verify()
         problems += found["dropped"]
         label = f"{store.name}-{store.identity[:16]}"
-        note = f", {found['unverified']} in shards without checksums (`dsim cache migrate` adds them)" \
-            if found["unverified"] else ""
-        print(f"{label}: {found['checked']} vectors checked, {found['dropped']} failed and were dropped "
-              f"(recomputed when needed){note}")
+        note = (
+            f", {found['unverified']} in shards without checksums (`dsim cache migrate` adds them)"
+            if found["unverified"]
+            else ""
+        )
+        print(
+            f"{label}: {found['checked']} vectors checked, {found['dropped']} failed and were dropped "
+            f"(recomputed when needed){note}"
+        )
     if problems:
         raise SystemExit(1)
 
@@ -202,5 +233,8 @@ def _migrate(args) -> None:
 def _compact(args) -> None:
     for store in _stores(args.cache_dir):
         merged = store.compact()
-        print(f"{store.name}-{store.identity[:16]}: {merged} small shards merged" if merged else
-              f"{store.name}-{store.identity[:16]}: nothing to merge")
+        print(
+            f"{store.name}-{store.identity[:16]}: {merged} small shards merged"
+            if merged
+            else f"{store.name}-{store.identity[:16]}: nothing to merge"
+        )

@@ -30,8 +30,17 @@ def dataset_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def run(argv: list[str]) -> None:
     args = dataset_parser("dsim embed", __doc__.splitlines()[0].split(": ", 1)[1]).parse_args(argv)
-    embeddings = embed(args.dataset, extractor=args.extractor, weights=args.weights, device=args.device,
-                       batch_size=args.batch_size, cache_dir=args.cache_dir, on_error=args.on_error)
+    embeddings = embed(
+        args.dataset,
+        extractor=args.extractor,
+        weights=args.weights,
+        device=args.device,
+        batch_size=args.batch_size,
+        cache_dir=args.cache_dir,
+        on_error=args.on_error,
+    )
     save_npz(embeddings, Path(args.out))
-    print(f"{args.out}: {embeddings.features.shape[0]} x {embeddings.features.shape[1]} "
-          f"({embeddings.n_computed} embedded now, {len(embeddings) - embeddings.n_computed} from the cache)")
+    print(
+        f"{args.out}: {embeddings.features.shape[0]} x {embeddings.features.shape[1]} "
+        f"({embeddings.n_computed} embedded now, {len(embeddings) - embeddings.n_computed} from the cache)"
+    )

@@ -72,12 +72,15 @@ def run(argv: list[str]) -> None:
         ignore.write_text("\n".join(lines + missing) + "\n")
         written.append(ignore)
     if not (root / ".dvc").is_dir():
-        done = subprocess.run([sys.executable, "-m", "dvc", "init", "--quiet"], cwd=root, capture_output=True,
-                              text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "dvc", "init", "--quiet"], cwd=root, capture_output=True, text=True
+        )
         if done.returncode != 0:
             raise DsimError(f"dvc init failed in {root}: {(done.stderr or done.stdout).strip().splitlines()[-1]}")
         written.append(root / ".dvc")
     for path in written:
         print(f"wrote {path.relative_to(root)}")
-    print(f"{root} is a dsim registry: put images in data/reference and data/candidate, `dvc add data`, "
-          "then `dsim pair=example`")
+    print(
+        f"{root} is a dsim registry: put images in data/reference and data/candidate, `dvc add data`, "
+        "then `dsim pair=example`"
+    )

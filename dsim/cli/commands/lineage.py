@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from dsim.records import ARTIFACT_DIR, RESULT_FILE, CellRecord, Side
-from dsim.errors import DsimError
 from dsim.data.images import dataset_fingerprint, scan_images
+from dsim.errors import DsimError
+from dsim.records import ARTIFACT_DIR, RESULT_FILE, CellRecord, Side
 from dsim.tracking.mlflow_store import Tracker, resolve_uri
 
 CONFIG_KEYS = ("extractor.", "metric.", "pair.", "device", "dataset.on_error")
@@ -28,8 +28,9 @@ def run(argv: list[str]) -> None:
     parser.add_argument("run_id", help="an MLflow run id (from the UI, result.json or `dsim report`)")
     parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI or mlruns/)")
     parser.add_argument("--experiment", default="dsim")
-    parser.add_argument("--verify", action="store_true",
-                        help="re-hash every byte of both datasets instead of trusting the hash memo")
+    parser.add_argument(
+        "--verify", action="store_true", help="re-hash every byte of both datasets instead of trusting the hash memo"
+    )
     args = parser.parse_args(argv)
     tracker = Tracker(resolve_uri(args.tracking_uri), experiment=args.experiment)
     report = lineage(tracker, args.run_id, verify=args.verify)
@@ -46,8 +47,9 @@ def lineage(tracker: Tracker, run_id: str, *, verify: bool = False) -> dict:
         if result_file is None:
             raise DsimError(f"run {run_id} has no {RESULT_FILE} artifact: is it a dsim cell run (not a sweep)?")
         record = CellRecord.from_json(json.loads(result_file.read_text()))
-        sides = {role: _side(tracker, run_id, record.side(role), role, tmp, verify)
-                 for role in ("reference", "candidate")}
+        sides = {
+            role: _side(tracker, run_id, record.side(role), role, tmp, verify) for role in ("reference", "candidate")
+        }
     config = {k: v for k, v in run.data.params.items() if k.startswith(CONFIG_KEYS)}
     return {
         "run_id": run_id,
@@ -84,8 +86,11 @@ def _side(tracker: Tracker, run_id: str, recorded: Side, side: str, tmp: str, ve
         after = {ref.relpath: ref.sha256 for ref in now}
         changed = sorted(k for k in before.keys() & after.keys() if before[k] != after[k])
         added, removed = sorted(after.keys() - before.keys()), sorted(before.keys() - after.keys())
-        status += "".join(f"; {label}: {', '.join(_few(files))}" for label, files in
-                          (("modified", changed), ("added", added), ("removed", removed)) if files)
+        status += "".join(
+            f"; {label}: {', '.join(_few(files))}"
+            for label, files in (("modified", changed), ("added", added), ("removed", removed))
+            if files
+        )
     return {**info, "matches": False, "status": status, "fingerprint_now": current}
 
 
@@ -100,13 +105,22 @@ def format_lineage(report: dict) -> str:
         f"values     {values}",
         "config     " + " ".join(f"{k}={v}" for k, v in report["config"].items()),
         f"extractor  {report['extractor']}  identity {report['extractor_identity'][:16]}  "
-        f"weights {report['weights_checksum']}" + ("  (RANDOM WEIGHTS: not a real result)" if report["random_weights"] else ""),
+        f"weights {report['weights_checksum']}"
+        + ("  (RANDOM WEIGHTS: not a real result)" if report["random_weights"] else ""),
         f"code       git {report['git_commit']}  dsim {report['dsim_version']}",
     ]
     for side, info in report["datasets"].items():
-        dvc = (f"DVC {Path(info['dvc_file']).name} md5 {info['dvc_md5']} ({info['path_in_tracked']}) "
-               f"at git {str(info['git_revision'])[:12]}") if info.get("dvc_file") else "not DVC-tracked"
-        lines += [f"{side:10s} {info['name']}  {info['path']}",
-                  f"           fingerprint {info['fingerprint'][:16]}  {dvc}",
-                  f"           {info['status']}"]
+        dvc = (
+            (
+                f"DVC {Path(info['dvc_file']).name} md5 {info['dvc_md5']} ({info['path_in_tracked']}) "
+                f"at git {str(info['git_revision'])[:12]}"
+            )
+            if info.get("dvc_file")
+            else "not DVC-tracked"
+        )
+        lines += [
+            f"{side:10s} {info['name']}  {info['path']}",
+            f"           fingerprint {info['fingerprint'][:16]}  {dvc}",
+            f"           {info['status']}",
+        ]
     return "\n".join(lines)

@@ -16,8 +16,8 @@ import argparse
 from pathlib import Path
 
 from dsim.errors import DsimError
-from dsim.tracking.queue import record_id_of, queued, sync
 from dsim.tracking.mlflow_store import DEFAULT_RETRY_S, DEFAULT_STORE_DIR
+from dsim.tracking.queue import queued, record_id_of, sync
 
 #: where ``dsim sync`` without folders looks for records kept beside their results (Hydra's default roots)
 JOB_ROOTS = ("outputs", "multirun")
@@ -25,25 +25,36 @@ JOB_ROOTS = ("outputs", "multirun")
 
 def run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="dsim sync", description=__doc__.splitlines()[0].split(": ", 1)[1])
-    parser.add_argument("paths", nargs="*", help="job or sweep folders whose waiting records to log as well "
-                        "(their .dsim_pending_run.json copies; default: ./outputs and ./multirun)")
-    parser.add_argument("--store-dir", default=DEFAULT_STORE_DIR, help="the store folder whose queue to log "
-                        "(default: mlruns; each record knows its tracking URI)")
-    parser.add_argument("--retry-s", type=float, default=DEFAULT_RETRY_S,
-                        help="how long to retry a busy store (default: 60)")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        help="job or sweep folders whose waiting records to log as well "
+        "(their .dsim_pending_run.json copies; default: ./outputs and ./multirun)",
+    )
+    parser.add_argument(
+        "--store-dir",
+        default=DEFAULT_STORE_DIR,
+        help="the store folder whose queue to log (default: mlruns; each record knows its tracking URI)",
+    )
+    parser.add_argument(
+        "--retry-s", type=float, default=DEFAULT_RETRY_S, help="how long to retry a busy store (default: 60)"
+    )
     args = parser.parse_args(argv)
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
-        raise DsimError(f"no such folder: {missing[0]} (give job or sweep folders, or none: then "
-                        f"{' and '.join(JOB_ROOTS)} here)")
+        raise DsimError(
+            f"no such folder: {missing[0]} (give job or sweep folders, or none: then {' and '.join(JOB_ROOTS)} here)"
+        )
     paths = tuple(args.paths) or tuple(p for p in JOB_ROOTS if Path(p).is_dir())
     waiting = len(set(map(record_id_of, queued(args.store_dir, paths))))
     if not waiting:
         print(f"nothing to sync: no pending records in {args.store_dir}" + (f" or {', '.join(paths)}" if paths else ""))
         return
     report = sync(args.store_dir, retry_s=args.retry_s, paths=paths)
-    print(f"{len(report.logged)} of {waiting} pending record(s) logged"
-          + (f", {report.busy} being logged by another process" if report.busy else ""))
+    print(
+        f"{len(report.logged)} of {waiting} pending record(s) logged"
+        + (f", {report.busy} being logged by another process" if report.busy else "")
+    )
     for line in report.failed:
         print(f"  not logged: {line}")
     if report.failed:

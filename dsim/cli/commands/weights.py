@@ -25,8 +25,10 @@ def configured() -> dict[str, dict]:
     from dsim import configs
 
     dirs = configs.search_dirs()
-    return {option: configs.defaults({"extractor": option}, dirs)["extractor"]
-            for option in configs.group_choices("extractor", dirs)}
+    return {
+        option: configs.defaults({"extractor": option}, dirs)["extractor"]
+        for option in configs.group_choices("extractor", dirs)
+    }
 
 
 def extractor_named(name: str, known: dict[str, dict] | None = None):
@@ -41,8 +43,15 @@ def status(name: str, known: dict[str, dict] | None = None) -> dict:
     """One extractor's default-weights record: name, model, kind, status, where, sha256, source."""
     extractor = extractor_named(name, known)
     location = extractor.default_weights()
-    record = {"extractor": name, "model": extractor.name, "kind": location.kind, "status": "missing",
-              "where": location.place(), "sha256": location.sha256, "source": location.source()}
+    record = {
+        "extractor": name,
+        "model": extractor.name,
+        "kind": location.kind,
+        "status": "missing",
+        "where": location.place(),
+        "sha256": location.sha256,
+        "source": location.source(),
+    }
     if location.kind == "builtin":
         return {**record, "status": "builtin", "where": "-", "sha256": None}
     found = location.locate()
@@ -70,8 +79,11 @@ def fetch(name: str, known: dict[str, dict] | None = None) -> dict:
 def _table(records: list[dict]) -> str:
     lines = [f"{'extractor':26s} {'status':8s} {'kind':9s} {'sha256':16s}  where"]
     for r in records:
-        digest = (r["sha256"] or "-")[:16] if r["status"] != "missing" else \
-            ("expect " + r["sha256"][:9] if r["sha256"] else "-")
+        digest = (
+            (r["sha256"] or "-")[:16]
+            if r["status"] != "missing"
+            else ("expect " + r["sha256"][:9] if r["sha256"] else "-")
+        )
         shown = r["extractor"] if r["model"] in (r["extractor"], None) else f"{r['extractor']} ({r['model']})"
         lines.append(f"{shown:26s} {r['status']:8s} {r['kind']:9s} {digest:16s}  {r['where']}")
     return "\n".join(lines)
@@ -80,8 +92,12 @@ def _table(records: list[dict]) -> str:
 def run(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="dsim weights", description=__doc__.split("\n\n")[0].split(":", 1)[1].strip())
     parser.add_argument("action", nargs="?", choices=("list", "fetch"), default="list")
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help="extractor configs or names (hf/<repo id>, timm/<model>); fetch: or 'all'")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="extractor configs or names (hf/<repo id>, timm/<model>); fetch: or 'all'",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     args = parser.parse_args(argv)
 
@@ -110,5 +126,7 @@ def run(argv: list[str]) -> None:
     else:
         print(_table(records))
         if any(r["status"] == "missing" for r in records):
-            print("\nmissing weights: `dsim weights fetch NAME` where online; offline, put the file where shown "
-                  "(or pass extractor.weights=PATH)")
+            print(
+                "\nmissing weights: `dsim weights fetch NAME` where online; offline, put the file where shown "
+                "(or pass extractor.weights=PATH)"
+            )

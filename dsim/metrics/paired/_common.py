@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -11,8 +11,9 @@ from dsim.errors import DsimError
 from dsim.metrics._values import MetricValues
 
 
-def as_image_pairs(reference, candidate, *, metric: str,
-                   same_shape: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def as_image_pairs(
+    reference, candidate, *, metric: str, same_shape: bool = True
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Two aligned image sequences (pair ``i`` = ``reference[i]``, ``candidate[i]``) as lists of H×W×3 uint8.
 
     Each may be a list of H×W×3 ``uint8`` arrays or one N×H×W×3 ``uint8`` array. The two images of a pair
@@ -20,15 +21,19 @@ def as_image_pairs(reference, candidate, *, metric: str,
     """
     refs, cands = _image_list(reference, "reference", metric), _image_list(candidate, "candidate", metric)
     if len(refs) != len(cands):
-        raise DsimError(f"{metric}: {len(refs)} reference image(s) but {len(cands)} candidate image(s); "
-                        "pass one candidate per reference (pair i = reference[i], candidate[i])")
+        raise DsimError(
+            f"{metric}: {len(refs)} reference image(s) but {len(cands)} candidate image(s); "
+            "pass one candidate per reference (pair i = reference[i], candidate[i])"
+        )
     if not refs:
         raise DsimError(f"{metric}: no image pairs given")
     for i, (a, b) in enumerate(zip(refs, cands)):
         if same_shape and a.shape != b.shape:
-            raise DsimError(f"{metric}: pair {i} has a {a.shape[1]}×{a.shape[0]} reference and a "
-                            f"{b.shape[1]}×{b.shape[0]} candidate; resize them to the same size first "
-                            "(a dsim cell does: see pairing.size)")
+            raise DsimError(
+                f"{metric}: pair {i} has a {a.shape[1]}×{a.shape[0]} reference and a "
+                f"{b.shape[1]}×{b.shape[0]} candidate; resize them to the same size first "
+                "(a dsim cell does: see pairing.size)"
+            )
     return refs, cands
 
 
@@ -41,8 +46,10 @@ def _image_list(images, role: str, metric: str) -> list[np.ndarray]:
     for i, image in enumerate(images):
         a = np.asarray(image)
         if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
-            raise DsimError(f"{metric}: {role} image {i} has shape {a.shape} and dtype {a.dtype}; "
-                            "pass H×W×3 uint8 RGB images (dsim.data.images.load_rgb decodes files so)")
+            raise DsimError(
+                f"{metric}: {role} image {i} has shape {a.shape} and dtype {a.dtype}; "
+                "pass H×W×3 uint8 RGB images (dsim.data.images.load_rgb decodes files so)"
+            )
         out.append(a)
     return out
 
@@ -54,7 +61,7 @@ def shape_batches(images: Sequence[np.ndarray], batch_size: int) -> Iterator[lis
         groups.setdefault(image.shape, []).append(i)
     for indices in groups.values():
         for start in range(0, len(indices), batch_size):
-            yield indices[start:start + batch_size]
+            yield indices[start : start + batch_size]
 
 
 def to_tensor(images: Sequence[np.ndarray], indices: list[int], device) -> torch.Tensor:

@@ -40,8 +40,10 @@ def dreamsim(reference, candidate):
     """
     x, y = np.asarray(reference), np.asarray(candidate)
     if x.ndim != 2 or x.shape != y.shape or not len(x):
-        raise DsimError(f"dreamsim: pass two N×D arrays of DreamSim embeddings of the same shape (pair i = row i), "
-                        f"got {x.shape} and {y.shape}")
+        raise DsimError(
+            f"dreamsim: pass two N×D arrays of DreamSim embeddings of the same shape (pair i = row i), "
+            f"got {x.shape} and {y.shape}"
+        )
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise DsimError("dreamsim: the embeddings contain NaN or inf; re-embed those images")
     return summarize("dreamsim", cosine_distance(x, y))

@@ -20,17 +20,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dsim.errors import DsimError
 from dsim import weights as weights_lib
-from dsim.util.fileio import file_sha256
+from dsim.errors import DsimError
 from dsim.metrics.paired._common import as_image_pairs, check_batch_size, shape_batches, summarize, to_tensor
+from dsim.util.fileio import file_sha256
 
 NETS = ("alex", "vgg", "squeeze")
 #: trunk → (torchvision weights enum name, architecture shown in messages)
-_TRUNKS = {"alex": ("AlexNet_Weights", "AlexNet"), "vgg": ("VGG16_Weights", "VGG-16"),
-           "squeeze": ("SqueezeNet1_1_Weights", "SqueezeNet 1.1")}
+_TRUNKS = {
+    "alex": ("AlexNet_Weights", "AlexNet"),
+    "vgg": ("VGG16_Weights", "VGG-16"),
+    "squeeze": ("SqueezeNet1_1_Weights", "SqueezeNet 1.1"),
+}
 #: trunk → the file name of torchvision's ImageNet checkpoint (torch's hub cache)
-_TRUNK_FILES = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth", "squeeze": "squeezenet1_1-b8a52dc0.pth"}
+_TRUNK_FILES = {
+    "alex": "alexnet-owt-7be5be79.pth",
+    "vgg": "vgg16-397923af.pth",
+    "squeeze": "squeezenet1_1-b8a52dc0.pth",
+}
 LPIPS_VERSION = "0.1"
 
 _loaded: dict[tuple[str, str], torch.nn.Module] = {}
@@ -79,7 +86,8 @@ class LpipsNetwork:
         if not path.is_file():
             raise DsimError(
                 f"LPIPS ({self.net}) needs torchvision's ImageNet {_TRUNKS[self.net][1]} weights: {path} not found "
-                f"(download {trunk_url(self.net)} into {path.parent}, or set {self.option}=PATH to that file)")
+                f"(download {trunk_url(self.net)} into {path.parent}, or set {self.option}=PATH to that file)"
+            )
         return weights_lib.from_file(path, extractor=self.name, expected_prefix=weights_lib.hub_hash_prefix(path.name))
 
     @cached_property
@@ -100,8 +108,12 @@ class LpipsNetwork:
         return path
 
     def describe(self) -> dict:
-        return {"name": self.name, "lpips_version": LPIPS_VERSION, "trunk": self.resolved_weights.checksum,
-                "linear": f"sha256:{file_sha256(self.linear_layers)}"}
+        return {
+            "name": self.name,
+            "lpips_version": LPIPS_VERSION,
+            "trunk": self.resolved_weights.checksum,
+            "linear": f"sha256:{file_sha256(self.linear_layers)}",
+        }
 
     @cached_property
     def identity(self) -> str:
@@ -120,10 +132,11 @@ class LpipsNetwork:
 
         source = self.resolved_weights
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)   # torchvision's "pretrained is deprecated"
+            warnings.simplefilter("ignore", UserWarning)  # torchvision's "pretrained is deprecated"
             torch.manual_seed(weights_lib.RANDOM_SEED)
-            model = lpips.LPIPS(net=self.net, version=LPIPS_VERSION, pnet_rand=True, model_path=str(self.linear_layers),
-                                verbose=False)
+            model = lpips.LPIPS(
+                net=self.net, version=LPIPS_VERSION, pnet_rand=True, model_path=str(self.linear_layers), verbose=False
+            )
         if source.kind == "file":
             load_trunk(model.net, source.path, name=self.name)
         for p in model.parameters():
@@ -136,22 +149,25 @@ def load_trunk(trunk: torch.nn.Module, path: Path, *, name: str) -> None:
     state = weights_lib.read_state_dict(path, extractor=name)  # tensors only: never code, never torch's advice
     mapped, missing = {}, []
     for key in trunk.state_dict():
-        source_key = "features." + key.split(".", 1)[1]          # slice2.3.weight -> features.3.weight
+        source_key = "features." + key.split(".", 1)[1]  # slice2.3.weight -> features.3.weight
         if source_key in state:
             mapped[key] = state[source_key]
         else:
             missing.append(source_key)
     if missing:
-        raise DsimError(f"{name}: {path} is not a torchvision checkpoint of this trunk "
-                        f"(missing {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+        raise DsimError(
+            f"{name}: {path} is not a torchvision checkpoint of this trunk "
+            f"(missing {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})"
+        )
     try:
         trunk.load_state_dict(mapped, strict=True)
     except RuntimeError as error:
         raise DsimError(f"{name}: {path} does not fit the trunk: {str(error).splitlines()[0]}") from error
 
 
-def lpips_values(reference, candidate, *, net: str = "alex", weights: str = "default", device: str = "cpu",
-                 batch_size: int = 8) -> np.ndarray:
+def lpips_values(
+    reference, candidate, *, net: str = "alex", weights: str = "default", device: str = "cpu", batch_size: int = 8
+) -> np.ndarray:
     """Per-pair LPIPS distance (images scaled to [-1, 1], spatially averaged, as ``lpips.LPIPS``)."""
     refs, cands = as_image_pairs(reference, candidate, metric=f"lpips_{net}")
     batch_size = check_batch_size(batch_size, f"lpips_{net}")
@@ -166,8 +182,10 @@ def lpips_values(reference, candidate, *, net: str = "alex", weights: str = "def
 
 
 def _lpips(net: str, reference, candidate, weights, device, batch_size):
-    return summarize(f"lpips_{net}", lpips_values(reference, candidate, net=net, weights=weights, device=device,
-                                                  batch_size=batch_size))
+    return summarize(
+        f"lpips_{net}",
+        lpips_values(reference, candidate, net=net, weights=weights, device=device, batch_size=batch_size),
+    )
 
 
 def lpips_alex(reference, candidate, *, weights: str = "default", device: str = "cpu", batch_size: int = 8):

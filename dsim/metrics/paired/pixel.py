@@ -45,8 +45,16 @@ def psnr(reference, candidate, *, data_range: float = 255.0, max_db: float | Non
     return summarize("psnr", psnr_values(reference, candidate, data_range=data_range, max_db=max_db))
 
 
-def ms_ssim_values(reference, candidate, *, kernel_size: int = 11, sigma: float = 1.5,
-                   betas: tuple = MS_SSIM_BETAS, device: str = "cpu", batch_size: int = 8) -> np.ndarray:
+def ms_ssim_values(
+    reference,
+    candidate,
+    *,
+    kernel_size: int = 11,
+    sigma: float = 1.5,
+    betas: tuple = MS_SSIM_BETAS,
+    device: str = "cpu",
+    batch_size: int = 8,
+) -> np.ndarray:
     """Per-pair MS-SSIM (torchmetrics, Gaussian window, data range 255, ``normalize="relu"``)."""
     from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as ms_ssim_fn
 
@@ -55,7 +63,7 @@ def ms_ssim_values(reference, candidate, *, kernel_size: int = 11, sigma: float 
     betas = tuple(float(b) for b in betas)
     kernel_size = int(kernel_size)
     scales = len(betas)
-    need = max(kernel_size * max(1, scales - 1) ** 2, 2 ** scales)   # torchmetrics' rule for the smaller side
+    need = max(kernel_size * max(1, scales - 1) ** 2, 2**scales)  # torchmetrics' rule for the smaller side
     out = np.empty(len(refs))
     for indices in shape_batches(refs, batch_size):
         h, w = refs[indices[0]].shape[:2]
@@ -63,19 +71,37 @@ def ms_ssim_values(reference, candidate, *, kernel_size: int = 11, sigma: float 
             raise DsimError(
                 f"ms_ssim: {w}×{h} images are too small for {scales} scales with a {kernel_size}-px window "
                 f"(the smaller side must be at least {need} px); set pairing.size={need} to resize pairs, or "
-                "metric.params.kernel_size=7 (or fewer metric.params.betas)")
-        x = to_tensor(refs, indices, device).mul_(255.0)    # float32: float64 convolutions are ~5x slower
+                "metric.params.kernel_size=7 (or fewer metric.params.betas)"
+            )
+        x = to_tensor(refs, indices, device).mul_(255.0)  # float32: float64 convolutions are ~5x slower
         y = to_tensor(cands, indices, device).mul_(255.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            values = ms_ssim_fn(y, x, gaussian_kernel=True, sigma=float(sigma), kernel_size=kernel_size,
-                                reduction="none", data_range=255.0, betas=betas, normalize="relu")
+            values = ms_ssim_fn(
+                y,
+                x,
+                gaussian_kernel=True,
+                sigma=float(sigma),
+                kernel_size=kernel_size,
+                reduction="none",
+                data_range=255.0,
+                betas=betas,
+                normalize="relu",
+            )
         out[indices] = values.reshape(-1).cpu().numpy()
     return out
 
 
-def ms_ssim(reference, candidate, *, kernel_size: int = 11, sigma: float = 1.5, betas: tuple = MS_SSIM_BETAS,
-            device: str = "cpu", batch_size: int = 8):
+def ms_ssim(
+    reference,
+    candidate,
+    *,
+    kernel_size: int = 11,
+    sigma: float = 1.5,
+    betas: tuple = MS_SSIM_BETAS,
+    device: str = "cpu",
+    batch_size: int = 8,
+):
     """Multi-scale SSIM of aligned 8-bit RGB image pairs (0 to 1, 1 for identical images); higher is better.
 
     torchmetrics' implementation: 11-px Gaussian window (σ 1.5), 5 scales with the standard weights,
@@ -88,5 +114,15 @@ def ms_ssim(reference, candidate, *, kernel_size: int = 11, sigma: float = 1.5, 
     >>> round(ms_ssim(a, a)["ms_ssim"], 6)
     1.0
     """
-    return summarize("ms_ssim", ms_ssim_values(reference, candidate, kernel_size=kernel_size, sigma=sigma,
-                                               betas=betas, device=device, batch_size=batch_size))
+    return summarize(
+        "ms_ssim",
+        ms_ssim_values(
+            reference,
+            candidate,
+            kernel_size=kernel_size,
+            sigma=sigma,
+            betas=betas,
+            device=device,
+            batch_size=batch_size,
+        ),
+    )
