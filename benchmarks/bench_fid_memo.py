@@ -35,7 +35,7 @@ store.close()
 RUN = r"""
 import hashlib, json, resource, sys, time
 from dsim.embeddings.embed import Embeddings
-from dsim.metrics.frechet import FeatureStats
+from dsim.metrics._fid import FeatureStats
 from dsim.embeddings.stats_files import memoised_stats
 from dsim.embeddings.store import VectorStore
 cache, n, dim, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

@@ -42,6 +42,19 @@ MOVED = {
     "dsim.embed_task": "dsim.cli.embed_task",
     "dsim.record": "dsim.records",
     "dsim.commands": "dsim.cli.commands",
+    # metric modules, named after their metric (the public names stay in dsim.metrics)
+    "dsim.metrics.frechet": "dsim.metrics._fid",
+    "dsim.metrics.kid": "dsim.metrics._kid",
+    "dsim.metrics.clip_mmd": "dsim.metrics._cmmd",
+    "dsim.metrics.manifold": "dsim.metrics._prdc",
+    "dsim.metrics.inception_score": "dsim.metrics._isc",
+    "dsim.metrics.pca_distance": "dsim.metrics._odist",
+    "dsim.metrics.fd_infinity": "dsim.metrics._fd_inf",
+    "dsim.metrics.diversity": "dsim.metrics._vendi",
+    "dsim.metrics.authenticity": "dsim.metrics._authpct",
+    "dsim.metrics.path_length": "dsim.metrics._ppl",
+    "dsim.metrics.paired.lpips": "dsim.metrics.paired._lpips",
+    "dsim.metrics.paired.dreamsim": "dsim.metrics.paired._dreamsim",
 }
 
 

@@ -100,7 +100,7 @@ def test_compare_can_record_the_run_like_the_cli(tmp_path, crops):
 
 
 def test_fid_statistics_are_memoised_beside_the_store_and_cleared_with_dropped_entries(crops, tmp_path, monkeypatch):
-    from dsim.metrics.frechet import FeatureStats
+    from dsim.metrics._fid import FeatureStats
     from dsim.embeddings.stats_files import memoised_stats
 
     cache = tmp_path / "cache"

@@ -1,7 +1,7 @@
 """The dataset-distance views: I_dist per image, violins, sorted-distance splits, score curves.
 
 I_dist(y) is the summed PCA-space distance from a candidate image y to every reference image (see
-:mod:`dsim.metrics.pca_distance`, metric ``odist``; O_dist is its mean). From a table of per-image I_dist
+:mod:`dsim.metrics._odist`, metric ``odist``; O_dist is its mean). From a table of per-image I_dist
 (columns ``dataset``, ``relpath``, ``i_dist``):
 
 - :func:`with_splits` ranks each dataset's images by I_dist (rank 1 = nearest to the reference) and cuts

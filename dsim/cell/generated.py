@@ -13,8 +13,8 @@ import pandas as pd
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
 from dsim.data.images import dataset_fingerprint, scan_images
 from dsim.embeddings.embed import resolve_device
+from dsim.metrics._ppl import summarize
 from dsim.metrics.bootstrap import bootstrap_intervals
-from dsim.metrics.path_length import summarize
 
 
 def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from dsim.errors import DsimError
-from dsim.metrics.frechet import FeatureStats
+from dsim.metrics._fid import FeatureStats
 from dsim.util.fileio import atomic_write_bytes, read_arrays
 
 SUFFIX = ".npz"

@@ -8,7 +8,7 @@ state dict, read without unpickling code), ``z_dim`` (else the model's attribute
 A model maps N×z_dim standard-normal latents to N×C×H×W images (C = 1 or 3; uint8, or floats in
 ``output_range``); one with ``mapping(z) -> w`` and ``synthesis(w) -> images`` also has a w-space (PPL
 ``space=w``). ``pair.candidate=generator`` draws ``generator.n_samples`` images into a content-addressed
-folder (:mod:`dsim.generators.samples`); ``metric=ppl`` (:mod:`dsim.metrics.path_length`) drives the model itself.
+folder (:mod:`dsim.generators.samples`); ``metric=ppl`` (:mod:`dsim.metrics._ppl`) drives the model itself.
 """
 
 from dsim.generators.samples import generated_dataset, latents, samples_folder

@@ -108,6 +108,7 @@ which bias FID, KID and PRDC), always containing the estimate (:mod:`dsim.metric
 reports the std over its subsets.
 """
 
+from dsim.metrics._authpct import authpct
 from dsim.metrics._checks import (
     ClippedParameterWarning,
     MetricWarning,
@@ -122,6 +123,14 @@ from dsim.metrics._checks import (
     positive,
     text,
 )
+from dsim.metrics._cmmd import cmmd
+from dsim.metrics._fd_inf import fd_inf
+from dsim.metrics._fid import FeatureStats, fid, fid_from_feature_stats, fid_from_stats
+from dsim.metrics._isc import isc
+from dsim.metrics._kid import kid_poly, kid_rbf
+from dsim.metrics._odist import odist
+from dsim.metrics._ppl import ppl
+from dsim.metrics._prdc import prdc
 from dsim.metrics._registry import (
     COUNT,
     DETAIL,
@@ -132,220 +141,23 @@ from dsim.metrics._registry import (
     available,
     check_params,
     compute,
+    declare,
+    discover,
     lookup,
     register,
 )
 from dsim.metrics._values import MetricValues
-from dsim.metrics.authenticity import authpct
+from dsim.metrics._vendi import vendi
 from dsim.metrics.bootstrap import bootstrap_intervals
-from dsim.metrics.clip_mmd import cmmd
-from dsim.metrics.diversity import vendi
-from dsim.metrics.fd_infinity import fd_inf
-from dsim.metrics.frechet import FeatureStats, fid, fid_from_feature_stats, fid_from_stats
-from dsim.metrics.inception_score import isc
-from dsim.metrics.kid import kid_poly, kid_rbf
-from dsim.metrics.manifold import prdc
-from dsim.metrics.path_length import ppl
-from dsim.metrics.path_length import variant as ppl_variant
-from dsim.metrics.pca_distance import odist
 
-_SUBSETS = {
-    "subsets": ("random subsets the estimate is averaged over", integer(1)),
-    "subset_size": ("samples per subset from each set (clipped, with a warning, to the smaller set)", integer(2)),
-    "seed": ("seed of the subset draw", integer(0)),
-    "kernel_dtype": (
-        "float32: kernel products at twice the speed on large sets; sums stay float64 (~1e-10 off)",
-        choice("float64", "float32"),
-    ),
-}
-
-register(
-    "fid",
-    fid,
-    higher_is_better=False,
-    from_stats=fid_from_feature_stats,
-    ranges={"fid": (0.0, None)},
-    doc="Frechet distance between Gaussian fits of the two feature sets",
-)
-register(
-    "kid_poly",
-    kid_poly,
-    higher_is_better=False,
-    sampled=True,
-    doc="Kernel distance: unbiased MMD^2 with kernel (gamma x.y + coef0)^degree, mean and std over seeded subsets",
-    values={"kid_poly": HEADLINE, "kid_poly_std": SPREAD},
-    params={
-        **_SUBSETS,
-        "degree": ("polynomial degree", integer(1)),
-        "gamma": ("kernel scale; null: 1/D", optional(positive())),
-        "coef0": ("kernel offset", number()),
-    },
-)
-register(
-    "kid_rbf",
-    kid_rbf,
-    higher_is_better=False,
-    sampled=True,
-    doc="Kernel distance with a Gaussian kernel exp(-|x-y|^2 / (2 sigma^2)): unbiased MMD^2 over seeded subsets",
-    values={"kid_rbf": HEADLINE, "kid_rbf_std": SPREAD},
-    params={**_SUBSETS, "sigma": ("RBF bandwidth, in feature units", positive())},
-)
-register(
-    "cmmd",
-    cmmd,
-    higher_is_better=False,
-    sampled=True,
-    doc="CMMD: MMD^2 (biased, full sets) with an RBF kernel on L2-normalised embeddings, x1000",
-    notes=("Defined on CLIP embeddings (the paper uses clip_vit_l14_336); any extractor works.",),
-    params={
-        "sigma": ("RBF bandwidth on the unit sphere", positive()),
-        "scale": ("factor on MMD^2 (the paper's 1000)", positive()),
-    },
-)
-register(
-    "prdc",
-    prdc,
-    higher_is_better=True,
-    sampled=True,
-    doc="Precision, recall, density, coverage (Naeem et al. 2020)",
-    notes=(
-        "k-NN radii exclude the point itself; a point is inside a ball when strictly closer (<).",
-        "Per-image flags and distances are logged as artifacts.",
-    ),
-    values={"precision": HEADLINE, "recall": HEADLINE, "density": HEADLINE, "coverage": HEADLINE},
-    ranges={"precision": (0.0, 1.0), "recall": (0.0, 1.0), "density": (0.0, None), "coverage": (0.0, 1.0)},
-    per_image={"candidate": ("nearest_reference_distance", "realistic"), "reference": ("covered", "knn_radius")},
-    params={"nearest_k": ("k of the k-th-nearest-neighbour radii", integer(1))},
-)
-register(
-    "isc",
-    isc,
-    higher_is_better=True,
-    input="logits",
-    doc="Inception Score of the candidate set from the extractor's class logits",
-    notes=("The extractor's logits layer is chosen automatically; isc_reference is the reference set's score.",),
-    values={"isc": HEADLINE, "isc_std": SPREAD, "isc_reference": DETAIL},
-    params={
-        "splits": ("consecutive splits for the per-split score (clipped to the set size)", integer(1)),
-        "seed": ("seed of the shuffle before splitting; null: no shuffle", optional(integer(0))),
-    },
-)
-register(
-    "odist",
-    odist,
-    higher_is_better=False,
-    ranges={"odist": (0.0, None)},
-    doc="O_dist: mean over candidates of I_dist, the summed distance to every reference image after a joint PCA",
-    notes=("From the dataset-distance paper; per-image I_dist is logged as an artifact.",),
-    per_image={"candidate": ("i_dist",)},
-    params={"n_components": ("PCA components (clipped to what the union allows)", integer(1))},
-)
-
-register(
-    "fd_inf",
-    fd_inf,
-    higher_is_better=False,
-    doc="FD-infinity: FID extrapolated to infinitely many candidates (linear fit of FID against 1/N over "
-    "seeded subsets; Chong & Forsyth 2020)",
-    values={"fd_inf": HEADLINE, "fd_inf_slope": DETAIL, "fid": DETAIL, "fd_inf_points": COUNT},
-    notes=("Subsets of the candidate without replacement, the full reference, as Chong & Forsyth.",),
-    params={
-        "num_points": ("subset sizes the line is fitted to", integer(2)),
-        "min_fraction": ("the smallest subset, as a fraction of the candidate set", between(0, 1)),
-        "seed": ("seed of the subset draws", integer(0)),
-    },
-)
-register(
-    "vendi",
-    vendi,
-    higher_is_better=True,
-    doc="Vendi score: effective number of distinct samples of each set, cosine kernel (Friedman & Dieng 2023)",
-    values={"vendi": HEADLINE, "vendi_reference": DETAIL, "vendi_ratio": DETAIL},
-    notes=(
-        "Kernel: cosine similarity (linear on L2-normalised features); vendi is the candidate's, "
-        "vendi_ratio = candidate / reference.",
-    ),
-    params={"q": ("order of the score (1: exp of the Shannon entropy of the spectrum)", positive())},
-)
-register(
-    "authpct",
-    authpct,
-    higher_is_better=True,
-    ranges={"authpct": (0.0, 100.0)},
-    doc="Authenticity: % of candidates farther from their nearest reference than it is from its own "
-    "nearest reference (Alaa et al. 2022; dgm-eval's authpct)",
-    per_image={"candidate": ("authentic", "nearest_reference_distance")},
-)
-
-
-def _lpips_vgg(params: dict):
-    from dsim.metrics.paired.lpips import LpipsNetwork
-
-    return LpipsNetwork("vgg", params.get("lpips_weights", "default"), option="metric.params.lpips_weights")
-
-
-_PPL = {
-    "space": ("z: the latents themselves; w: mapped by the model's mapping network, then lerped", choice("z", "w")),
-    "sampling": ("end: t = 0 (the path's end); full: t ~ U(0, 1) along the path", choice("end", "full")),
-    "epsilon": ("the step along the path; distances are divided by epsilon^2", positive()),
-    "interpolation": ("z-space: slerp (StyleGAN's) | lerp (torch-fidelity's default)", choice("slerp", "lerp")),
-    "crop": ("StyleGAN's centre (face) crop before LPIPS", boolean()),
-    "resize": ("side before LPIPS (StyleGAN 256, torch-fidelity 64); null: as generated", optional(integer(8))),
-    "n_samples": ("latent paths sampled; null: generator.n_samples (StyleGAN used 100000)", optional(integer(2))),
-    "seed": ("seed of the latents and t (one stream per sample)", integer(0)),
-    "batch_size": ("paths per forward pass", integer(1)),
-    "lpips_weights": ("LPIPS-VGG trunk: default (hub cache) | PATH | random (plumbing tests only)", text()),
-    "discard_lower": ("percentile below which paths are dropped; null: keep all", optional(between(0, 100))),
-    "discard_upper": ("percentile above which paths are dropped; null: keep all", optional(between(0, 100))),
-}
-
-
-def _ppl_values(name: str) -> dict:
-    return {name: HEADLINE, f"{name}_std": SPREAD, f"{name}_untrimmed": DETAIL, "n_kept": COUNT}
-
-
-_PPL_NOTES = (
-    "Needs a generator: generator=toy (or your own) and pair.candidate=generator; the reference is recorded, not used.",
-    "Per-path t, path length and kept flag are logged as an artifact (per_image_candidate.csv).",
-)
-register(
-    "ppl",
-    ppl,
-    higher_is_better=False,
-    kind="generator",
-    values=_ppl_values("ppl"),
-    network=_lpips_vgg,
-    ranges={"ppl": (0.0, None), "ppl_untrimmed": (0.0, None)},
-    doc="Perceptual path length: LPIPS-VGG distance of two nearby points on a latent path / epsilon^2, "
-    "trimmed mean (Karras et al. 2019)",
-    notes=_PPL_NOTES,
-    per_image={"candidate": ("t", "path_length", "kept")},
-    params=_PPL,
-)
-# w-space paths are always straight lines (lerp), so the w variants fix interpolation too
-_PPL_FIXED = {"z": {"space": "z"}, "w": {"space": "w", "interpolation": "lerp"}}
-for _space in ("z", "w"):
-    for _sampling in ("end", "full"):
-        _name = f"ppl{_space}{_sampling}"
-        register(
-            _name,
-            ppl_variant(_name),
-            higher_is_better=False,
-            kind="generator",
-            values=_ppl_values(_name),
-            network=_lpips_vgg,
-            fixed=_PPL_FIXED[_space] | {"sampling": _sampling},
-            ranges={_name: (0.0, None), f"{_name}_untrimmed": (0.0, None)},
-            doc=f"PPL in {_space}-space, {_sampling} sampling (StyleGAN's ppl_{_space}{_sampling}); see ppl",
-            notes=_PPL_NOTES,
-            per_image={"candidate": ("t", "path_length", "kept")},
-            params={k: v for k, v in _PPL.items() if k not in (*_PPL_FIXED[_space], "sampling")},
-        )
+discover(__name__, __path__)  # every private module: a metric added as dsim/metrics/_NAME.py needs no edit here
 
 __all__ = [
     "METRICS",
-    "authpct",
-    "fd_inf",
+    "COUNT",
+    "DETAIL",
+    "HEADLINE",
+    "SPREAD",
     "ClippedParameterWarning",
     "FeatureStats",
     "MetricSpec",
@@ -353,22 +165,33 @@ __all__ = [
     "MetricWarning",
     "RankDeficientWarning",
     "SubsetSizeWarning",
+    "authpct",
     "available",
+    "between",
+    "boolean",
     "bootstrap_intervals",
     "check_params",
+    "choice",
     "cmmd",
     "compute",
+    "declare",
+    "fd_inf",
     "fid",
     "fid_from_feature_stats",
     "fid_from_stats",
+    "integer",
     "isc",
     "kid_poly",
     "kid_rbf",
     "lookup",
+    "number",
     "odist",
+    "optional",
+    "positive",
     "ppl",
     "prdc",
     "register",
+    "text",
     "vendi",
 ]
 

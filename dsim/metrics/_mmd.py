@@ -11,7 +11,7 @@ The kernels here return K − 1. The unbiased MMD² does not change when a const
 (the constants of its three terms cancel), and K − 1 keeps the digits that matter where K is close to
 1 — the polynomial kernel at small x·y/D, the RBF kernel between near points. Kernel values are
 evaluated in the features' dtype — float64, or float32 (``kernel_dtype="float32"`` in
-:mod:`dsim.metrics.kid`) for twice the BLAS throughput — and every sum over kernel entries is
+:mod:`dsim.metrics._kid`) for twice the BLAS throughput — and every sum over kernel entries is
 accumulated in float64, so float32 kernels cost only their own rounding (about 1e-10 absolute on KID
 at 1000 × 2048-d subsets, against about 1e-7 when the sums run in float32 as well).
 

@@ -67,7 +67,7 @@ class MetricSpec:
     kind: str = "distribution"
     doc: str = ""
     input: str = "features"
-    #: the same metric from streamed :class:`~dsim.metrics.frechet.FeatureStats` of each side (bounded memory)
+    #: the same metric from streamed :class:`~dsim.metrics._fid.FeatureStats` of each side (bounded memory)
     from_stats: Callable[..., MetricValues] | None = None
     values: Mapping[str, str] = field(default_factory=dict)
     per_image: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -209,6 +209,46 @@ def register(
         dict(ranges or {}),
     )
     return spec
+
+
+def declare(name: str, **declaration) -> Callable[[Callable], Callable]:
+    """Decorator: the function below is metric ``name`` (``declaration``: :func:`register`'s keywords), and
+    calling it checks its declared parameters first (:func:`check_params`), so its body keeps no copy of the
+    checks. The registry holds the undecorated function (:func:`compute` checks once, then calls it).
+
+    >>> @declare("toy_gap", higher_is_better=False, params={"scale": ("factor", integer(1))})
+    ... def toy_gap(reference, candidate, *, scale=1):
+    ...     return {"toy_gap": scale * abs(float(reference.mean()) - float(candidate.mean()))}
+    >>> import numpy as np
+    >>> toy_gap(np.zeros((4, 2)), np.ones((4, 2)), scale=2)
+    {'toy_gap': 2.0}
+    >>> toy_gap(np.zeros((4, 2)), np.ones((4, 2)), scale=0)
+    Traceback (most recent call last):
+    dsim.errors.DsimError: toy_gap: scale must be an integer >= 1, got 0
+    >>> _ = METRICS.pop("toy_gap")
+    """
+
+    def wrap(fn: Callable) -> Callable:
+        spec = register(name, fn, **declaration)
+
+        @functools.wraps(fn)
+        def checked(*args, **params):
+            return fn(*args, **check_params(spec, params, cell=False))
+
+        return checked
+
+    return wrap
+
+
+def discover(package: str, path) -> None:
+    """Import every private module of ``package`` (``path``: its ``__path__``): metric modules declare their
+    metrics when imported, so a new ``_NAME.py`` is found without an edit of the package's ``__init__``."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(path):
+        if info.name.startswith("_") and not info.ispkg:
+            importlib.import_module(f"{package}.{info.name}")
 
 
 def keyword_defaults(fn: Callable) -> dict:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import dsim.metrics.clip_mmd as cmmd_module
+import dsim.metrics._cmmd as cmmd_module
 from dsim.errors import DsimError
 from dsim.metrics import cmmd
 

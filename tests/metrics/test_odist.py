@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.spatial.distance import cdist
 
-import dsim.metrics.pca_distance as odist_module
+import dsim.metrics._odist as odist_module
 from dsim.errors import DsimError
 from dsim.metrics import ClippedParameterWarning, odist
 

@@ -10,8 +10,8 @@ import torch
 from dsim.errors import DsimError
 from dsim.generators import Generator, GeneratorSpec
 from dsim.metrics import compute, lookup, ppl
-from dsim.metrics.paired.lpips import LpipsNetwork
-from dsim.metrics.path_length import centre_crop, path_lengths, ppl_latents, resized, slerp, trim_mask
+from dsim.metrics.paired._lpips import LpipsNetwork
+from dsim.metrics._ppl import centre_crop, path_lengths, ppl_latents, resized, slerp, trim_mask
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "generators"))  # gen_models: a project's own generators
 

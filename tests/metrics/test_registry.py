@@ -105,8 +105,7 @@ def test_identical_sets_give_zero_without_complex_numbers(name):
         assert abs(values[name]) < 1e-9
 
 
-MODULES = ["frechet", "kid", "clip_mmd", "manifold", "inception_score", "pca_distance", "bootstrap", "_registry",
-           "_values"]
+MODULES = ["_fid", "_kid", "_cmmd", "_prdc", "_isc", "_odist", "bootstrap", "_registry", "_values"]
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -10,7 +10,7 @@ import torch
 from dsim.errors import DsimError
 from dsim.metrics import METRICS, compute
 from dsim.metrics.paired import LpipsNetwork, cosine_distance, dreamsim
-from dsim.metrics.paired.lpips import default_trunk_path
+from dsim.metrics.paired._lpips import default_trunk_path
 
 RNG = np.random.default_rng(0)
 
@@ -30,6 +30,15 @@ def smooth_images(n=3, size=192):
     return np.rint(field * 255).astype(np.uint8)
 
 
+@pytest.mark.parametrize("name", sorted(n for n, s in METRICS.items() if s.kind == "paired"))
+def test_a_paired_metrics_value_keys_are_its_declared_ones(name):
+    from dsim.metrics._registry import pair_summary
+
+    spec = METRICS[name]
+    summary = pair_summary(spec, [0.2, 0.5, 0.9])
+    assert set(summary) | {"match_distance_mean"} == set(spec.values)  # the cell adds the pairing's distance
+
+
 def test_paired_metrics_are_registered_with_kind_and_direction():
     paired = {name: spec for name, spec in METRICS.items() if spec.kind == "paired"}
     assert set(paired) == {"psnr", "ms_ssim", "lpips_alex", "lpips_vgg", "lpips_squeeze", "dreamsim"}
@@ -40,13 +49,14 @@ def test_paired_metrics_are_registered_with_kind_and_direction():
 
 @pytest.mark.parametrize("net", ["alex", "vgg", "squeeze"])
 def test_lpips_trunk_file_is_torchvisions(net):
-    from dsim.metrics.paired.lpips import trunk_file, trunk_url
+    from dsim.metrics.paired._lpips import trunk_file, trunk_url
 
     assert trunk_url(net).rsplit("/", 1)[-1] == trunk_file(net)
 
 
-@pytest.mark.parametrize("module", ["dsim.metrics.paired", "dsim.metrics.paired.pixel", "dsim.metrics.paired.lpips",
-                                    "dsim.metrics.paired.dreamsim", "dsim.cell.pairing", "dsim.embeddings.entropy",
+@pytest.mark.parametrize("module", ["dsim.metrics.paired", "dsim.metrics.paired._psnr", "dsim.metrics.paired._ms_ssim",
+                                    "dsim.metrics.paired._lpips",
+                                    "dsim.metrics.paired._dreamsim", "dsim.cell.pairing", "dsim.embeddings.entropy",
                                     "dsim.analysis.correlation", "dsim.cell.matches"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module))

@@ -612,7 +612,7 @@ def test_random_bytes_in_a_checkpoint_are_called_corrupt(tmp_path):
 
 
 def test_lpips_trunk_errors_never_advise_weights_only_false(tmp_path):
-    from dsim.metrics.paired.lpips import load_trunk
+    from dsim.metrics.paired._lpips import load_trunk
 
     class Planted:
         def __reduce__(self):

@@ -24,13 +24,28 @@ from __future__ import annotations
 import torch
 
 from dsim.errors import DsimError
-from dsim.metrics._checks import feature_pair, positive_int
+from dsim.metrics._checks import feature_pair, integer
 from dsim.metrics._knn import neighbourhoods
+from dsim.metrics._registry import HEADLINE, declare
 from dsim.metrics._values import MetricValues
 
 KEY_PRECISION, KEY_RECALL, KEY_DENSITY, KEY_COVERAGE = "precision", "recall", "density", "coverage"
 
 
+@declare(
+    "prdc",
+    higher_is_better=True,
+    sampled=True,
+    doc="Precision, recall, density, coverage (Naeem et al. 2020)",
+    notes=(
+        "k-NN radii exclude the point itself; a point is inside a ball when strictly closer (<).",
+        "Per-image flags and distances are logged as artifacts.",
+    ),
+    values={"precision": HEADLINE, "recall": HEADLINE, "density": HEADLINE, "coverage": HEADLINE},
+    ranges={"precision": (0.0, 1.0), "recall": (0.0, 1.0), "density": (0.0, None), "coverage": (0.0, 1.0)},
+    per_image={"candidate": ("nearest_reference_distance", "realistic"), "reference": ("covered", "knn_radius")},
+    params={"nearest_k": ("k of the k-th-nearest-neighbour radii", integer(1))},
+)
 def prdc(reference, candidate, *, nearest_k: int = 3, device: str | torch.device = "cpu") -> MetricValues:
     """Precision, recall, density and coverage of ``candidate`` against ``reference`` (higher is better).
 
@@ -57,7 +72,7 @@ def prdc(reference, candidate, *, nearest_k: int = 3, device: str | torch.device
     """
     metric = "PRDC"
     x, y = feature_pair(reference, candidate, metric=metric, device=device)
-    k = positive_int(nearest_k, name="nearest_k", metric=metric)
+    k = int(nearest_k)
     for role, n in (("reference", x.shape[0]), ("candidate", y.shape[0])):
         if n <= k:
             raise DsimError(

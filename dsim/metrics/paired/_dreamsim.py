@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from dsim.errors import DsimError
+from dsim.metrics._checks import integer, text
+from dsim.metrics._registry import declare
 from dsim.metrics.paired._common import summarize
 
 EXTRACTOR = "dreamsim"
@@ -31,6 +33,21 @@ def cosine_distance(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
     return 1.0 - (a * b).sum(axis=1) / np.maximum(norms, np.finfo(np.float64).tiny)
 
 
+@declare(
+    "dreamsim",
+    higher_is_better=False,
+    kind="paired",
+    input="features",
+    embedding=EXTRACTOR,
+    aligned=False,
+    ranges={"dreamsim": (0.0, 2.0)},
+    doc="DreamSim distance of each image pair (1 - cosine similarity of DreamSim embeddings)",
+    notes=("Uses the dreamsim extractor's cached embeddings (its weights: see conf/extractor/dreamsim.yaml).",),
+    cell_params={
+        "weights": ("default", "default | PATH | random (plumbing tests only)", text()),
+        "batch_size": (8, "images per forward pass of the DreamSim network", integer(1)),
+    },
+)
 def dreamsim(reference, candidate):
     """DreamSim distance of embedding pairs (1 − cosine similarity of DreamSim embeddings); lower is better.
 

@@ -22,15 +22,27 @@ from functools import partial
 import torch
 
 from dsim.errors import DsimError
-from dsim.metrics._checks import feature_pair, positive_float
+from dsim.metrics._checks import feature_pair, positive
 from dsim.metrics._linalg import native
 from dsim.metrics._mmd import kernel_blocks, rbf_kernel_minus_one
+from dsim.metrics._registry import declare
 from dsim.metrics._values import MetricValues
 
 KEY_CMMD = "cmmd"
 CHUNK_BYTES = 256 * 2**20  # working-memory budget for one chunk of kernel rows (read at call time)
 
 
+@declare(
+    "cmmd",
+    higher_is_better=False,
+    sampled=True,
+    doc="CMMD: MMD^2 (biased, full sets) with an RBF kernel on L2-normalised embeddings, x1000",
+    notes=("Defined on CLIP embeddings (the paper uses clip_vit_l14_336); any extractor works.",),
+    params={
+        "sigma": ("RBF bandwidth on the unit sphere", positive()),
+        "scale": ("factor on MMD^2 (the paper's 1000)", positive()),
+    },
+)
 def cmmd(
     reference,
     candidate,
@@ -56,8 +68,7 @@ def cmmd(
     """
     metric = "CMMD"
     x, y = feature_pair(reference, candidate, metric=metric, device=device)
-    sigma = positive_float(sigma, name="sigma", metric=metric)
-    scale = positive_float(scale, name="scale", metric=metric)
+    sigma, scale = float(sigma), float(scale)
     x, y = _unit_rows(x, "reference", metric), _unit_rows(y, "candidate", metric)
     k_xx = _mean_kernel_minus_one(x, x, sigma)
     k_yy = _mean_kernel_minus_one(y, y, sigma)

@@ -16,12 +16,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dsim.metrics._checks import clip_parameter, feature_pair, optional_seed, positive_int
+from dsim.metrics._checks import clip_parameter, feature_pair, integer, optional
+from dsim.metrics._registry import DETAIL, HEADLINE, SPREAD, declare
 from dsim.metrics._values import MetricValues
 
 KEY_ISC, KEY_ISC_STD, KEY_ISC_REFERENCE = "isc", "isc_std", "isc_reference"
 
 
+@declare(
+    "isc",
+    higher_is_better=True,
+    input="logits",
+    doc="Inception Score of the candidate set from the extractor's class logits",
+    notes=("The extractor's logits layer is chosen automatically; isc_reference is the reference set's score.",),
+    values={"isc": HEADLINE, "isc_std": SPREAD, "isc_reference": DETAIL},
+    params={
+        "splits": ("consecutive splits for the per-split score (clipped to the set size)", integer(1)),
+        "seed": ("seed of the shuffle before splitting; null: no shuffle", optional(integer(0))),
+    },
+)
 def isc(
     reference,
     candidate,
@@ -48,8 +61,7 @@ def isc(
     """
     metric = "IS"
     x, y = feature_pair(reference, candidate, metric=metric, device=device)
-    splits = positive_int(splits, name="splits", metric=metric)
-    seed = optional_seed(seed, metric=metric)
+    splits = int(splits)
     mean, std = inception_score(y, splits=splits, seed=seed, role="candidate")
     reference_mean, _ = inception_score(x, splits=splits, seed=seed, role="reference")
     return MetricValues({KEY_ISC: mean, KEY_ISC_STD: std, KEY_ISC_REFERENCE: reference_mean})

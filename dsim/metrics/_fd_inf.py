@@ -13,11 +13,25 @@ import numpy as np
 import torch
 
 from dsim.errors import DsimError
-from dsim.metrics._checks import feature_pair
+from dsim.metrics._checks import between, feature_pair, integer
+from dsim.metrics._fid import feature_statistics, fid_from_stats, square_root_factor
+from dsim.metrics._registry import COUNT, DETAIL, HEADLINE, declare
 from dsim.metrics._values import MetricValues
-from dsim.metrics.frechet import feature_statistics, fid_from_stats, square_root_factor
 
 
+@declare(
+    "fd_inf",
+    higher_is_better=False,
+    doc="FD-infinity: FID extrapolated to infinitely many candidates (linear fit of FID against 1/N over "
+    "seeded subsets; Chong & Forsyth 2020)",
+    values={"fd_inf": HEADLINE, "fd_inf_slope": DETAIL, "fid": DETAIL, "fd_inf_points": COUNT},
+    notes=("Subsets of the candidate without replacement, the full reference, as Chong & Forsyth.",),
+    params={
+        "num_points": ("subset sizes the line is fitted to", integer(2)),
+        "min_fraction": ("the smallest subset, as a fraction of the candidate set", between(0, 1)),
+        "seed": ("seed of the subset draws", integer(0)),
+    },
+)
 def fd_inf(
     reference,
     candidate,

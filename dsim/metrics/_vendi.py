@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dsim.metrics._checks import feature_pair
+from dsim.metrics._checks import feature_pair, positive
+from dsim.metrics._registry import DETAIL, HEADLINE, declare
 from dsim.metrics._values import MetricValues
 
 KERNEL = "cosine"
@@ -30,6 +31,17 @@ def vendi_score(features: torch.Tensor, q: float = 1.0) -> float:
     return float((lam**q).sum() ** (1.0 / (1.0 - q)))
 
 
+@declare(
+    "vendi",
+    higher_is_better=True,
+    doc="Vendi score: effective number of distinct samples of each set, cosine kernel (Friedman & Dieng 2023)",
+    values={"vendi": HEADLINE, "vendi_reference": DETAIL, "vendi_ratio": DETAIL},
+    notes=(
+        "Kernel: cosine similarity (linear on L2-normalised features); vendi is the candidate's, "
+        "vendi_ratio = candidate / reference.",
+    ),
+    params={"q": ("order of the score (1: exp of the Shannon entropy of the spectrum)", positive())},
+)
 def vendi(reference, candidate, *, q: float = 1.0, device: str | torch.device = "cpu") -> MetricValues:
     """Vendi score of each set (cosine kernel); higher is more diverse. ``vendi`` is the candidate's."""
     x, y = feature_pair(reference, candidate, metric="vendi", device=device)

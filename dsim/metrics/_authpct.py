@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from dsim.metrics._checks import feature_pair
+from dsim.metrics._registry import declare
 from dsim.metrics._values import MetricValues
 
 CHUNK = 1024
@@ -32,6 +33,14 @@ def _nearest(a: torch.Tensor, b: torch.Tensor, *, exclude_self: bool = False) ->
     return torch.cat(dist), torch.cat(index)
 
 
+@declare(
+    "authpct",
+    higher_is_better=True,
+    ranges={"authpct": (0.0, 100.0)},
+    doc="Authenticity: % of candidates farther from their nearest reference than it is from its own "
+    "nearest reference (Alaa et al. 2022; dgm-eval's authpct)",
+    per_image={"candidate": ("authentic", "nearest_reference_distance")},
+)
 def authpct(reference, candidate, *, device: str | torch.device = "cpu") -> MetricValues:
     """Percentage of candidate samples that are authentic (not inside their nearest reference's
     neighbourhood); higher means less memorisation. Per candidate: ``authentic`` and ``nearest_reference_distance``."""

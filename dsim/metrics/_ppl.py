@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 from dsim.errors import DsimError
+from dsim.metrics._checks import between, boolean, choice, integer, optional, positive, text
+from dsim.metrics._registry import COUNT, DETAIL, HEADLINE, SPREAD, declare, register
 from dsim.metrics._values import MetricValues
 
 SPACES = ("z", "w")
@@ -35,6 +37,51 @@ SAMPLINGS = ("end", "full")
 INTERPOLATIONS = ("slerp", "lerp")
 
 
+def _lpips_vgg(params: dict):
+    from dsim.metrics.paired._lpips import LpipsNetwork
+
+    return LpipsNetwork("vgg", params.get("lpips_weights", "default"), option="metric.params.lpips_weights")
+
+
+_PPL = {
+    "space": ("z: the latents themselves; w: mapped by the model's mapping network, then lerped", choice("z", "w")),
+    "sampling": ("end: t = 0 (the path's end); full: t ~ U(0, 1) along the path", choice("end", "full")),
+    "epsilon": ("the step along the path; distances are divided by epsilon^2", positive()),
+    "interpolation": ("z-space: slerp (StyleGAN's) | lerp (torch-fidelity's default)", choice("slerp", "lerp")),
+    "crop": ("StyleGAN's centre (face) crop before LPIPS", boolean()),
+    "resize": ("side before LPIPS (StyleGAN 256, torch-fidelity 64); null: as generated", optional(integer(8))),
+    "n_samples": ("latent paths sampled; null: generator.n_samples (StyleGAN used 100000)", optional(integer(2))),
+    "seed": ("seed of the latents and t (one stream per sample)", integer(0)),
+    "batch_size": ("paths per forward pass", integer(1)),
+    "lpips_weights": ("LPIPS-VGG trunk: default (hub cache) | PATH | random (plumbing tests only)", text()),
+    "discard_lower": ("percentile below which paths are dropped; null: keep all", optional(between(0, 100))),
+    "discard_upper": ("percentile above which paths are dropped; null: keep all", optional(between(0, 100))),
+}
+
+
+def _ppl_values(name: str) -> dict:
+    return {name: HEADLINE, f"{name}_std": SPREAD, f"{name}_untrimmed": DETAIL, "n_kept": COUNT}
+
+
+_PPL_NOTES = (
+    "Needs a generator: generator=toy (or your own) and pair.candidate=generator; the reference is recorded, not used.",
+    "Per-path t, path length and kept flag are logged as an artifact (per_image_candidate.csv).",
+)
+
+
+@declare(
+    "ppl",
+    higher_is_better=False,
+    kind="generator",
+    values=_ppl_values("ppl"),
+    network=_lpips_vgg,
+    ranges={"ppl": (0.0, None), "ppl_untrimmed": (0.0, None)},
+    doc="Perceptual path length: LPIPS-VGG distance of two nearby points on a latent path / epsilon^2, "
+    "trimmed mean (Karras et al. 2019)",
+    notes=_PPL_NOTES,
+    per_image={"candidate": ("t", "path_length", "kept")},
+    params=_PPL,
+)
 def ppl(
     generator,
     *,
@@ -169,7 +216,7 @@ def path_lengths(
 ) -> np.ndarray:
     """Per-sample path lengths (float64) for given latents ``z0``, ``z1`` (N×z_dim) and positions ``t`` (N);
     ``progress(n)`` is called after every batch of ``n`` paths."""
-    from dsim.metrics.paired.lpips import LpipsNetwork
+    from dsim.metrics.paired._lpips import LpipsNetwork
 
     if space not in SPACES:
         raise DsimError(f"ppl: space must be one of {', '.join(SPACES)}, got {space!r}")
@@ -226,3 +273,24 @@ def variant(name: str):
 
     named.__name__ = named.__qualname__ = name
     return named
+
+
+# w-space paths are always straight lines (lerp), so the w variants fix interpolation too
+_PPL_FIXED = {"z": {"space": "z"}, "w": {"space": "w", "interpolation": "lerp"}}
+for _space in ("z", "w"):
+    for _sampling in ("end", "full"):
+        _name = f"ppl{_space}{_sampling}"
+        register(
+            _name,
+            variant(_name),
+            higher_is_better=False,
+            kind="generator",
+            values=_ppl_values(_name),
+            network=_lpips_vgg,
+            fixed=_PPL_FIXED[_space] | {"sampling": _sampling},
+            ranges={_name: (0.0, None), f"{_name}_untrimmed": (0.0, None)},
+            doc=f"PPL in {_space}-space, {_sampling} sampling (StyleGAN's ppl_{_space}{_sampling}); see ppl",
+            notes=_PPL_NOTES,
+            per_image={"candidate": ("t", "path_length", "kept")},
+            params={k: v for k, v in _PPL.items() if k not in (*_PPL_FIXED[_space], "sampling")},
+        )

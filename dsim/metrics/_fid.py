@@ -32,6 +32,7 @@ from dsim.metrics._linalg import (
     native,
     sqrt_,
 )
+from dsim.metrics._registry import declare
 from dsim.metrics._values import MetricValues
 
 KEY_FID = "fid"
@@ -184,6 +185,13 @@ def fid_from_stats(
     return float(diff @ diff + sigma1.trace() + sigma2.trace() - 2 * tr_covmean)
 
 
+@declare(
+    "fid",
+    higher_is_better=False,
+    from_stats=fid_from_feature_stats,
+    ranges={"fid": (0.0, None)},
+    doc="Frechet distance between Gaussian fits of the two feature sets",
+)
 def fid(reference, candidate, *, device: str | torch.device = "cpu") -> MetricValues:
     """Fréchet distance between two feature sets (N×D each); lower is better, 0 for identical sets.
 

@@ -22,6 +22,8 @@ import torch
 
 from dsim import weights as weights_lib
 from dsim.errors import DsimError
+from dsim.metrics._checks import integer, text
+from dsim.metrics._registry import declare
 from dsim.metrics.paired._common import as_image_pairs, check_batch_size, shape_batches, summarize, to_tensor
 from dsim.util.fileio import file_sha256
 
@@ -188,6 +190,31 @@ def _lpips(net: str, reference, candidate, weights, device, batch_size):
     )
 
 
+_WEIGHTS_NOTE = "default (hub cache) | PATH to the torchvision checkpoint | random (plumbing tests only)"
+
+
+def _declaration(net: str) -> dict:
+    """The declaration of metric ``lpips_<net>``."""
+
+    def values(reference, candidate, **params):
+        return lpips_values(reference, candidate, net=net, **params)
+
+    return dict(
+        higher_is_better=False,
+        kind="paired",
+        pair_values=values,
+        ranges={f"lpips_{net}": (0.0, None)},
+        network=lambda params: LpipsNetwork(net, params.get("weights", "default")),
+        doc=f"LPIPS v0.1 (lpips package) with the {net} trunk; 0 = identical",
+        notes=(
+            f"Trunk: torchvision's ImageNet checkpoint {trunk_file(net)}, read from torch's hub cache "
+            "(~/.cache/torch/hub/checkpoints/); never downloaded.",
+        ),
+        params={"weights": (_WEIGHTS_NOTE, text()), "batch_size": ("image pairs per forward pass", integer(1))},
+    )
+
+
+@declare("lpips_alex", **_declaration("alex"))
 def lpips_alex(reference, candidate, *, weights: str = "default", device: str = "cpu", batch_size: int = 8):
     """LPIPS with the AlexNet trunk (the lpips package's default); lower is better, 0 for identical images.
 
@@ -197,11 +224,13 @@ def lpips_alex(reference, candidate, *, weights: str = "default", device: str = 
     return _lpips("alex", reference, candidate, weights, device, batch_size)
 
 
+@declare("lpips_vgg", **_declaration("vgg"))
 def lpips_vgg(reference, candidate, *, weights: str = "default", device: str = "cpu", batch_size: int = 8):
     """LPIPS with the VGG-16 trunk; lower is better, 0 for identical images."""
     return _lpips("vgg", reference, candidate, weights, device, batch_size)
 
 
+@declare("lpips_squeeze", **_declaration("squeeze"))
 def lpips_squeeze(reference, candidate, *, weights: str = "default", device: str = "cpu", batch_size: int = 8):
     """LPIPS with the SqueezeNet 1.1 trunk; lower is better, 0 for identical images."""
     return _lpips("squeeze", reference, candidate, weights, device, batch_size)

@@ -22,14 +22,24 @@ from __future__ import annotations
 
 import torch
 
-from dsim.metrics._checks import clip_parameter, feature_pair, positive_int
+from dsim.metrics._checks import clip_parameter, feature_pair, integer
 from dsim.metrics._linalg import eigh, gram_t, matmul_nt, svd_vt
+from dsim.metrics._registry import declare
 from dsim.metrics._values import MetricValues
 
 KEY_ODIST = "odist"
 CHUNK_BYTES = 256 * 2**20  # working-memory budget for one chunk of candidate rows (read at call time)
 
 
+@declare(
+    "odist",
+    higher_is_better=False,
+    ranges={"odist": (0.0, None)},
+    doc="O_dist: mean over candidates of I_dist, the summed distance to every reference image after a joint PCA",
+    notes=("From the dataset-distance paper; per-image I_dist is logged as an artifact.",),
+    per_image={"candidate": ("i_dist",)},
+    params={"n_components": ("PCA components (clipped to what the union allows)", integer(1))},
+)
 def odist(reference, candidate, *, n_components: int = 25, device: str | torch.device = "cpu") -> MetricValues:
     """O_dist of ``candidate`` from ``reference`` (lower is closer), with per-candidate I_dist.
 
@@ -46,7 +56,7 @@ def odist(reference, candidate, *, n_components: int = 25, device: str | torch.d
     """
     metric = "O_dist"
     x, y = feature_pair(reference, candidate, metric=metric, device=device)
-    n_components = positive_int(n_components, name="n_components", metric=metric)
+    n_components = int(n_components)
     union = torch.cat([x, y])
     limit = min(union.shape)
     n_components = clip_parameter(

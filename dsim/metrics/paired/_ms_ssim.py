@@ -1,4 +1,4 @@
-"""Pixel-level paired metrics: PSNR and MS-SSIM on 8-bit RGB image pairs."""
+"""MS-SSIM: multi-scale structural similarity of each image pair (torchmetrics), on 8-bit RGB."""
 
 from __future__ import annotations
 
@@ -7,42 +7,12 @@ import warnings
 import numpy as np
 
 from dsim.errors import DsimError
+from dsim.metrics._checks import integer, positive, positive_numbers
+from dsim.metrics._registry import declare
 from dsim.metrics.paired._common import as_image_pairs, check_batch_size, shape_batches, summarize, to_tensor
 
 #: Wang, Simoncelli & Bovik (2003) scale weights, the MS-SSIM default of every reference implementation.
 MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-
-
-def psnr_values(reference, candidate, *, data_range: float = 255.0, max_db: float | None = 100.0) -> np.ndarray:
-    """Per-pair PSNR in dB: ``10·log10(data_range² / MSE)``, MSE over all pixels and channels (float64).
-
-    A pair of identical images (MSE 0) has infinite PSNR; ``max_db`` caps every value (``None``: no cap).
-    """
-    refs, cands = as_image_pairs(reference, candidate, metric="psnr")
-    out = np.empty(len(refs))
-    for i, (a, b) in enumerate(zip(refs, cands)):
-        mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-        with np.errstate(divide="ignore"):
-            out[i] = 10.0 * np.log10(float(data_range) ** 2 / mse) if mse > 0 else np.inf
-    if max_db is not None:
-        out = np.minimum(out, float(max_db))
-    return out
-
-
-def psnr(reference, candidate, *, data_range: float = 255.0, max_db: float | None = 100.0):
-    """Peak signal-to-noise ratio of aligned 8-bit RGB image pairs, in dB; higher is better.
-
-    ``reference`` and ``candidate`` are lists of H×W×3 ``uint8`` images (or N×H×W×3 arrays), pair ``i``
-    being ``(reference[i], candidate[i])``. Returns the mean and median over pairs and, in
-    ``per_image["candidate"]["psnr"]``, each pair's value. Identical images give ``max_db`` (100 dB; an
-    uncapped value would be infinite).
-
-    >>> import numpy as np
-    >>> a = np.zeros((1, 4, 4, 3), dtype=np.uint8)
-    >>> round(psnr(a, a + 1)["psnr"], 4)      # MSE 1 → 20·log10(255)
-    48.1308
-    """
-    return summarize("psnr", psnr_values(reference, candidate, data_range=data_range, max_db=max_db))
 
 
 def ms_ssim_values(
@@ -92,6 +62,21 @@ def ms_ssim_values(
     return out
 
 
+@declare(
+    "ms_ssim",
+    higher_is_better=True,
+    kind="paired",
+    pair_values=ms_ssim_values,
+    ranges={"ms_ssim": (-1.0, 1.0)},
+    doc="Multi-scale SSIM of each image pair (torchmetrics; Gaussian window, 5 scales); 1 = identical",
+    notes=("Needs images of at least kernel_size * 16 px a side (176 with the defaults): see pairing.size.",),
+    params={
+        "kernel_size": ("Gaussian window size in px (odd)", integer(3)),
+        "sigma": ("Gaussian window sigma", positive()),
+        "betas": ("per-scale weights (Wang et al. 2003)", positive_numbers(5)),
+        "batch_size": ("image pairs per forward pass", integer(1)),
+    },
+)
 def ms_ssim(
     reference,
     candidate,
