@@ -244,7 +244,7 @@ def check_value(path: str, value, default) -> None:
     else:
         ok = True
     if ok and path in MINIMUM and isinstance(value, numbers.Real):
-        ok = value >= MINIMUM[path]
+        ok = float(value) >= MINIMUM[path]
     if not ok:
         what = _describe(kind, path)
         if kind is list and _item_kind(default) is not None:

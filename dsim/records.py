@@ -149,7 +149,7 @@ class CellRecord:
             for role in SIDES
         }
         own = {f.name for f in fields(cls)} - {"reference", "candidate"}
-        return cls(**sides, **{key: data[key] for key in own if key in data})
+        return cls(reference=sides["reference"], candidate=sides["candidate"], **{k: data[k] for k in own if k in data})
 
     def as_dict(self) -> dict:
         """Every field, sides nested (for code that wants plain data)."""

@@ -27,6 +27,7 @@ import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -46,6 +47,13 @@ class WeightsSource:
     kind: str
     checksum: str
     path: Path | None = None
+
+    @property
+    def file(self) -> Path:
+        """The weights file or folder (``kind`` ``file`` or ``folder``)."""
+        if self.path is None:
+            raise ValueError(f"{self.kind} weights have no path")
+        return self.path
 
 
 def cached_file_sha256(path: Path) -> str:
@@ -94,6 +102,7 @@ def read_state_dict(path: str | os.PathLike, *, extractor: str) -> dict[str, tor
     ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is unwrapped.
     """
     file = Path(path)
+    state: Any  # a state dict, or a wrapper holding one
     try:
         if _is_safetensors(file):
             from safetensors.torch import load_file
@@ -311,7 +320,7 @@ def torch_hub_dir(path: str | os.PathLike):
         if had_private:
             hub._hub_dir = previous
         else:  # pragma: no cover - other torch versions
-            hub.set_dir(previous)
+            hub.set_dir(str(previous))
 
 
 def _truthy(value: str) -> bool:

@@ -52,7 +52,7 @@ def entropy_bias_values(values, entropy, prefix: str = "") -> dict[str, float]:
     return {prefix + key: float(result[name]) for name, key in ENTROPY_KEYS.items()}
 
 
-def entropy_bias_of(values: dict, column: str) -> dict[str, float] | None:
+def entropy_bias_of(values: dict, column: str) -> dict[str, float | None] | None:
     """The entropy bias of one score series from a record's values — ``{"pearson_r", ...}`` — or ``None``.
 
     Reads ``<column>.entropy_*`` (and ``<side>.<column>.entropy_*``), and the unprefixed ``entropy_*`` keys of

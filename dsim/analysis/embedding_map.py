@@ -82,7 +82,7 @@ def umap_coordinates(
         raise DsimError(f"analysis.umap.dims: choose 2 and/or 3, got {n_components}")
     if n < 4:
         raise DsimError(f"UMAP map: needs at least 4 images in all, got {n}")
-    params = {
+    params: dict = {
         "n_components": int(n_components),
         "n_neighbors": int(max(2, min(n_neighbors, n - 1))),
         "min_dist": float(min_dist),
@@ -237,7 +237,7 @@ def thumbnail_data_uri(path: Path, size: int) -> str | None:
         image = Image.fromarray(load_rgb(path))
     except Exception:  # noqa: BLE001 - an unreadable image only loses its thumbnail
         return None
-    image.thumbnail((size, size), Image.BICUBIC)
+    image.thumbnail((size, size), Image.Resampling.BICUBIC)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -411,7 +411,8 @@ def write_html(
     ``points`` has one row per image (``label``, ``relpath``, ``status`` in ``""``/``missed``/``far``,
     ``note``); ``thumbnails[i]`` is row i's ``data:`` URI or ``None``.
     """
-    uris, index = [], np.full(len(points), -1, dtype=np.int64)
+    uris: list[str | None] = []
+    index = np.full(len(points), -1, dtype=np.int64)
     for i, uri in enumerate(thumbnails):
         if uri:
             index[i] = len(uris)

@@ -75,7 +75,7 @@ def _thumbnail(path: Path) -> np.ndarray:
         image = Image.fromarray(load_rgb(path))
     except Exception:  # noqa: BLE001 - a missing or unreadable image is drawn as grey, never fails the run
         return np.full((THUMBNAIL, THUMBNAIL, 3), 128, dtype=np.uint8)
-    image.thumbnail((THUMBNAIL, THUMBNAIL), Image.BICUBIC)
+    image.thumbnail((THUMBNAIL, THUMBNAIL), Image.Resampling.BICUBIC)
     return np.asarray(image)
 
 

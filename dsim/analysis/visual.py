@@ -300,7 +300,7 @@ def distance_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
     reference = datasets.side("reference")
     candidates = [datasets.side("candidate")] + [datasets.extra(spec) for spec in opts.get("candidates") or []]
     n_components = int(opts.get("n_components", 25))
-    frames = []
+    frames: list[pd.DataFrame] = []
     for side in candidates:
         if any(side.name == f["dataset"].iat[0] for f in frames):
             continue  # the same dataset named twice

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from dsim.embeddings.stats_files import StatsFile
+    from dsim.extractors.base import Extractor
+    from dsim.generators import GeneratorSpec
 
 
 @dataclass(frozen=True)
@@ -15,10 +21,8 @@ class DatasetRef:
 
     name: str
     path: Path
-    generator: object | None = None
-    stats: object | None = (
-        None  # a reference given as a statistics file (:class:`dsim.embeddings.stats_files.StatsFile`)
-    )
+    generator: GeneratorSpec | None = None
+    stats: StatsFile | None = None  # a reference given as a statistics file
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class CellOutput:
     values: dict[str, float]
     reference: SideSummary
     candidate: SideSummary
-    extractor: object | None = None
+    extractor: Extractor | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     random_weights: bool = False  # some network behind the values (besides ``extractor``) has random weights

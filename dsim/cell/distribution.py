@@ -77,6 +77,7 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
 
 def _against_stats(cfg: dict, spec, params: dict, extractor, reference: DatasetRef, candidate: DatasetRef):
     """A reference given as a statistics file (:mod:`dsim.embeddings.stats_files`): only the candidate is embedded."""
+    assert reference.stats is not None
     reference.stats.check_extractor(extractor)
     emb = embed(
         candidate.path,

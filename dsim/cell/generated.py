@@ -19,6 +19,7 @@ from dsim.metrics.bootstrap import bootstrap_intervals
 
 def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
     device = str(resolve_device(cfg["device"]))
+    assert candidate.generator is not None  # prepare() gives a generator metric a generator
     model = candidate.generator.load(device)
     params = dict(params)
     if params.get("n_samples", spec.defaults().get("n_samples")) is None:  # as many paths as the generator's samples

@@ -23,12 +23,16 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from dsim.data.images import ImageFileRef, dataset_fingerprint, image_path, list_images
 from dsim.errors import DsimError
+
+if TYPE_CHECKING:
+    from dsim.extractors.base import Extractor
 
 METHODS = ("by_name", "nearest", "random")
 DISTANCES = ("cosine", "euclidean")
@@ -55,7 +59,7 @@ class Pairing:
     reference: list[ImageFileRef]
     candidate: list[ImageFileRef]
     distance: np.ndarray | None = None
-    extractor: object | None = None
+    extractor: Extractor | None = None
     unmatched: list[str] = field(default_factory=list)
     #: the whole datasets, not just the paired images: content fingerprints, sizes, unreadable images
     reference_fingerprint: str = ""
@@ -203,7 +207,7 @@ def pair_datasets(
             progress=progress,
         )
     ref_files, cand_files = list_images(reference), list_images(candidate)
-    sets = dict(
+    sets: dict[str, Any] = dict(
         reference_fingerprint=dataset_fingerprint(ref_files),
         n_reference=len(ref_files),
         candidate_fingerprint=dataset_fingerprint(cand_files),
@@ -301,7 +305,7 @@ def align_pair(reference: np.ndarray, candidate: np.ndarray, size: int | None = 
     def resized(image: np.ndarray, width: int, height: int) -> np.ndarray:
         if image.shape[:2] == (height, width):
             return image
-        return np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC), dtype=np.uint8)
+        return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
 
     if size is None:
         return reference, resized(candidate, reference.shape[1], reference.shape[0])

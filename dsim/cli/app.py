@@ -17,6 +17,7 @@ import sys
 import traceback
 import warnings
 from pathlib import Path
+from typing import cast
 
 from dsim import configs
 from dsim.configs import CONF_DIR, GROUPS  # noqa: F401  (CONF_DIR: public)
@@ -185,7 +186,7 @@ def explain_composition_error(error: Exception, args: list[str]) -> str:
         in_table = bool(inner and inner.group(1).startswith(key + "."))  # a table value: generator.params={a:1}
         dirs = configs.search_dirs(config_dirs_of(args))
         defaults = configs.defaults({**configs.default_choices(), **_choices(args)}, dirs)
-        return configs.unknown_key_message(inner.group(1) if in_table else key, defaults, in_table=in_table)
+        return configs.unknown_key_message(inner.group(1) if inner and in_table else key, defaults, in_table=in_table)
     line = text.strip().splitlines()[0] if text.strip() else type(error).__name__
     return line if cause is None else f"{line} ({str(cause).splitlines()[0]})"
 
@@ -285,10 +286,11 @@ def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
     from dsim.util.fileio import lock_dir, unlock_dir
 
     try:
-        plain = OmegaConf.to_container(cfg, resolve=True)
+        plain = cast(dict, OmegaConf.to_container(cfg, resolve=True))
     except OmegaConfBaseException as error:
         raise DsimError(str(error).splitlines()[0]) from None
-    choices = {k: v for k, v in OmegaConf.to_container(hydra_cfg.runtime.choices).items() if "/" not in k}
+    runtime_choices = cast(dict, OmegaConf.to_container(hydra_cfg.runtime.choices))
+    choices = {k: v for k, v in runtime_choices.items() if "/" not in k}
     conf_dirs = _conf_dirs(hydra_cfg)
     _check_before_work(plain, choices, conf_dirs)
     if hydra_cfg.mode == RunMode.MULTIRUN:

@@ -169,7 +169,7 @@ def _finish_parent(
 ) -> None:
     """Complete the parent run (or create it, when the store was unavailable at the start)."""
     run_id = parent_run_id(sweep_dir)
-    overrides = " ".join(OmegaConf.to_container(config.hydra.overrides.task)) or "(none)"
+    overrides = " ".join(str(o) for o in OmegaConf.to_container(config.hydra.overrides.task) or []) or "(none)"
     plan = RunPlan(
         name=f"sweep {sweep_dir.name}",
         uri=store["uri"],

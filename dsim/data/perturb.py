@@ -127,7 +127,7 @@ def perturb_image(image: np.ndarray, name: str, strength: float, *, seed: int = 
         rng = _rng(seed, key)
         y, x = int(rng.integers(0, h - keep_h + 1)), int(rng.integers(0, w - keep_w + 1))
         out = picture.crop((x, y, x + keep_w, y + keep_h))
-        out = out.resize((w, h), Image.BICUBIC) if (keep_h, keep_w) != (h, w) else out
+        out = out.resize((w, h), Image.Resampling.BICUBIC) if (keep_h, keep_w) != (h, w) else out
     else:
         raise DsimError(f"perturb.name must be one of {', '.join(NAMES)}, got {name!r}")
     return np.asarray(out, dtype=np.uint8)

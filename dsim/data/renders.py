@@ -149,7 +149,7 @@ def render_planetary_surface(seed: int, size: int = 128) -> np.ndarray:
     height += rocks
 
     # 2. surface colour and shading -------------------------------------------------------------
-    gy, gx = np.gradient(np.pad(height, 1, mode="wrap"))
+    gy, gx = (np.asarray(g) for g in np.gradient(np.pad(height, 1, mode="wrap")))
     gy, gx = gy[1:-1, 1:-1], gx[1:-1, 1:-1]
     slope = np.hypot(gx, gy)
     albedo_field = _spectral_noise(rng, n, rng.uniform(1.6, 2.2))

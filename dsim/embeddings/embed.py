@@ -12,7 +12,6 @@ forwarded, so over a sweep from a cold cache the cells' counts add up to unique 
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import time
@@ -65,7 +64,10 @@ class Embeddings:
 
     @property
     def dim(self) -> int:
-        return self.store.dim if self.store is not None else int(self._features.shape[1])
+        if self.store is not None:
+            return self.store.dim
+        assert self._features is not None  # an Embeddings holds a store or its features
+        return int(self._features.shape[1])
 
     @property
     def features(self) -> np.ndarray:
@@ -80,6 +82,7 @@ class Embeddings:
             for start in range(0, len(self), chunk):
                 yield self._features[start : start + chunk]
             return
+        assert self.store is not None
         for start in range(0, len(self), chunk):
             block = self._gather(self.hashes[start : start + chunk])
             self.store.release_maps()  # see VectorStore.iter_gather
@@ -87,6 +90,7 @@ class Embeddings:
 
     def _gather(self, hashes: list[str]) -> np.ndarray:
         """Vectors from the store; rows that fail their checksum are recomputed once, then read again."""
+        assert self.store is not None
         try:
             return self.store.gather(hashes)
         except CorruptEntries as bad:
@@ -193,7 +197,10 @@ def embed(
     store = VectorStore(cache_dir, extractor.name, extractor.identity, extractor.dim, extractor.describe())
     store.lease()  # `dsim cache gc` leaves this identity alone while this process may read it
     skipped: dict[str, str] = dict(listing.unreadable)
-    fill = functools.partial(_fill, store, extractor, lock=(cache_dir, fingerprint), label=Path(path).name, **run)
+
+    def fill(todo: list[ImageFileRef]) -> tuple[int, list]:
+        return _fill(store, extractor, todo, lock=(cache_dir, fingerprint), label=Path(path).name, **run)
+
     computed, failed = fill(files)
     skipped.update({ref.relpath: reason for ref, reason in failed})
 

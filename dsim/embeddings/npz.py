@@ -31,8 +31,7 @@ def save_npz(embeddings: Embeddings, path: Path) -> None:
     if describe and description_identity(describe) != embeddings.extractor_identity:
         describe = None  # not the identity's preimage (an imported store's note): left out
     buffer = io.BytesIO()
-    np.savez(
-        buffer,
+    arrays: dict[str, object] = dict(
         features=embeddings.features,
         ids=np.array(embeddings.ids),
         hashes=np.array(embeddings.hashes),
@@ -43,6 +42,7 @@ def save_npz(embeddings: Embeddings, path: Path) -> None:
         random_weights=embeddings.random_weights,
         **({"describe": np.array(json.dumps(describe, sort_keys=True))} if describe else {}),
     )
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stubs take **kwds as arrays only
     atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -28,12 +28,16 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dsim.errors import DsimError
 from dsim.metrics._fid import FeatureStats
 from dsim.util.fileio import atomic_write_bytes, read_arrays
+
+if TYPE_CHECKING:
+    from dsim.embeddings.embed import Embeddings
 
 SUFFIX = ".npz"
 FORMAT = "dsim.stats/2"
@@ -163,7 +167,7 @@ def load_stats(path: str | Path) -> StatsFile:
     return StatsFile(path, FeatureStats(n, mean, scatter), meta, sha256)
 
 
-def dataset_stats(path, extractor, **embed_options) -> tuple[FeatureStats, object]:
+def dataset_stats(path, extractor, **embed_options) -> tuple[FeatureStats, Embeddings]:
     """The streamed statistics of a folder through ``extractor`` (embedding what the store lacks)."""
     from dsim.embeddings.embed import embed
 

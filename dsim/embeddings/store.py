@@ -54,6 +54,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -173,7 +174,7 @@ class VectorStore:
         self._describe = describe
         self._index: _Index | None = None
         self._writer: _ShardWriter | None = None
-        self._maps: dict[Path, np.memmap] = {}
+        self._maps: dict[Path, tuple[np.memmap, np.memmap | None]] = {}  # shard → (vectors, row checksums)
         self._check_meta()
 
     # -- metadata --------------------------------------------------------------------------------------
@@ -257,7 +258,7 @@ class VectorStore:
     def index_hashes(self) -> list[str]:
         """Every distinct content hash the store holds (hex), sorted."""
         keys = np.ascontiguousarray(self.index.keys)
-        unique = np.unique(keys.view(f"V{KEY_BYTES}").ravel()) if len(keys) else []
+        unique = np.unique(keys.view(f"V{KEY_BYTES}").ravel()) if len(keys) else np.empty(0, f"V{KEY_BYTES}")
         return [bytes(k).hex() for k in unique] + sorted(k.hex() for k in self.index.recent)
 
     def contains(self, hashes) -> np.ndarray:
@@ -429,6 +430,7 @@ class VectorStore:
         if key in _LEASES:
             return
         path = self.directory / LEASE_FILE
+        handle: IO[bytes]
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             handle = open(path, "a+b")
@@ -622,7 +624,10 @@ class _Index:
 
     @classmethod
     def _load(cls, store: VectorStore) -> _Index:
-        parts, sources, source_ids, rows = [], [], [], []
+        parts: list[np.ndarray] = []
+        sources: list[tuple[str, Any]] = []  # ("shard", keys file) or ("legacy", [.npy files])
+        source_ids: list[np.ndarray] = []
+        rows: list[np.ndarray] = []
         for shard in store.shards():
             keys = np.fromfile(shard.keys, dtype=np.uint8, count=shard.rows * KEY_BYTES).reshape(-1, KEY_BYTES)
             live = np.flatnonzero(keys.any(axis=1))  # dropped rows carry the all-zero tombstone
@@ -739,7 +744,7 @@ class _ShardWriter:
 
 
 #: lease files this process holds (see :meth:`VectorStore.lease`), open until it exits
-_LEASES: dict[str, object] = {}
+_LEASES: dict[str, IO[bytes]] = {}
 GC_NOTE = ".gc.json"
 
 

@@ -50,7 +50,7 @@ class _OpenCLIP(Extractor):
         quick_gelu = bool(self.pretrained_cfg().get("quick_gelu", False))
         pretrained = str(weights.path) if weights.kind == "file" else None
         if pretrained is not None:
-            weights_lib.read_state_dict(weights.path, extractor=self.name)  # tensors only, or one line
+            weights_lib.read_state_dict(weights.file, extractor=self.name)  # tensors only, or one line
         with weights_lib.seeded(), weights_lib.checkpoint_errors(pretrained, extractor=self.name):
             model = open_clip.create_model(
                 self.arch, pretrained=pretrained, force_quick_gelu=quick_gelu, require_pretrained=pretrained is not None

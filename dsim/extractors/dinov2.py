@@ -11,9 +11,12 @@ local ``model.safetensors`` of it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from dsim import weights as weights_lib
+from dsim.errors import DsimError
 from dsim.extractors.base import Extractor, Preprocess
 from dsim.extractors.registry import register
 
@@ -32,7 +35,10 @@ class _DINOv2(Extractor):
     def default_weights(self) -> weights_lib.Location:
         import timm
 
-        repo = timm.models.get_pretrained_cfg(self.timm_name).hf_hub_id
+        cfg = timm.models.get_pretrained_cfg(self.timm_name)
+        repo = cfg.hf_hub_id if cfg is not None else None
+        if not repo:
+            raise DsimError(f"extractor={self.name}: timm knows no Hugging Face repository for {self.timm_name}")
         return weights_lib.HFHubFile(repo, ("model.safetensors", "pytorch_model.bin"))
 
     def build_model(self, weights: weights_lib.WeightsSource) -> torch.nn.Module:
@@ -40,7 +46,7 @@ class _DINOv2(Extractor):
 
         return create_timm(self.timm_name, weights, extractor=self.name, img_size=IMAGE_SIZE)
 
-    def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    def features(self, model: Any, batch: torch.Tensor) -> torch.Tensor:  # model: its own nn.Module class
         return model.forward_head(model.forward_features(batch), pre_logits=True)
 
 

@@ -36,6 +36,7 @@ import math
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -137,14 +138,14 @@ class _DreamSim(Extractor):
         return self._build(self.resolved_weights, torch.device(device)).eval().requires_grad_(False).to(device)
 
     def _build(self, weights: weights_lib.WeightsSource, device: torch.device) -> torch.nn.Module:
-        folder = None if weights.kind == "random" else Path(weights.path)
+        folder = None if weights.kind == "random" else weights.file
         with weights_lib.seeded():
             model = _perceptual_model(self.dreamsim_type, folder, device, self.name)
             if folder is not None:
                 model = _with_adapter(model, folder / adapter_folder(self.dreamsim_type), self.name)
         return model
 
-    def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    def features(self, model: Any, batch: torch.Tensor) -> torch.Tensor:  # model: the DreamSim ensemble
         return model.embed(batch)
 
 
@@ -287,7 +288,7 @@ def _with_adapter(model: torch.nn.Module, adapter: Path, extractor: str) -> torc
             f"LoRA settings {settings} do not fit extractor {extractor!r}: {' '.join(str(error).split())[:160]}"
         ) from error
     with weights_lib.checkpoint_errors(weights_file, extractor=extractor):  # shape mismatches
-        loaded = set_peft_model_state_dict(model, state)
+        loaded: Any = set_peft_model_state_dict(model, state)  # load_state_dict's result: missing/unexpected keys
     missing = [key for key in loaded.missing_keys if "lora_" in key]
     if loaded.unexpected_keys or missing:
         key = (loaded.unexpected_keys or missing)[0]

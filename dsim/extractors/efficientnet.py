@@ -8,6 +8,8 @@ hub access is needed; their SHA-256 is pinned here) and load into timm's archite
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from dsim import weights as weights_lib
@@ -38,10 +40,10 @@ class _EfficientNetLite(Extractor):
         with weights_lib.seeded():
             model = timm.create_model(self.timm_arch, pretrained=False)
         if weights.kind == "file":  # the packages' keys follow another naming scheme: by order, as timm's remap
-            weights_lib.load_into(model, weights.path, extractor=self.name, remap=True)
+            weights_lib.load_into(model, weights.file, extractor=self.name, remap=True)
         return model
 
-    def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    def features(self, model: Any, batch: torch.Tensor) -> torch.Tensor:  # model: its own nn.Module class
         return model.forward_head(model.forward_features(batch), pre_logits=self.layer == "pre_logits")
 
 

@@ -21,7 +21,9 @@ naming a model costs no memory and a fully cached run never builds it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import cached_property
+from typing import Any
 
 import torch
 
@@ -40,6 +42,12 @@ class LibraryBackbone(Extractor):
 
     layers = {"features": 0}  # the width is the model's: see dim
     dims_note = "the model's width"
+    # what each family defines: _choose(**options) sets model_id (one line for a bad option); _width() the
+    # feature width; _make_preprocess() its preprocessing
+    model_id: str
+    _choose: Callable[..., None]
+    _width: Callable[[], int]
+    _make_preprocess: Callable[[], Any]
 
     def __init__(self, weights: str = "default", layer: str | None = None, **choice):
         self._choose(**choice)
@@ -107,7 +115,8 @@ class TimmBackbone(LibraryBackbone):
     def default_weights(self) -> weights_lib.Location:
         import timm
 
-        repo = timm.models.get_pretrained_cfg(self.model_id).hf_hub_id
+        cfg = timm.models.get_pretrained_cfg(self.model_id)
+        repo = cfg.hf_hub_id if cfg is not None else None
         if not repo:
             raise DsimError(
                 f"extractor {self.name}: timm names no Hugging Face weights for it; give "
@@ -118,7 +127,7 @@ class TimmBackbone(LibraryBackbone):
     def build_model(self, weights: weights_lib.WeightsSource) -> torch.nn.Module:
         return create_timm(self.model_id, weights, extractor=self.name)
 
-    def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    def features(self, model: Any, batch: torch.Tensor) -> torch.Tensor:  # model: a timm model
         return model.forward_head(model.forward_features(batch), pre_logits=True)
 
 
@@ -129,8 +138,8 @@ def create_timm(model_id: str, weights: weights_lib.WeightsSource, *, extractor:
 
     with weights_lib.seeded():
         if weights.kind == "file":
-            weights_lib.read_state_dict(weights.path, extractor=extractor)
-            with weights_lib.checkpoint_errors(weights.path, extractor=extractor):
+            weights_lib.read_state_dict(weights.file, extractor=extractor)
+            with weights_lib.checkpoint_errors(weights.file, extractor=extractor):
                 return timm.create_model(
                     model_id, pretrained=True, pretrained_cfg_overlay={"file": str(weights.path)}, **options
                 )
@@ -197,7 +206,7 @@ class OpenClipBackbone(LibraryBackbone):
                 f"extractor {self.name}: open_clip names no Hugging Face file for this tag; give "
                 "extractor.weights=PATH (or random)"
             )
-        names = (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
+        names: tuple[str, ...] = (HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME)
         if repo.count("/") > 1:  # "org/name/file" form
             repo, filename = repo.rsplit("/", 1)
             names = (filename,)
@@ -208,7 +217,7 @@ class OpenClipBackbone(LibraryBackbone):
 
         pretrained = str(weights.path) if weights.kind == "file" else None
         if pretrained is not None:
-            weights_lib.read_state_dict(weights.path, extractor=self.name)  # tensors only, or one line
+            weights_lib.read_state_dict(weights.file, extractor=self.name)  # tensors only, or one line
         with weights_lib.seeded(), weights_lib.checkpoint_errors(pretrained, extractor=self.name):
             model = open_clip.create_model(
                 self.arch,

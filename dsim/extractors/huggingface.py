@@ -27,6 +27,7 @@ import logging
 import re
 from functools import cached_property
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -116,7 +117,7 @@ class HFBackbone(LibraryBackbone):
         """The folder with ``config.json`` and ``preprocessor_config.json``: the weights folder, or (random
         weights) the repository's snapshot in the Hub cache, fetched when online."""
         if self.resolved_weights.kind == "folder":
-            return self.resolved_weights.path
+            return self.resolved_weights.file
         return _cached_configs(self.model_id, extractor=self.name)
 
     @cached_property
@@ -147,7 +148,8 @@ class HFBackbone(LibraryBackbone):
 
         with _library_errors(self.name, self.files), torch.device("meta"):
             skeleton = AutoModel.from_config(self.config)
-        batch = torch.empty((2, *self.preprocess.shape), device="meta")
+        preprocess = cast(ImageProcessorPreprocess, self.preprocess)  # this family's own (_make_preprocess)
+        batch = torch.empty((2, *preprocess.shape), device="meta")
         try:
             projected, hidden = _outputs(skeleton, batch)
         except Exception as error:  # noqa: BLE001 - the model's own forward: its exception types vary
@@ -173,12 +175,12 @@ class HFBackbone(LibraryBackbone):
         if weights.kind == "random":
             with weights_lib.seeded(), _library_errors(self.name, self.files):
                 return AutoModel.from_config(self.config).float()
-        for name in weights_lib.transformers_weight_files(weights.path):
+        for name in weights_lib.transformers_weight_files(weights.file):
             if name.endswith(".bin"):  # tensors only, or one line: transformers would unpickle it
-                weights_lib.read_state_dict(weights.path / name, extractor=self.name)
-        with weights_lib.seeded(), weights_lib.checkpoint_errors(weights.path, extractor=self.name), _quiet():
+                weights_lib.read_state_dict(weights.file / name, extractor=self.name)
+        with weights_lib.seeded(), weights_lib.checkpoint_errors(weights.file, extractor=self.name), _quiet():
             model, info = AutoModel.from_pretrained(
-                str(weights.path), output_loading_info=True, local_files_only=True, trust_remote_code=False
+                str(weights.file), output_loading_info=True, local_files_only=True, trust_remote_code=False
             )
         missing = list(info.get("missing_keys") or [])
         if missing:
@@ -243,7 +245,7 @@ def _pool(pooling: str, projected, hidden) -> torch.Tensor:
 
 def _cached_configs(repo_id: str, *, extractor: str) -> Path:
     """The snapshot folder with the repository's ``config.json`` and ``preprocessor_config.json``."""
-    folder = None
+    folder: Path | None = None
     for name in ("config.json", PROCESSOR_FILE):
         location = weights_lib.HFHubFile(repo_id, (name,))
         found = location.locate()
@@ -259,6 +261,7 @@ def _cached_configs(repo_id: str, *, extractor: str) -> Path:
                 f"config.json {PROCESSOR_FILE}`, or give extractor.weights=FOLDER (save_pretrained)"
             )
         folder = folder or found.parent
+    assert folder is not None  # both files found, or raised above
     return folder
 
 

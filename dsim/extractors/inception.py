@@ -97,7 +97,7 @@ class InceptionV3(Extractor):
                 "inception-v3-compat", [_FEATURES[self.layer]], feature_extractor_weights_path=_empty_state_dict()
             )
         if weights.kind == "file":
-            weights_lib.load_into(model, weights.path, extractor=self.name)
+            weights_lib.load_into(model, weights.file, extractor=self.name)
         return model
 
     def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,8 @@ Layers: ``pre_logits`` (1280-d global-average-pooled features, the default) and 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from dsim import weights as weights_lib
@@ -50,9 +52,9 @@ class MobileNetV2(Extractor):
         with weights_lib.seeded():
             model = mobilenet_v2(weights=None)
         if weights.kind == "file":
-            weights_lib.load_into(model, weights.path, extractor=self.name)
+            weights_lib.load_into(model, weights.file, extractor=self.name)
         return model
 
-    def features(self, model: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    def features(self, model: Any, batch: torch.Tensor) -> torch.Tensor:  # model: its own nn.Module class
         pooled = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(model.features(batch), 1), 1)
         return pooled if self.layer == "pre_logits" else model.classifier(pooled)

@@ -4,9 +4,14 @@ the class by ``python -m dsim.extractors.catalog --write``)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dsim.extractors.base import Extractor
+
 from dsim.errors import DsimError
 
-EXTRACTORS: dict[str, type] = {}
+EXTRACTORS: dict[str, type[Extractor]] = {}
 
 
 def register(cls):

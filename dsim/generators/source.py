@@ -28,7 +28,7 @@ from dsim.errors import DsimError
 #: bump when the protocol (latents, output conversion) changes, so old sample folders are not reused
 PROTOCOL = 1
 
-_loaded: dict[tuple[str, str], object] = {}
+_loaded: dict[tuple[str, str], Generator] = {}
 
 
 @dataclass(frozen=True)

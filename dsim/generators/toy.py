@@ -62,7 +62,8 @@ class ToyGenerator(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Conv2d)):
                 _normal_(module.weight, generator, gain=math.sqrt(2.0))
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         _normal_(self.const, generator, gain=4.0)
         _normal_(self.to_rgb.weight, generator, gain=2.0)
 

@@ -319,7 +319,7 @@ def cross(
     for j0, j1 in tiles.ranges(m):
         for i0, i1 in tiles.ranges(n):
             g = tiles.screen(yo.left[j0:j1], xo.right[i0:i1])
-            shape = tuple(g.shape)
+            shape = (int(g.shape[0]), int(g.shape[1]))
             below = tiles.buffer("below", shape, torch.bool)
             band = tiles.buffer("band", shape, torch.bool)
             # candidate j inside reference ball i: d_ji < r_i (threshold per column)
@@ -348,8 +348,8 @@ def cross(
 def _band_pairs(below: torch.Tensor, band: torch.Tensor):
     """(row, column) indices of the uncertain entries: within ``band`` (g <= hi) but not ``below`` lo."""
     if use_numpy(below):
-        rows, cols = np.nonzero(band.numpy() & ~below.numpy())
-        return torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(cols.astype(np.int64))
+        found = np.nonzero(band.numpy() & ~below.numpy())
+        return torch.from_numpy(found[0].astype(np.int64)), torch.from_numpy(found[1].astype(np.int64))
     rows, cols = torch.nonzero(band & ~below, as_tuple=True)
     return rows, cols
 

@@ -26,7 +26,7 @@ class MetricValues(dict):
     ('{"odist": 2.5}', True, [2.0, 3.0])
     """
 
-    def __init__(self, values: Mapping[str, float] = (), *, per_image: Mapping | None = None):
+    def __init__(self, values: Mapping[str, float] | tuple = (), *, per_image: Mapping | None = None):
         super().__init__(values)
         self.per_image: dict[str, dict[str, np.ndarray]] = {}
         for side, columns in (per_image or {}).items():

@@ -106,8 +106,8 @@ def bootstrap_intervals(
         for key in keys if keys is not None else [k for k in values if not k.endswith("_std")]:
             samples.setdefault(key, []).append(float(values[key]))
     out = {}
-    for key, draws in samples.items():
-        draws = np.asarray(draws, dtype=np.float64)
+    for key, values_drawn in samples.items():
+        draws = np.asarray(values_drawn, dtype=np.float64)
         deviation = (draws - np.median(draws)) * scale
         low, high = np.percentile(deviation, [LOW, HIGH])
         key_low, key_high = interval_keys(key)

@@ -100,7 +100,7 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
         record.interval = {**METHOD, "replicates": int(cfg["metric"]["bootstrap"]), "seed": 0}
     artifacts = write_tables(output, job_dir / ARTIFACT_DIR)
     write_json(job_dir / RESULT_FILE, record.to_json())  # last: a result.json means the cell's files are all there
-    plan = RunPlan(
+    mlflow_plan = RunPlan(
         name=f"{record.extractor} {spec.name} {record.pair}",
         uri=store.uri,
         experiment=store.experiment,
@@ -114,7 +114,7 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
         sweep_dir=str(sweep_dir) if sweep_dir else None,
         result_file=str(job_dir / RESULT_FILE),
     )
-    record.mlflow_run_id = store.submit(plan)
+    record.mlflow_run_id = store.submit(mlflow_plan)
     record.tracking = "logged" if record.mlflow_run_id else "pending"
     return record.to_json()
 

@@ -25,6 +25,7 @@ import re
 import socket
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from filelock import FileLock, Timeout
@@ -131,8 +132,8 @@ def _start_time(pid: int) -> str:
 def process_alive(process: str) -> bool | None:
     """Whether the process of a ``dsim.process`` tag still runs; ``None`` when it ran on another host."""
     try:
-        host, pid, start = process.rsplit(":", 2)
-        pid = int(pid)
+        host, pid_text, start = process.rsplit(":", 2)
+        pid = int(pid_text)
     except ValueError:
         return None
     if host != socket.gethostname():
@@ -187,6 +188,8 @@ class Tracker:
         self.experiment = experiment
         self.retry_s = float(retry_s)
         db = _sqlite_path(uri)
+        self._lock_file: str | None
+        self.artifact_root: Path | None
         if db is not None:
             self._lock_file = str(db) + ".lock"
             self.artifact_root = Path(artifact_root or db.parent / "artifacts").resolve()
@@ -199,7 +202,7 @@ class Tracker:
         else:
             self._lock_file = None
             self.artifact_root = Path(artifact_root).resolve() if artifact_root else None
-        self.client = None
+        self.client: Any = None  # an MlflowClient once _connect has run (mlflow is imported lazily)
         self.experiment_id = self._call(self._connect)
 
     # -- retries ---------------------------------------------------------------------------------------
@@ -218,6 +221,7 @@ class Tracker:
         (``once``: a single attempt)."""
         deadline = time.monotonic() + (0.0 if once else self.retry_s)
         delay = 0.25
+        last: Exception
         while True:
             try:
                 with self._locked(deadline):
@@ -380,7 +384,7 @@ def search_runs(
     if db is not None and not db.exists():
         raise DsimError(f"no MLflow store at {db} (run a cell first, or pass the store's tracking URI)")
     lock = FileLock(str(db) + ".lock", timeout=retry_s) if db is not None else contextlib.nullcontext()
-    found = []
+    found: list[Any] = []  # mlflow Run objects
     try:
         with lock:
             client = MlflowClient(tracking_uri=uri)
@@ -394,11 +398,11 @@ def search_runs(
                     chosen.append(experiment)
             else:
                 chosen = client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
-            names = {e.experiment_id: e.name for e in chosen}
+            by_id = {e.experiment_id: e.name for e in chosen}
             token = None
-            while names:
+            while by_id:
                 page = client.search_runs(
-                    list(names),
+                    list(by_id),
                     filter_string=filter_string or "",
                     max_results=1000,
                     page_token=token,
@@ -415,7 +419,7 @@ def search_runs(
     return [
         {
             "run_id": run.info.run_id,
-            "experiment": names[run.info.experiment_id],
+            "experiment": by_id[run.info.experiment_id],
             "run_name": run.info.run_name,
             "status": run.info.status,
             "start_time": run.info.start_time,

@@ -132,6 +132,7 @@ def _complete(tracker, plan: RunPlan) -> str:
         if Path(path).exists():
             tracker.log_artifact(plan.run_id, path, folder)
     tracker.finish(plan.run_id, status=plan.status)
+    assert plan.run_id is not None  # set when the run was created above
     return plan.run_id
 
 
@@ -171,6 +172,7 @@ def submit(plan: RunPlan, *, store_dir: str | os.PathLike, retry_s: float, track
     kept, error = enqueue(plan, store_dir)
     run_id = deliver(plan, store_dir=store_dir, retry_s=retry_s, tracker=tracker)
     if run_id is None and not kept:
+        assert error is not None  # enqueue gives its error when it kept nothing
         raise error
     return run_id
 
@@ -296,7 +298,7 @@ def queued(store_dir: str | os.PathLike, paths: tuple = ()) -> list[Path]:
             keys[path] = (_kind(path) != "sweep", path.stat().st_mtime_ns, str(path))
         except FileNotFoundError:  # logged and removed meanwhile (a cell's own queue entry lives while it logs)
             continue
-    return sorted(keys, key=keys.get)
+    return sorted(keys, key=lambda path: keys[path])
 
 
 def _kind(path: Path) -> str:

@@ -69,6 +69,7 @@ class StoreSession:
         kept, error = enqueue(plan, self.store_dir)
         run_id = self._request("submit", plan)
         if run_id is None and not kept:
+            assert error is not None  # enqueue gives its error when it kept nothing
             raise error
         return run_id
 

@@ -463,8 +463,9 @@ def override_sets(draw):
     groups = {p.split(".")[0] for p, _ in picked}
     if "perturb" in groups:
         overrides.append(f"perturb={draw(st.sampled_from(['blur', 'noise', 'jpeg', 'brightness', 'crop']))}")
-    if "generator" in groups:
-        overrides += ["generator=toy", "pair.candidate=generator"]
+    if "generator" in groups:  # 12 small samples (the default 1000 through DreamSim take minutes on a CPU)
+        overrides += ["generator=toy", "pair.candidate=generator", "generator.n_samples=12",
+                      "generator.params.resolution=32"]
     if "task" in groups:
         overrides += ["task=embed", "task.dataset=ref"]
     if "analysis" in groups:

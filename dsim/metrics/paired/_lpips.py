@@ -140,7 +140,7 @@ class LpipsNetwork:
                 net=self.net, version=LPIPS_VERSION, pnet_rand=True, model_path=str(self.linear_layers), verbose=False
             )
         if source.kind == "file":
-            load_trunk(model.net, source.path, name=self.name)
+            load_trunk(model.net, source.file, name=self.name)
         for p in model.parameters():
             p.requires_grad_(False)
         return model
