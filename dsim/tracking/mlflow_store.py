@@ -346,8 +346,11 @@ class Tracker:
         reaped = []
         for run in self._call(self.client.search_runs, [self.experiment_id], filter_string=query, max_results=1000):
             if process_alive(run.data.tags.get(PROCESS_TAG, "")) is False:
-                self.finish(run.info.run_id, status="KILLED")
-                reaped.append(run.info.run_id)
+                # read again: its process may have finished it after the search and then exited (a parallel
+                # grid's worker); a dead process writes no more, so RUNNING now means orphaned for good
+                if self.get_run(run.info.run_id).info.status == "RUNNING":
+                    self.finish(run.info.run_id, status="KILLED")
+                    reaped.append(run.info.run_id)
         return reaped
 
     def download_artifact(self, run_id: str, path: str, destination: str | os.PathLike) -> Path | None:
