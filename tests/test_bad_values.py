@@ -61,9 +61,10 @@ def _bad_value(path: str, default, metric: str) -> tuple[str, str] | None:
         if param.constraint is None:
             raise AssertionError(f"{metric}: parameter {param.name} declares no constraint")
         return ("''" if isinstance(param.default, str) else "not-a-value"), f"{param.name} must be"
-    if path in configs.CHOICES:
+    rule = configs.rule_of(path, default)
+    if rule.choices:
         return "nonsense", path
-    kind = configs.TYPED_NULLABLE.get(path) if default is None else type(default)
+    kind = rule.kind
     if kind is bool:
         return "maybe", path
     if kind in (int, float):

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from dsim import metrics
 from dsim.cell import resolve_dataset
+from dsim.configs import DatasetConfig
 from dsim.cli.app import CONF_DIR, group_choices
 from dsim.extractors import Extractor
 
@@ -65,7 +66,7 @@ def test_pair_configs_resolve_to_catalogue_datasets(name):
     cfg = OmegaConf.to_container(_compose([f"pair={name}"]), resolve=False)
     for side in ("reference", "candidate"):
         assert cfg["pair"][side] in cfg["dataset"]["catalog"]
-        assert resolve_dataset(cfg["pair"][side], cfg["dataset"]).path.parts[0] == "data"
+        assert resolve_dataset(cfg["pair"][side], DatasetConfig.build(cfg["dataset"])).path.parts[0] == "data"
 
 
 @pytest.mark.parametrize("name", group_choices("experiment"))

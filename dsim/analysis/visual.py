@@ -37,6 +37,7 @@ from dsim.analysis import distance_views as dv
 from dsim.analysis import embedding_map as em
 from dsim.analysis.sweep import guarded
 from dsim.cell.context import Added, resolve_dataset
+from dsim.configs import CellConfig, DistanceConfig, UmapConfig
 from dsim.data.images import image_path
 from dsim.embeddings.embed import Embeddings, embed, resolve_device
 from dsim.errors import DsimError
@@ -44,11 +45,6 @@ from dsim.records import ARTIFACT_DIR, RESULT_FILE, CellRecord
 from dsim.util.fileio import atomic_write_text
 
 SWEEP_DIR = "visual_analysis"
-
-
-def options(cfg: dict) -> dict:
-    """The ``analysis`` group of a (plain ``dict``) config (``{}`` when absent or ``none``)."""
-    return dict(cfg.get("analysis") or {})
 
 
 @dataclass
@@ -64,28 +60,18 @@ class Side:
 class _Datasets:
     """The cell's datasets (and extra ones) embedded through the cell's extractor, via the cache."""
 
-    def __init__(self, cfg: dict, output):
+    def __init__(self, config: CellConfig, output):
         from dsim.extractors import from_config
 
-        self.cfg = cfg
+        self.config = config
         self.output = output
-        self.extractor = from_config(cfg["extractor"])
+        self.extractor = from_config(config.extractor.node)
         self._cache: dict[str, Embeddings] = {}
 
     def embeddings(self, root: Path) -> Embeddings:
         key = str(Path(root).resolve())
         if key not in self._cache:
-            cfg = self.cfg
-            self._cache[key] = embed(
-                root,
-                self.extractor,
-                device=cfg["device"],
-                batch_size=cfg["batch_size"],
-                num_workers=cfg["num_workers"],
-                cache_dir=cfg["cache_dir"],
-                on_error=cfg["dataset"]["on_error"],
-                progress=cfg["progress"],
-            )
+            self._cache[key] = embed(root, self.extractor, settings=self.config.embedding)
         return self._cache[key]
 
     def side(self, role: str) -> Side:
@@ -93,14 +79,14 @@ class _Datasets:
         return Side(f"{summary.name} ({role})", summary.name, role, self.embeddings(summary.root))
 
     def extra(self, spec: str) -> Side:
-        ref = resolve_dataset(spec, self.cfg["dataset"])
+        ref = resolve_dataset(spec, self.config.dataset)
         if not Path(ref.path).is_dir():
             raise DsimError(f"analysis: dataset {spec!r} is neither a catalogue name nor a folder ({ref.path})")
         return Side(ref.name, ref.name, "extra", self.embeddings(ref.path))
 
     @property
     def device(self) -> str:
-        return str(resolve_device(self.cfg["device"]))
+        return str(resolve_device(self.config.device))
 
     @property
     def header(self) -> str:
@@ -108,35 +94,34 @@ class _Datasets:
         return f"{extractor}: {self.output.reference.name} vs {self.output.candidate.name}"
 
 
-def check(cfg: dict) -> None:
+def check(config: CellConfig) -> None:
     """The ``analysis`` options that can be wrong before any work, as one-line :class:`DsimError` s: map
     dimensions, the extra datasets (each a catalogue name or a folder) and the score file."""
-    chosen = options(cfg)
-    umap, distance = chosen.get("umap") or {}, chosen.get("distance") or {}
-    for dim in umap.get("dims") or []:
-        if isinstance(dim, bool) or dim not in (2, 3):
+    umap, distance = config.analysis.umap, config.analysis.distance
+    for dim in umap.dims if umap else ():
+        if dim not in (2, 3):
             raise DsimError(f"analysis.umap.dims: choose 2 and/or 3, got {dim!r}")
-    for spec in [*(umap.get("datasets") or []), *(distance.get("candidates") or [])]:
-        ref = resolve_dataset(spec, cfg["dataset"])
+    for spec in [*(umap.datasets if umap else ()), *(distance.candidates if distance else ())]:
+        ref = resolve_dataset(spec, config.dataset)
         if not Path(ref.path).is_dir():
             raise DsimError(f"analysis: dataset {spec!r} is neither a catalogue name nor a folder ({ref.path})")
-    if distance.get("score_file") and not Path(str(distance["score_file"])).is_file():
-        raise DsimError(f"analysis.distance.score_file: no such file {distance['score_file']}")
+    if distance and distance.score_file and not Path(distance.score_file).is_file():
+        raise DsimError(f"analysis.distance.score_file: no such file {distance.score_file}")
 
 
-def views(cfg: dict, output, artifact_dir: Path) -> Added:
-    """The visual analyses ``cfg['analysis']`` asks for, written into ``artifact_dir`` (their files)."""
-    chosen = options(cfg)
+def views(config: CellConfig, output, artifact_dir: Path) -> Added:
+    """The visual analyses ``config.analysis`` asks for, written into ``artifact_dir`` (their files)."""
+    chosen = config.analysis
     added = Added()
-    if not chosen.get("umap") and not chosen.get("distance"):
+    if chosen.umap is None and chosen.distance is None:
         return added
-    datasets = _Datasets(cfg, output)
+    datasets = _Datasets(config, output)
     artifact_dir = Path(artifact_dir)
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    if chosen.get("umap"):
-        added.files.extend(umap_views(datasets, chosen["umap"], artifact_dir))
-    if chosen.get("distance"):
-        added.files.extend(distance_views(datasets, chosen["distance"], artifact_dir))
+    if chosen.umap is not None:
+        added.files.extend(umap_views(datasets, chosen.umap, artifact_dir))
+    if chosen.distance is not None:
+        added.files.extend(distance_views(datasets, chosen.distance, artifact_dir))
     return added
 
 
@@ -144,10 +129,10 @@ def views(cfg: dict, output, artifact_dir: Path) -> Added:
 # UMAP map and missed features
 
 
-def umap_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
+def umap_views(datasets: _Datasets, opts: UmapConfig, out: Path) -> list[Path]:
     reference, candidate = datasets.side("reference"), datasets.side("candidate")
-    sides = [reference, candidate] + [datasets.extra(spec) for spec in opts.get("datasets") or []]
-    k = int(opts.get("nearest_k", 3))
+    sides = [reference, candidate] + [datasets.extra(spec) for spec in opts.datasets]
+    k = opts.nearest_k
     missed = em.missed_features(
         reference.embeddings.features, candidate.embeddings.features, nearest_k=k, device=datasets.device
     )
@@ -175,16 +160,16 @@ def umap_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
     points = pd.concat(frames, ignore_index=True)
     features = np.concatenate([side.embeddings.features for side in sides])
 
-    dims = sorted({int(d) for d in (opts.get("dims") or [2, 3])})
+    dims = sorted(set(opts.dims or (2, 3)))
     coords = {
         d: em.umap_coordinates(
             features,
             d,
-            n_neighbors=int(opts.get("n_neighbors", 15)),
-            min_dist=float(opts.get("min_dist", 0.1)),
-            metric=str(opts.get("metric", "euclidean")),
-            seed=int(opts.get("seed", 0)),
-            cache_dir=datasets.cfg["cache_dir"],
+            n_neighbors=opts.n_neighbors,
+            min_dist=float(opts.min_dist),
+            metric=opts.metric,
+            seed=opts.seed,
+            cache_dir=datasets.config.cache_dir,
         )
         for d in dims
     }
@@ -223,11 +208,11 @@ def umap_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
         f"{header}. Reference {reference.name}: {n_ref} images, {len(missed_rows)} missed (no candidate within "
         f"their k-NN radius, k = {k}). Candidate {candidate.name}: {n_cand} images, {len(far_rows)} far "
         f"(outside every reference image's k-NN ball). Distances in feature space, not on the map. "
-        f"UMAP: n_neighbors = {opts.get('n_neighbors', 15)}, min_dist = {opts.get('min_dist', 0.1)}, "
-        f"metric = {opts.get('metric', 'euclidean')}, seed = {opts.get('seed', 0)}."
+        f"UMAP: n_neighbors = {opts.n_neighbors}, min_dist = {opts.min_dist}, "
+        f"metric = {opts.metric}, seed = {opts.seed}."
     )
-    keep = em.thumbnail_budget(points, opts.get("max_thumbnails", 2000), seed=int(opts.get("seed", 0)))
-    size = int(opts.get("thumbnail", 96))
+    keep = em.thumbnail_budget(points, opts.max_thumbnails, seed=opts.seed)
+    size = opts.thumbnail
     thumbnails: list[str | None] = [None] * len(points)
     for i in keep:
         thumbnails[i] = em.thumbnail_data_uri(image_path(points["root"].iat[i], points["relpath"].iat[i]), size)
@@ -244,7 +229,7 @@ def umap_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
                 f"{len(far_rows)}/{n_cand} candidates far (k = {k})",
             )
         )
-    grid_max = int(opts.get("grid_max", 64))
+    grid_max = opts.grid_max
     files.append(
         em.thumbnail_grid(
             out / "missed_reference.png",
@@ -277,9 +262,9 @@ def umap_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
 
 def _i_dist(datasets: _Datasets, reference: Side, candidate: Side, n_components: int) -> np.ndarray:
     """I_dist of ``candidate``'s images: the cell's own ``odist`` table when it matches, else computed."""
-    cfg, tables = datasets.cfg, datasets.output.tables
-    if candidate.role == "candidate" and cfg["metric"]["name"] == "odist":
-        params = cfg["metric"].get("params") or {}
+    metric, tables = datasets.config.metric, datasets.output.tables
+    if candidate.role == "candidate" and metric.name == "odist":
+        params = metric.params
         table = tables.get("per_image_candidate")
         if (
             table is not None
@@ -296,10 +281,10 @@ def _i_dist(datasets: _Datasets, reference: Side, candidate: Side, n_components:
     return np.asarray(values.per_image["candidate"]["i_dist"], dtype=np.float64)
 
 
-def distance_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
+def distance_views(datasets: _Datasets, opts: DistanceConfig, out: Path) -> list[Path]:
     reference = datasets.side("reference")
-    candidates = [datasets.side("candidate")] + [datasets.extra(spec) for spec in opts.get("candidates") or []]
-    n_components = int(opts.get("n_components", 25))
+    candidates = [datasets.side("candidate")] + [datasets.extra(spec) for spec in opts.candidates]
+    n_components = opts.n_components
     frames: list[pd.DataFrame] = []
     for side in candidates:
         if any(side.name == f["dataset"].iat[0] for f in frames):
@@ -318,11 +303,11 @@ def distance_views(datasets: _Datasets, opts: dict, out: Path) -> list[Path]:
             )
         )
     frame = dv.with_splits(pd.concat(frames, ignore_index=True))
-    if opts.get("score_file"):
-        scores = dv.read_score_file(opts["score_file"], str(opts.get("score_column") or "score"))
+    if opts.score_file:
+        scores = dv.read_score_file(opts.score_file, opts.score_column)
         if "dataset" not in scores.columns:  # a plain relpath,score file scores the cell's candidate
             scores["dataset"] = candidates[0].name
-        frame = dv.with_moving_average(dv.with_scores(frame, scores, source=f"score file {opts['score_file']}"))
+        frame = dv.with_moving_average(dv.with_scores(frame, scores, source=f"score file {opts.score_file}"))
     return write_distance_files(
         frame, out, title=f"I_dist to {reference.name} ({datasets.extractor.name}, PCA {n_components})", suffix=""
     )
@@ -402,7 +387,7 @@ def sweep_views(sweep_dir: Path, out_dir: Path) -> list[Path]:
 
 def sweep_visual_analysis(sweep_dir: Path, config) -> tuple[dict, list]:
     """:func:`sweep_views` when the sweep asks for ``analysis.distance``: (metrics, [(file, artifact folder)])."""
-    if not options(config).get("distance"):
+    if not (config.get("analysis") or {}).get("distance"):
         return {}, []
     out_dir = Path(sweep_dir) / SWEEP_DIR
     return guarded("sweep visual analysis", out_dir, lambda: ({}, sweep_views(Path(sweep_dir), out_dir)))

@@ -27,6 +27,7 @@ import pandas as pd
 from dsim.analysis import plots
 from dsim.analysis.correlation import correlate, entropy_bias_values
 from dsim.cell.context import Added
+from dsim.configs import CellConfig
 from dsim.embeddings.entropy import entropies_for
 
 #: float columns that are never score series
@@ -49,7 +50,7 @@ def _side(table_name: str) -> str | None:
     return last if last in ("reference", "candidate") else None
 
 
-def entropy_bias(cfg: dict, output, artifact_dir: Path) -> Added:
+def entropy_bias(config: CellConfig, output, artifact_dir: Path) -> Added:
     """The entropy bias of ``output``'s per-item tables: values, the tables with an ``entropy`` column, PNGs."""
     added = Added()
     series = []  # (side or table name, column, values, entropy)
@@ -62,7 +63,7 @@ def entropy_bias(cfg: dict, output, artifact_dir: Path) -> Added:
                 entropy=entropies_for(
                     getattr(output, side).root,
                     list(table["relpath"]),
-                    cache_dir=cfg["cache_dir"],
+                    cache_dir=config.cache_dir,
                     hashes=list(table["image_id"]),
                 )
             )
@@ -83,7 +84,7 @@ def entropy_bias(cfg: dict, output, artifact_dir: Path) -> Added:
 
     artifact_dir = Path(artifact_dir)
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    metric = cfg["metric"]["name"]
+    metric = config.metric.name
     title = f"{metric}: {output.reference.name} vs {output.candidate.name}"
     added.files.append(plots.entropy_scatter(artifact_dir / SCATTER_FILE, panels, title=f"entropy bias — {title}"))
     matches = output.tables.get("matches")

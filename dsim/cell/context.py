@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
+    from dsim.configs import DatasetConfig, PairConfig
     from dsim.embeddings.stats_files import StatsFile
     from dsim.extractors.base import Extractor
     from dsim.generators import GeneratorSpec
@@ -46,7 +47,9 @@ class CellOutput:
     per-pair tables (artifact name → DataFrame, written as CSV). ``files``: further artifacts already
     written into the job directory (plots). ``extractor``: the extractor used, if any.
     ``random_weights``: set when another network the values depend on (e.g. the one that paired the
-    images) has random weights; the record's ``random_weights`` is then true as well.
+    images) has random weights; the record's ``random_weights`` is then true as well. ``params``: settings the
+    runner resolved itself (``pairing.resolved_extractor``: the extractor ``pairing.extractor=auto`` chose),
+    logged as MLflow params beside the config's.
     """
 
     values: dict[str, float]
@@ -56,6 +59,7 @@ class CellOutput:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     random_weights: bool = False  # some network behind the values (besides ``extractor``) has random weights
+    params: dict[str, str] = field(default_factory=dict)  # what the runner resolved (MLflow params beside the config)
 
 
 @dataclass
@@ -73,19 +77,18 @@ class Added:
         output.files.extend(self.files)
 
 
-def resolve_dataset(spec: str, dataset_cfg: dict) -> DatasetRef:
+def resolve_dataset(spec: str, dataset: DatasetConfig) -> DatasetRef:
     """A catalogue name (``dataset.catalog``), a folder path or a statistics file (``.npz``) → :class:`DatasetRef`."""
     from dsim.embeddings.stats_files import is_stats_file, load_stats
 
     spec = str(spec)
-    catalog = dataset_cfg.get("catalog") or {}
-    if spec in catalog:
-        return DatasetRef(spec, Path(dataset_cfg["root"]) / catalog[spec])
+    if spec in dataset.catalog:
+        return DatasetRef(spec, Path(dataset.root) / dataset.catalog[spec])
     path = Path(spec).expanduser()
     if is_stats_file(path):
         return DatasetRef(path.stem, path, stats=load_stats(path))
     return DatasetRef(path.resolve().name or str(path), path)
 
 
-def pair_name(pair_cfg: dict, reference: DatasetRef, candidate: DatasetRef) -> str:
-    return pair_cfg.get("name") or f"{reference.name}_vs_{candidate.name}"
+def pair_name(pair: PairConfig, reference: DatasetRef, candidate: DatasetRef) -> str:
+    return pair.name or f"{reference.name}_vs_{candidate.name}"

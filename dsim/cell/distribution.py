@@ -16,6 +16,7 @@ import pandas as pd
 
 from dsim import metrics
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
+from dsim.configs import CellConfig
 from dsim.embeddings.embed import Embeddings, embed, resolve_device
 from dsim.embeddings.stats_files import memoised_stats
 from dsim.extractors import from_config
@@ -23,33 +24,28 @@ from dsim.metrics._registry import keyword_params
 from dsim.metrics.sampling import sample_rows
 
 
-def extractor_of(cfg: dict, spec):
+def extractor_of(config: CellConfig, spec):
     """The cell's extractor, at the layer the metric needs (the logits layer for ``input="logits"``)."""
-    return from_config(cfg["extractor"], layer="logits" if spec.input == "logits" else None)
+    return from_config(config.extractor.node, layer="logits" if spec.input == "logits" else None)
 
 
-def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
+def run(config: CellConfig, spec, params: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
     """Embed both datasets through the cell's extractor and run the metric on the two feature sets."""
-    extractor = extractor_of(cfg, spec)
+    extractor = extractor_of(config, spec)
     if reference.stats is not None:
-        return _against_stats(cfg, spec, params, extractor, reference, candidate)
+        return _against_stats(config, spec, params, extractor, reference, candidate)
     sides = {
         side: embed(
             ref.path,
             extractor,
-            device=cfg["device"],
-            batch_size=cfg["batch_size"],
-            num_workers=cfg["num_workers"],
-            cache_dir=cfg["cache_dir"],
-            on_error=cfg["dataset"]["on_error"],
-            progress=cfg["progress"],
+            settings=config.embedding,
         )
         for side, ref in (("reference", reference), ("candidate", candidate))
     }
     params = dict(params)
     max_samples = params.pop("max_samples", None)
-    bootstrap = cfg["metric"].get("bootstrap") or 0
-    device = str(resolve_device(cfg["device"]))
+    bootstrap = config.metric.bootstrap
+    device = str(resolve_device(config.device))
     if spec.from_stats is not None and not bootstrap and max_samples is None:
         # streamed sufficient statistics: O(D²) memory whatever the number of images
         stats = {side: memoised_stats(emb) for side, emb in sides.items()}
@@ -75,23 +71,14 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
     )
 
 
-def _against_stats(cfg: dict, spec, params: dict, extractor, reference: DatasetRef, candidate: DatasetRef):
+def _against_stats(config: CellConfig, spec, params: dict, extractor, reference: DatasetRef, candidate: DatasetRef):
     """A reference given as a statistics file (:mod:`dsim.embeddings.stats_files`): only the candidate is embedded."""
     assert reference.stats is not None
     reference.stats.check_extractor(extractor)
-    emb = embed(
-        candidate.path,
-        extractor,
-        device=cfg["device"],
-        batch_size=cfg["batch_size"],
-        num_workers=cfg["num_workers"],
-        cache_dir=cfg["cache_dir"],
-        on_error=cfg["dataset"]["on_error"],
-        progress=cfg["progress"],
-    )
+    emb = embed(candidate.path, extractor, settings=config.embedding)
     params = {k: v for k, v in params.items() if k != "max_samples"}
     values = spec.from_stats(
-        reference.stats.stats, memoised_stats(emb), device=str(resolve_device(cfg["device"])), **params
+        reference.stats.stats, memoised_stats(emb), device=str(resolve_device(config.device)), **params
     )
     meta = reference.stats.meta
     return CellOutput(

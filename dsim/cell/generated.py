@@ -11,20 +11,21 @@ from __future__ import annotations
 import pandas as pd
 
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
+from dsim.configs import CellConfig
 from dsim.data.images import dataset_fingerprint, scan_images
 from dsim.embeddings.embed import resolve_device
 from dsim.metrics._ppl import summarize
 from dsim.metrics.bootstrap import bootstrap_intervals
 
 
-def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
-    device = str(resolve_device(cfg["device"]))
+def run(config: CellConfig, spec, params: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
+    device = str(resolve_device(config.device))
     assert candidate.generator is not None  # prepare() gives a generator metric a generator
     model = candidate.generator.load(device)
     params = dict(params)
     if params.get("n_samples", spec.defaults().get("n_samples")) is None:  # as many paths as the generator's samples
         params["n_samples"] = candidate.generator.n_samples
-    if cfg["progress"]:
+    if config.progress:
         from tqdm.auto import tqdm
 
         with tqdm(total=params["n_samples"], desc=spec.name, unit="path") as bar:
@@ -34,9 +35,9 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
     network = spec.network(params) if spec.network else None
     per_path = values.per_image.get("candidate", {})
     values = dict(values)
-    if cfg["metric"].get("bootstrap"):  # over the paths, trimmed as the estimate is
-        values.update(_path_intervals(spec, params, per_path["path_length"], int(cfg["metric"]["bootstrap"])))
-    listing = scan_images(reference.path, on_error=cfg["dataset"]["on_error"])
+    if config.metric.bootstrap:  # over the paths, trimmed as the estimate is
+        values.update(_path_intervals(spec, params, per_path["path_length"], config.metric.bootstrap))
+    listing = scan_images(reference.path, on_error=config.dataset.on_error)
     return CellOutput(
         values={name: float(v) for name, v in values.items()},
         reference=SideSummary(

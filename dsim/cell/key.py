@@ -11,23 +11,26 @@ from __future__ import annotations
 import hashlib
 import json
 
+from dsim.configs import CellConfig
+
 #: config keys that change how a cell runs, never its numbers
 OPERATIONAL_KEYS = ("progress", "num_workers", "batch_size", "cache_dir", "tracking", "results_file", "force")
 #: dataset keys that say where the data lives (its content is in the fingerprints)
 LOCATION_KEYS = ("root", "catalog")
 
 
-def key_config(cfg: dict, *, device: str) -> dict:
-    """The part of a resolved config that determines a cell's numbers (``device`` resolved: cpu, cuda)."""
+def key_config(config: CellConfig, *, device: str) -> dict:
+    """The part of a cell's resolved config that determines its numbers (``device`` resolved: cpu, cuda)."""
+    cfg = config.as_dict()
     kept = {k: v for k, v in cfg.items() if k not in OPERATIONAL_KEYS}
     kept["dataset"] = {k: v for k, v in (cfg.get("dataset") or {}).items() if k not in LOCATION_KEYS}
-    kept["pairing"] = {k: v for k, v in (cfg.get("pairing") or {}).items() if not k.startswith("resolved_")}
+    kept["pairing"] = dict(cfg.get("pairing") or {})
     kept["device"] = device
     return kept
 
 
 def cell_key(
-    cfg: dict,
+    config: CellConfig,
     *,
     device: str,
     reference_fingerprint: str,
@@ -37,7 +40,7 @@ def cell_key(
 ) -> str:
     """Hex SHA-256 over the cell's number-determining config, data fingerprints, extractor and dsim version."""
     payload = {
-        "config": key_config(cfg, device=device),
+        "config": key_config(config, device=device),
         "reference": reference_fingerprint,
         "candidate": candidate_fingerprint,
         "extractor": extractor_identity,

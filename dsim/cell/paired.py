@@ -8,8 +8,8 @@ best and worst pair values, a ``pairs`` table (every pair, its value and entropi
 table (the best, average and worst ``pairing.k`` pairs). Entropy correlations and plots are added by
 :mod:`dsim.analysis.within_run`.
 
-The extractor actually used by ``pairing=nearest`` (after the ``auto`` fallback) is written back into the
-cell's config as ``pairing.resolved_extractor`` (and its identity), so the MLflow params record it.
+The extractor actually used by ``pairing=nearest`` (after the ``auto`` fallback) is returned in the cell's
+``CellOutput.params`` as ``pairing.resolved_extractor`` (and its identity), so the MLflow params record it.
 """
 
 from __future__ import annotations
@@ -19,23 +19,13 @@ import pandas as pd
 
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
 from dsim.cell.pairing import align_pair, pair_datasets
+from dsim.configs import CellConfig
 from dsim.data.images import load_rgb
 from dsim.embeddings.embed import embed, resolve_device
 from dsim.embeddings.entropy import EntropyCache
 from dsim.errors import DsimError, ImageReadError
 from dsim.metrics._registry import keyword_params, pair_summary
 from dsim.metrics.paired import cosine_distance
-
-#: used for any key a config's ``pairing`` group leaves out
-DEFAULT_PAIRING = {
-    "method": "nearest",
-    "extractor": "auto",
-    "weights": "default",
-    "distance": "cosine",
-    "seed": 0,
-    "size": None,
-    "k": 3,
-}
 
 
 def network_of(spec, params: dict):
@@ -47,37 +37,32 @@ def network_of(spec, params: dict):
     return spec.network(params) if spec.network else None
 
 
-def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
+def run(config: CellConfig, spec, params: dict, reference: DatasetRef, candidate: DatasetRef) -> CellOutput:
     """Pair the two datasets, score every pair, summarise (with ``metric.bootstrap`` intervals over pairs)."""
     name = spec.name
-    pairing_cfg = {**DEFAULT_PAIRING, **(cfg.get("pairing") or {})}
-    common = dict(
-        device=cfg["device"],
-        batch_size=cfg["batch_size"],
-        num_workers=cfg["num_workers"],
-        cache_dir=cfg["cache_dir"],
-        on_error=cfg["dataset"]["on_error"],
-        progress=cfg["progress"],
-    )
+    how, common = config.pairing, config.embedding.as_kwargs()
     pairing = pair_datasets(
         reference.path,
         candidate.path,
-        method=pairing_cfg["method"],
-        extractor=pairing_cfg["extractor"],
-        weights=pairing_cfg["weights"],
-        distance=pairing_cfg["distance"],
-        seed=pairing_cfg["seed"],
+        method=how.method,
+        extractor=how.extractor,
+        weights=how.weights,
+        distance=how.distance,
+        seed=how.seed,
         **common,
     )
-    if pairing.extractor is not None and isinstance(cfg.get("pairing"), dict):
-        cfg["pairing"]["resolved_extractor"] = pairing.extractor.name
-        cfg["pairing"]["resolved_extractor_identity"] = pairing.extractor.identity
+    resolved: dict[str, str] = {}
+    if pairing.extractor is not None:
+        resolved = {
+            "pairing.resolved_extractor": pairing.extractor.name,
+            "pairing.resolved_extractor_identity": pairing.extractor.identity,
+        }
 
     network = network_of(spec, params)
     skipped = {side: dict(pairing.skipped[side]) for side in ("reference", "candidate")}
     for rel in pairing.unmatched:
         skipped["candidate"][rel] = "no namesake in the reference set (pairing=by_name)"
-    entropies = EntropyCache(cfg["cache_dir"])
+    entropies = EntropyCache(config.cache_dir)
     if spec.embedding:
         embedding = {**common, "batch_size": params.get("batch_size", common["batch_size"])}  # the metric's own
         keep, values, ent_ref, ent_cand = _score_embeddings(
@@ -86,16 +71,16 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
     else:
         kwargs = dict(params)
         if "device" in keyword_params(spec.pair_values or spec.fn):
-            kwargs.setdefault("device", str(resolve_device(cfg["device"])))
+            kwargs.setdefault("device", str(resolve_device(config.device)))
         keep, values, ent_ref, ent_cand = _score_images(
             pairing,
             spec,
             kwargs,
             entropies,
             skipped,
-            size=pairing_cfg["size"],
-            chunk=max(1, int(cfg["batch_size"])),
-            on_error=cfg["dataset"]["on_error"],
+            size=how.size,
+            chunk=config.batch_size,
+            on_error=config.dataset.on_error,
         )
     if not keep:
         raise DsimError(f"{name}: no readable image pair between {reference.path} and {candidate.path}")
@@ -117,7 +102,7 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
 
     from dsim.cell.matches import select_matches
 
-    summary = dict(pair_summary(spec, values, bootstrap=cfg["metric"].get("bootstrap") or 0))
+    summary = dict(pair_summary(spec, values, bootstrap=config.metric.bootstrap))
     if pairing.distance is not None:
         summary["match_distance_mean"] = float(np.mean(pairing.distance[keep]))
     random_weights = bool(
@@ -130,9 +115,10 @@ def run(cfg: dict, spec, params: dict, reference: DatasetRef, candidate: Dataset
         extractor=network,
         tables={
             "pairs": table,
-            "matches": select_matches(table, name, k=int(pairing_cfg["k"]), higher_is_better=spec.higher_is_better),
+            "matches": select_matches(table, name, k=how.k, higher_is_better=spec.higher_is_better),
         },
         random_weights=random_weights,
+        params=resolved,
     )
     return output
 

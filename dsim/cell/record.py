@@ -10,6 +10,7 @@ import pandas as pd
 
 from dsim import __version__
 from dsim.cell.context import CellOutput
+from dsim.configs import CellConfig
 from dsim.data.dvc import experiment_name
 from dsim.data.lineage import dvc_lineage
 from dsim.records import CellRecord, Side
@@ -64,7 +65,7 @@ def write_tables(output: CellOutput, directory: Path) -> list[Path]:
     return written
 
 
-def build_record(cfg: dict, output: CellOutput, pair: str, spec) -> CellRecord:
+def build_record(config: CellConfig, output: CellOutput, pair: str, spec) -> CellRecord:
     """The record of a cell's output (``spec``: the metric's declaration, for the values' roles)."""
     extractor = output.extractor
     weights = extractor.resolved_weights if extractor is not None else None
@@ -82,7 +83,7 @@ def build_record(cfg: dict, output: CellOutput, pair: str, spec) -> CellRecord:
     }
     return CellRecord(
         extractor=extractor.name if extractor is not None else "none",
-        metric=cfg["metric"]["name"],
+        metric=config.metric.name,
         pair=pair,
         reference=sides["reference"],
         candidate=sides["candidate"],

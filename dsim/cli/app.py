@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import cast
 
 from dsim import configs
-from dsim.configs import CONF_DIR, GROUPS  # noqa: F401  (CONF_DIR: public)
+from dsim.configs import CONF_DIR, GROUPS, CellConfig  # noqa: F401  (CONF_DIR: public)
 
 
 def group_choices(group: str, conf_dirs=None) -> list[str]:
@@ -250,9 +250,9 @@ def task(cfg) -> None:
     print(f"[cell {hydra_cfg.job.num}] {record['extractor']} · {record['metric']} · {record['pair']}: {shown}{note}")
 
 
-def _check_before_work(plain: dict, choices: dict, conf_dirs) -> None:
+def _check_before_work(plain: dict, choices: dict, conf_dirs) -> CellConfig:
     """Every value, and the folders the job writes to, before the store or a model is opened (``cache_dir``
-    is made absolute once checked: an empty one is an error, not the working folder)."""
+    is made absolute once checked: an empty one is an error, not the working folder): the typed config."""
     from dsim.data.dvc import project_path
     from dsim.data.perturb import Perturbation
     from dsim.generators import GeneratorSpec
@@ -270,6 +270,7 @@ def _check_before_work(plain: dict, choices: dict, conf_dirs) -> None:
         ensure_dir(project_path(tracking["store_dir"]), "tracking.store_dir")
     if plain.get("results_file"):
         ensure_dir(Path(plain["results_file"]).parent, "results_file")
+    return CellConfig.build(plain)
 
 
 #: the lock a single cell holds on its job folder while it runs (a sweep's folder has dsim.cli.sweep's)
@@ -292,9 +293,9 @@ def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
     runtime_choices = cast(dict, OmegaConf.to_container(hydra_cfg.runtime.choices))
     choices = {k: v for k, v in runtime_choices.items() if "/" not in k}
     conf_dirs = _conf_dirs(hydra_cfg)
-    _check_before_work(plain, choices, conf_dirs)
+    config = _check_before_work(plain, choices, conf_dirs)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        return _work(plain, hydra_cfg, job_dir, choices, conf_dirs)
+        return _work(config, hydra_cfg, job_dir)
     lock = lock_dir(
         job_dir,
         JOB_LOCK,
@@ -302,41 +303,33 @@ def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
         "its own hydra.run.dir (or leave it unset: each cell then gets a new folder)",
     )
     try:
-        return _work(plain, hydra_cfg, job_dir, choices, conf_dirs)
+        return _work(config, hydra_cfg, job_dir)
     finally:
         unlock_dir(lock)
 
 
-def _work(plain: dict, hydra_cfg, job_dir: Path, choices: dict, conf_dirs) -> dict:
+def _work(config: CellConfig, hydra_cfg, job_dir: Path) -> dict:
     from hydra.types import RunMode
 
     from dsim.tracking.queue import parent_run_id
     from dsim.tracking.session import StoreSession
 
-    if (plain.get("task") or {}).get("name") == "embed":
+    if config.task.name == "embed":
         from dsim.cli.embed_task import run_embed_task
 
-        return run_embed_task(plain, job_dir)
-    store = StoreSession.for_config(plain)  # before torch is imported: MLflow opens alongside the work
+        return run_embed_task(config, job_dir)
+    store = StoreSession.for_config(config.tracking)  # before torch is imported: MLflow opens alongside the work
     from dsim.pipeline import run_cell
 
     with store:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             sweep_dir = hydra_cfg.sweep.dir
-            return run_cell(
-                plain,
-                job_dir,
-                parent_run_id=parent_run_id(sweep_dir),
-                sweep_dir=sweep_dir,
-                choices=choices,
-                conf_dirs=conf_dirs,
-                store=store,
-            )
-        record = run_cell(plain, job_dir, choices=choices, conf_dirs=conf_dirs, store=store)
-    if plain["results_file"]:
+            return run_cell(config, job_dir, parent_run_id=parent_run_id(sweep_dir), sweep_dir=sweep_dir, store=store)
+        record = run_cell(config, job_dir, store=store)
+    if config.results_file:
         from dsim import results
 
-        results.write_values_file(Path(plain["results_file"]), record)
+        results.write_values_file(Path(config.results_file), record)
     return record
 
 

@@ -11,30 +11,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from dsim.cell.context import resolve_dataset
+from dsim.configs import CellConfig
 from dsim.errors import DsimError
 from dsim.records import EMBED_FILE, write_json
 
 
-def run_embed_task(cfg: dict, job_dir: Path) -> dict:
-    """Embed the shard ``cfg.task`` names; write and return its summary."""
+def run_embed_task(config: CellConfig, job_dir: Path) -> dict:
+    """Embed the shard ``config.task`` names; write and return its summary."""
     from dsim.embeddings.embed import embed_shard
     from dsim.extractors import from_config
 
-    task = cfg["task"]
-    if not task.get("dataset"):
+    task = config.task
+    if not task.dataset:
         raise DsimError("task=embed needs task.dataset=NAME_OR_FOLDER (a catalogue name or an image folder)")
-    dataset = resolve_dataset(task["dataset"], cfg["dataset"])
+    dataset = resolve_dataset(task.dataset, config.dataset)
     summary = embed_shard(
         dataset.path,
-        from_config(cfg["extractor"]),
-        shard=task["shard"],
-        shards=task["shards"],
-        device=cfg["device"],
-        batch_size=cfg["batch_size"],
-        num_workers=cfg["num_workers"],
-        cache_dir=cfg["cache_dir"],
-        on_error=cfg["dataset"]["on_error"],
-        progress=cfg["progress"],
+        from_config(config.extractor.node),
+        shard=task.shard,
+        shards=task.shards,
+        settings=config.embedding,
     )
     summary["name"] = dataset.name
     write_json(Path(job_dir) / EMBED_FILE, summary)

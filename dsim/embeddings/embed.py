@@ -22,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
+from dsim.configs import EmbedSettings
 from dsim.data.images import ImageFileRef, bounded_aspect, dataset_fingerprint, load_rgb, scan_images
 from dsim.embeddings.store import CorruptEntries, VectorStore, store_write_error
 from dsim.errors import DsimError, ImageReadError
 
 ON_ERROR_CHOICES = ("raise", "skip")
-DEFAULT_CACHE_DIR = "cache"
+DEFAULTS = EmbedSettings()  # the keywords' defaults
+DEFAULT_CACHE_DIR = DEFAULTS.cache_dir
 LOCK_DIR = ".locks"
 STREAM_CHUNK = 8192  # rows per chunk when features are streamed from the store
 
@@ -167,31 +169,26 @@ def embed(
     extractor="efficientnet_lite0",
     *,
     weights: str | None = None,
-    device: str = "auto",
-    batch_size: int = 32,
-    num_workers: int | None = None,
-    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
-    on_error: str = "raise",
-    progress: bool = True,
+    settings: EmbedSettings | None = None,
+    device: str = DEFAULTS.device,
+    batch_size: int = DEFAULTS.batch_size,
+    num_workers: int | None = DEFAULTS.num_workers,
+    cache_dir: str | os.PathLike = DEFAULTS.cache_dir,
+    on_error: str = DEFAULTS.on_error,
+    progress: bool = DEFAULTS.progress,
 ) -> Embeddings:
     """Embed every image under ``path`` with ``extractor``, reusing and filling the store in ``cache_dir``.
 
     ``extractor`` is a registered name (see ``dsim.extractors.available()``) or an ``Extractor``;
-    ``weights`` (``"default"``, ``"random"`` or a checkpoint path) applies to a name. An unreadable
+    ``weights`` (``"default"``, ``"random"`` or a checkpoint path) applies to a name. ``settings`` (a
+    cell's :class:`~dsim.configs.EmbedSettings`) stands for the six keywords after it. An unreadable
     image raises :class:`~dsim.errors.ImageReadError` naming the file, or with ``on_error="skip"`` is
     left out and listed in ``Embeddings.skipped``.
     """
-    extractor, cache_dir, run = _checked(
-        extractor,
-        weights=weights,
-        device=device,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        cache_dir=cache_dir,
-        on_error=on_error,
-        progress=progress,
-    )
-    listing = scan_images(path, on_error=on_error, progress=progress)
+    keywords = EmbedSettings(device, batch_size, num_workers, cache_dir, on_error, progress)
+    extractor, cache_dir, run = _checked(extractor, weights, settings, keywords)
+    on_error = run["on_error"]
+    listing = scan_images(path, on_error=on_error, progress=run["progress"])
     files = listing.files
     fingerprint = dataset_fingerprint(files)
     store = VectorStore(cache_dir, extractor.name, extractor.identity, extractor.dim, extractor.describe())
@@ -244,7 +241,8 @@ def embed_shard(path: str | os.PathLike, extractor, *, shard: int, shards: int, 
     shards, shard = _count(shards, "task.shards", minimum=1), _count(shard, "task.shard", minimum=0)
     if shard >= shards:
         raise DsimError(f"task.shard must be below task.shards ({shards}), got {shard}")
-    extractor, cache_dir, run = _checked(extractor, **options)
+    weights, settings = options.pop("weights", None), options.pop("settings", None)
+    extractor, cache_dir, run = _checked(extractor, weights, settings, EmbedSettings(**options))
     listing = scan_images(path, on_error=run["on_error"], progress=run["progress"])
     mine = [ref for ref in listing.files if int(ref.sha256[:16], 16) % shards == shard]
     store = VectorStore(cache_dir, extractor.name, extractor.identity, extractor.dim, extractor.describe())
@@ -271,20 +269,16 @@ def embed_shard(path: str | os.PathLike, extractor, *, shard: int, shards: int, 
     }
 
 
-def _checked(
-    extractor,
-    *,
-    weights: str | None = None,
-    device: str = "auto",
-    batch_size: int = 32,
-    num_workers: int | None = None,
-    cache_dir: str | os.PathLike = DEFAULT_CACHE_DIR,
-    on_error: str = "raise",
-    progress: bool = True,
-):
-    """:func:`embed`'s options checked: (the extractor built, the cache folder, the options of a forward pass)."""
+def _checked(extractor, weights: str | None, settings: EmbedSettings | None, keywords: EmbedSettings):
+    """:func:`embed`'s options checked (``settings`` or the ``keywords``, not both): (the extractor built,
+    the cache folder, the options of a forward pass)."""
     from dsim.extractors import build
 
+    if settings is not None and keywords != DEFAULTS:
+        raise DsimError("pass the embedding options either as settings= or as keywords, not both")
+    chosen = settings or keywords
+    device, batch_size, num_workers = chosen.device, chosen.batch_size, chosen.num_workers
+    cache_dir, on_error, progress = chosen.cache_dir, chosen.on_error, chosen.progress
     if on_error not in ON_ERROR_CHOICES:
         raise DsimError(f"on_error must be one of {', '.join(ON_ERROR_CHOICES)}, got {on_error!r}")
     if isinstance(extractor, str):

@@ -1,6 +1,6 @@
 """A generator as configured (``generator=``): what it is, how it is built, and its identity.
 
-``GeneratorSpec.from_config(cfg["generator"])`` reads the group; :meth:`GeneratorSpec.load` builds the
+``GeneratorSpec.from_config(config.generator.node)`` reads the group; :meth:`GeneratorSpec.load` builds the
 model once per process and device (``_target_`` with ``params``, then ``checkpoint``: a state dict read
 without unpickling code); :class:`Generator` wraps it so every caller sees one protocol:
 

@@ -7,26 +7,29 @@ record → submit, :func:`dsim.compare` is prepare → run, so every one-line er
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dsim import configs, metrics
 from dsim.analysis import visual
 from dsim.cell import distribution, generated, paired
 from dsim.cell.context import CellOutput, DatasetRef, pair_name, resolve_dataset
+from dsim.configs import CellConfig
 from dsim.data.images import resolve_dataset_dir
 from dsim.errors import DsimError
 from dsim.util.fileio import ensure_dir
 
-#: metric kind → runner module with ``run(cfg, spec, params, reference, candidate) -> CellOutput``
+#: metric kind → runner module with ``run(config, spec, params, reference, candidate) -> CellOutput``
 RUNNERS = {"distribution": distribution, "paired": paired, "generator": generated}
 
 
 @dataclass(frozen=True)
 class CellPlan:
-    """A checked cell: its config, the metric's declaration and checked parameters, both sides resolved
+    """A checked cell: its typed config, the metric's declaration and checked parameters, both sides resolved
     (the candidate generated and perturbed when the config says so) and the pair's name as configured."""
 
-    cfg: dict
+    config: CellConfig
     spec: metrics.MetricSpec
     params: dict
     reference: DatasetRef
@@ -34,24 +37,26 @@ class CellPlan:
     pair: str
 
 
-def check(cfg: dict, choices: dict | None = None, conf_dirs=None, *, owned=()) -> tuple[metrics.MetricSpec, dict]:
-    """The config against its files (``owned``: see :func:`dsim.configs.check`), the metric's declaration and
-    its checked parameters (no file is read)."""
-    configs.check(cfg, choices, conf_dirs, owned=owned)
-    spec = metrics.lookup(cfg["metric"]["name"], cfg["metric"])
-    return spec, metrics.check_params(spec, cfg["metric"].get("params") or {})  # one check, every kind
+def check(
+    cfg: CellConfig | Mapping, choices: dict | None = None, conf_dirs=None, *, owned=()
+) -> tuple[CellConfig, metrics.MetricSpec, dict]:
+    """The typed config (a resolved ``dict`` is checked against its files first, see :func:`dsim.configs.load`;
+    ``owned`` as there), the metric's declaration and its checked parameters (no file is read)."""
+    config = cfg if isinstance(cfg, CellConfig) else configs.load(cfg, choices, conf_dirs, owned=owned)
+    spec = metrics.lookup(config.metric.name, config.metric.node)
+    return config, spec, metrics.check_params(spec, dict(config.metric.params))  # one check, every kind
 
 
-def prepare(cfg: dict, choices: dict | None = None, conf_dirs=None, *, owned=()) -> CellPlan:
-    """Check ``cfg`` (``choices``: Hydra's group choices, ``conf_dirs`` its config folders, ``owned`` as in
-    :func:`dsim.configs.check`) and resolve both sides: folders, catalogue names, statistics files, a
-    generator's samples, a perturbation. One-line :class:`DsimError` s for every mistake, before any
-    embedding or metric work."""
-    spec, params = check(cfg, choices, conf_dirs, owned=owned)
-    ensure_dir(cfg["cache_dir"], "cache_dir")
-    visual.check(cfg)  # the analyses' own files and folders, before the cell's work
-    reference = resolve_dataset(cfg["pair"]["reference"], cfg["dataset"])
-    candidate = generated_candidate(cfg, spec) or resolve_dataset(cfg["pair"]["candidate"], cfg["dataset"])
+def prepare(cfg: CellConfig | Mapping, choices: dict | None = None, conf_dirs=None, *, owned=()) -> CellPlan:
+    """Check ``cfg`` (a :class:`CellConfig`, or a resolved ``dict``: ``choices`` are Hydra's group choices,
+    ``conf_dirs`` its config folders, ``owned`` as in :func:`dsim.configs.check`) and resolve both sides:
+    folders, catalogue names, statistics files, a generator's samples, a perturbation. One-line
+    :class:`DsimError` s for every mistake, before any embedding or metric work."""
+    config, spec, params = check(cfg, choices, conf_dirs, owned=owned)
+    ensure_dir(config.cache_dir, "cache_dir")
+    visual.check(config)  # the analyses' own files and folders, before the cell's work
+    reference = resolve_dataset(config.pair.reference, config.dataset)
+    candidate = generated_candidate(config, spec) or resolve_dataset(config.pair.candidate, config.dataset)
     if spec.kind == "generator" and candidate.generator is None:
         raise DsimError(
             f"metric={spec.name} evaluates a generator: set pair.candidate=generator and "
@@ -60,7 +65,7 @@ def prepare(cfg: dict, choices: dict | None = None, conf_dirs=None, *, owned=())
     if candidate.stats is not None:
         raise DsimError(f"pair.candidate={candidate.path}: a statistics file can stand in for the reference only")
     if reference.stats is not None and (
-        spec.from_stats is None or cfg["metric"].get("bootstrap") or params.get("max_samples") is not None
+        spec.from_stats is None or config.metric.bootstrap or params.get("max_samples") is not None
     ):
         takes = ", ".join(sorted(name for name, s in metrics.METRICS.items() if s.from_stats is not None))
         raise DsimError(
@@ -71,45 +76,45 @@ def prepare(cfg: dict, choices: dict | None = None, conf_dirs=None, *, owned=())
     for ref in (reference, candidate):
         if ref.stats is None and (spec.kind != "generator" or ref.generator is None):  # PPL drives the model
             resolve_dataset_dir(ref.path)  # both folders exist before any work starts
-    pair = pair_name(cfg["pair"], reference, candidate)  # the pair as configured, perturbed or not
-    return CellPlan(cfg, spec, params, reference, perturbed_candidate(cfg, candidate), pair)
+    pair = pair_name(config.pair, reference, candidate)  # the pair as configured, perturbed or not
+    return CellPlan(config, spec, params, reference, perturbed_candidate(config, candidate), pair)
 
 
 def run(plan: CellPlan) -> CellOutput:
     """The metric's runner on the plan's two sides."""
-    return RUNNERS[plan.spec.kind].run(plan.cfg, plan.spec, plan.params, plan.reference, plan.candidate)
+    return RUNNERS[plan.spec.kind].run(plan.config, plan.spec, plan.params, plan.reference, plan.candidate)
 
 
-def generated_candidate(cfg: dict, spec) -> DatasetRef | None:
+def generated_candidate(config: CellConfig, spec) -> DatasetRef | None:
     """``pair.candidate=generator``: the configured generator's samples folder (made now, once), or for a
     metric that drives the model itself (``kind="generator"``: PPL) the generator alone; else ``None``."""
     from dsim.embeddings.embed import resolve_device
     from dsim.generators import CANDIDATE, GeneratorSpec, generated_dataset, samples_folder
 
-    if str(cfg["pair"]["candidate"]) != CANDIDATE:
+    if config.pair.candidate != CANDIDATE:
         return None
-    generator = GeneratorSpec.from_config(cfg.get("generator"))
+    generator = GeneratorSpec.from_config(config.generator.node)
     if not generator.active:
         raise DsimError(
             "pair.candidate=generator needs a generator: add generator=toy (or your own "
             "conf/generator/NAME.yaml with _target_)"
         )
-    device = resolve_device(cfg["device"])
+    device = resolve_device(config.device)
     if spec.kind == "generator":
-        return DatasetRef(generator.name, samples_folder(generator, cfg["cache_dir"], device.type), generator)
-    folder = generated_dataset(generator, cfg["cache_dir"], device=str(device), progress=cfg["progress"])
+        return DatasetRef(generator.name, samples_folder(generator, config.cache_dir, device.type), generator)
+    folder = generated_dataset(generator, config.cache_dir, device=str(device), progress=config.progress)
     return DatasetRef(generator.name, folder, generator)
 
 
-def perturbed_candidate(cfg: dict, candidate: DatasetRef) -> DatasetRef:
+def perturbed_candidate(config: CellConfig, candidate: DatasetRef) -> DatasetRef:
     """The candidate as the cell sees it: under ``perturb=``, the folder of its perturbed images
     (:mod:`dsim.data.perturb`), named ``<name>+<perturbation>``; else itself."""
     from dsim.data.perturb import Perturbation, perturbed_dataset
 
-    spec = Perturbation.from_config(cfg.get("perturb"))
+    spec = Perturbation.from_config(dataclasses.asdict(config.perturb))
     if not spec.active:
         return candidate
     folder = perturbed_dataset(
-        candidate.path, spec, cfg["cache_dir"], on_error=cfg["dataset"]["on_error"], progress=cfg["progress"]
+        candidate.path, spec, config.cache_dir, on_error=config.dataset.on_error, progress=config.progress
     )
     return DatasetRef(f"{candidate.name}+{spec.label()}", folder, candidate.generator)

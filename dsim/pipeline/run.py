@@ -11,6 +11,7 @@ store is locked, full or unreachable. The store side runs in a :class:`~dsim.tra
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from dsim import __version__
@@ -19,6 +20,7 @@ from dsim.cell import distribution
 from dsim.cell.context import DatasetRef
 from dsim.cell.key import cell_key, key_config
 from dsim.cell.record import build_record, dataset_input, flatten, run_tags, write_tables
+from dsim.configs import CellConfig
 from dsim.data.images import dataset_fingerprint, listings_reused, scan_images
 from dsim.pipeline.prepare import CellPlan, prepare
 from dsim.pipeline.prepare import run as run_plan
@@ -28,7 +30,7 @@ from dsim.tracking.session import StoreSession
 
 __all__ = ["ANALYSES", "run_cell"]
 
-#: analysis steps, run on every cell's output in this order: ``step(cfg, output, artifact_dir) -> Added``
+#: analysis steps, run on every cell's output in this order: ``step(config, output, artifact_dir) -> Added``
 ANALYSES = (
     within_run.entropy_bias,  # entropy bias of per-item values, plots
     visual.views,  # analysis=umap/distance: UMAP map, missed features, I_dist views
@@ -36,7 +38,7 @@ ANALYSES = (
 
 
 def run_cell(
-    cfg: dict,
+    cfg: CellConfig | Mapping,
     job_dir: Path,
     *,
     parent_run_id: str | None = None,
@@ -46,7 +48,8 @@ def run_cell(
     store: StoreSession | None = None,
     owned=(),
 ) -> dict:
-    """Run one cell from a resolved config (``dict``); return the record written to ``result.json``.
+    """Run one cell from its config (a :class:`~dsim.configs.CellConfig`, or a resolved ``dict``, checked
+    first); return the record written to ``result.json``.
 
     :func:`~dsim.pipeline.prepare.prepare` → reuse or run → record → submit. ``parent_run_id`` (or
     ``sweep_dir``, whose parent run may not exist yet) makes the run a sweep's child; ``choices`` are Hydra's
@@ -57,14 +60,14 @@ def run_cell(
     job_dir = Path(job_dir)
     with listings_reused():
         plan = prepare(cfg, choices, conf_dirs, owned=owned)
-        with store or StoreSession.for_config(cfg) as session:
+        with store or StoreSession.for_config(plan.config.tracking) as session:
             return _run(plan, job_dir, session, parent_run_id=parent_run_id, sweep_dir=sweep_dir)
 
 
 def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, sweep_dir) -> dict:
-    cfg, spec, candidate = plan.cfg, plan.spec, plan.candidate
-    key = _key(cfg, spec, plan.reference, candidate)
-    if not cfg.get("force"):
+    config, spec, candidate = plan.config, plan.spec, plan.candidate
+    key = _key(config, spec, plan.reference, candidate)
+    if not config.force:
         reused = store.find_reusable(key)
         if reused is not None:  # nothing forwarded, nothing computed: the earlier run's record
             reused.update(reused=True, embedded={"reference": 0, "candidate": 0})
@@ -77,7 +80,7 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
                         uri=store.uri,
                         experiment=store.experiment,
                         tags={**run_tags(earlier), REUSED_FROM_TAG: reused["mlflow_run_id"]},
-                        params=flatten(cfg),
+                        params=flatten(config.as_dict()),
                         metrics=earlier.values,
                         artifacts=[(str(job_dir / RESULT_FILE), None)],
                         parent_run_id=parent_run_id,
@@ -88,16 +91,16 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
 
     output = run_plan(plan)
     for step in ANALYSES:
-        step(cfg, output, job_dir / ARTIFACT_DIR).apply_to(output)
+        step(config, output, job_dir / ARTIFACT_DIR).apply_to(output)
 
-    record = build_record(cfg, output, plan.pair, spec)
-    record.cell_key, record.config = key, flatten(key_config(cfg, device=cfg["device"]))
+    record = build_record(config, output, plan.pair, spec)
+    record.cell_key, record.config = key, flatten(key_config(config, device=config.device))
     if candidate.generator is not None:
         record.generator = {**candidate.generator.describe(), "identity": candidate.generator.identity}
-    if cfg["metric"].get("bootstrap"):
+    if config.metric.bootstrap:
         from dsim.metrics.bootstrap import METHOD
 
-        record.interval = {**METHOD, "replicates": int(cfg["metric"]["bootstrap"]), "seed": 0}
+        record.interval = {**METHOD, "replicates": config.metric.bootstrap, "seed": 0}
     artifacts = write_tables(output, job_dir / ARTIFACT_DIR)
     write_json(job_dir / RESULT_FILE, record.to_json())  # last: a result.json means the cell's files are all there
     mlflow_plan = RunPlan(
@@ -105,7 +108,7 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
         uri=store.uri,
         experiment=store.experiment,
         tags={**run_tags(record), CELL_KEY_TAG: key},
-        params=flatten(cfg),
+        params={**flatten(config.as_dict()), **output.params},
         metrics=output.values,
         datasets=[dataset_input(record, side) for side in ("reference", "candidate")],
         artifacts=[(str(job_dir / RESULT_FILE), None)]
@@ -119,17 +122,17 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
     return record.to_json()
 
 
-def _key(cfg: dict, spec, reference, candidate) -> str:
+def _key(config: CellConfig, spec, reference, candidate) -> str:
     """The cell key (lists both datasets through the hash memo; resolves the extractor's weights)."""
     from dsim.embeddings.embed import resolve_device
 
-    fingerprints = [_fingerprint(ref, spec, cfg["dataset"]["on_error"]) for ref in (reference, candidate)]
+    fingerprints = [_fingerprint(ref, spec, config.dataset.on_error) for ref in (reference, candidate)]
     identity = "none"
     if spec.kind == "distribution":
-        identity = distribution.extractor_of(cfg, spec).identity
+        identity = distribution.extractor_of(config, spec).identity
     return cell_key(
-        cfg,
-        device=resolve_device(cfg["device"]).type,
+        config,
+        device=resolve_device(config.device).type,
         reference_fingerprint=fingerprints[0],
         candidate_fingerprint=fingerprints[1],
         extractor_identity=identity,

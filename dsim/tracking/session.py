@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 
+from dsim.configs import TrackingConfig
 from dsim.errors import DsimError
 from dsim.records import CELL_KEY_TAG, RESULT_FILE, read_json
 from dsim.tracking.queue import RunPlan, deliver, enqueue, open_store
@@ -46,16 +47,15 @@ class StoreSession:
             child.close()
 
     @classmethod
-    def for_config(cls, cfg: dict) -> StoreSession:
-        """The store of a cell's resolved config (``tracking.uri``, ``store_dir``, ``experiment``, ``retry_s``)."""
-        from dsim.tracking.mlflow_store import DEFAULT_RETRY_S, resolve_uri
+    def for_config(cls, tracking: TrackingConfig) -> StoreSession:
+        """The store a cell's ``tracking`` group names (``uri``, ``store_dir``, ``experiment``, ``retry_s``)."""
+        from dsim.tracking.mlflow_store import resolve_uri
 
-        tracking = cfg["tracking"]
         return cls(
-            resolve_uri(tracking["uri"], tracking["store_dir"]),
-            tracking["experiment"],
-            store_dir=tracking["store_dir"],
-            retry_s=float(tracking.get("retry_s", DEFAULT_RETRY_S)),
+            resolve_uri(tracking.uri, tracking.store_dir),
+            tracking.experiment,
+            store_dir=tracking.store_dir,
+            retry_s=float(tracking.retry_s),
         )
 
     def find_reusable(self, key: str) -> dict | None:

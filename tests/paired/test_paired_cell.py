@@ -17,6 +17,7 @@ from dsim.cell import CellOutput, SideSummary
 from dsim.pipeline import run_cell
 from dsim.cell import paired as paired_runner
 from dsim.cell.context import resolve_dataset
+from dsim.configs import CellConfig
 from dsim.errors import DsimError
 from dsim.metrics import METRICS
 from dsim.metrics._registry import register
@@ -142,8 +143,9 @@ def test_embedding_metrics_use_the_embedding_cache(tmp_path, crops, monkeypatch)
                     aligned=False)
     cfg = cell_config(tmp_path, ["metric=psnr", "pairing=random", "pairing.seed=5"])
     cfg["metric"] = {"name": "pixels_cosine", "params": {}}
-    output = paired_runner.run(cfg, spec, {}, resolve_dataset(str(crops["a"]), cfg["dataset"]),
-                               resolve_dataset(str(crops["b"]), cfg["dataset"]))
+    config = CellConfig.build(cfg)
+    output = paired_runner.run(config, spec, {}, resolve_dataset(str(crops["a"]), config.dataset),
+                               resolve_dataset(str(crops["b"]), config.dataset))
     ref = embed(crops["a"], "pixels", cache_dir=tmp_path / "cache", progress=False)
     cand = embed(crops["b"], "pixels", cache_dir=tmp_path / "cache", progress=False)
     table = output.tables["pairs"]
@@ -182,7 +184,7 @@ def test_per_image_scores_of_distribution_metrics_get_entropy_bias(tmp_path, cro
                              **columns})
 
     score = np.linspace(0, 1, 24)
-    cfg = {"metric": {"name": "odist"}, "cache_dir": str(tmp_path / "cache")}
+    cfg = CellConfig.build(cell_config(tmp_path, ["metric=odist"]))
     one = _fake_output(tmp_path, crops, {"per_image_candidate": table("candidate", i_dist=score)})
     within_run.entropy_bias(cfg, one, tmp_path / "one").apply_to(one)
     assert {f"i_dist.{k}" for k in ENTROPY_VALUES} <= set(one.values) and one.values["i_dist.entropy_n"] == 24

@@ -1,12 +1,14 @@
 """Every paired-metric config and every pairing config composes, and its params run on image pairs."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from dsim import metrics
-from dsim.cell.paired import DEFAULT_PAIRING
+from dsim.configs import PairingConfig
 from dsim.cli.app import CONF_DIR, group_choices
 from dsim.cell.pairing import METHODS
 
@@ -43,7 +45,7 @@ def test_paired_metric_configs_run_on_image_pairs(name):
 @pytest.mark.parametrize("name", group_choices("pairing"))
 def test_pairing_configs_compose_with_every_key(name):
     cfg = OmegaConf.to_container(_compose([f"pairing={name}"]).pairing)
-    assert cfg["method"] == name in METHODS and set(cfg) == set(DEFAULT_PAIRING)
+    assert cfg["method"] == name in METHODS and set(cfg) == {f.name for f in dataclasses.fields(PairingConfig)}
 
 
 def test_default_pairing_is_nearest():

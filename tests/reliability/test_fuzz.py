@@ -430,9 +430,10 @@ def value_for(path: str, default) -> st.SearchStrategy[str]:
     """Override values for ``path``: plausible ones of the default's type (or its choices), and junk."""
     if path in PATH_KEYS:
         return st.sampled_from(["ref", "cand", "missing/folder", "''", "'with space'", "ref/000.png"])
-    if path in configs.CHOICES:
-        return st.one_of(st.sampled_from(list(configs.CHOICES[path])), JUNK)
-    kind = configs.TYPED_NULLABLE.get(path) if default is None else type(default)
+    rule = configs.rule_of(path, default)
+    if rule.choices:
+        return st.one_of(st.sampled_from(list(rule.choices)), JUNK)
+    kind = rule.kind
     if path == "device":
         plausible = st.sampled_from(["cpu", "auto", "cuda", "cuda:1"])
     elif kind is bool:
