@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from dsim.util.fileio import atomic_write_text, read_text
 
@@ -90,6 +91,10 @@ class CellRecord:
     reused: bool = False
     generator: dict | None = None  # the candidate's generator (describe() and identity), when it has one
     interval: dict | None = None  # how the values' _ci_low/_ci_high were made (metric.bootstrap > 0)
+    #: value key → [lowest, highest] its metric declares (None: unbounded); tables show rounding noise at the bound
+    value_ranges: dict | None = None
+    #: the metric's caveats while computing this cell ({"category", "message", "count"}; printed with verbose=true)
+    warnings: list = field(default_factory=list)
 
     def side(self, role: str) -> Side:
         return getattr(self, role)
@@ -102,7 +107,7 @@ class CellRecord:
 
     def to_json(self) -> dict:
         sides = {role: self.side(role) for role in SIDES}
-        out = {
+        out: dict[str, Any] = {
             "extractor": self.extractor,
             "metric": self.metric,
             "pair": self.pair,
@@ -110,6 +115,7 @@ class CellRecord:
             **{f"n_{role}": side.n for role, side in sides.items()},
             "values": self.values,
             "value_roles": self.value_roles,
+            "value_ranges": self.value_ranges,
         }
         for key in ("name", "fingerprint", "lineage"):
             out.update({f"{role}_{key}": getattr(side, key) for role, side in sides.items()})
@@ -130,6 +136,7 @@ class CellRecord:
             reused=self.reused,
             generator=self.generator,
             interval=self.interval,
+            warnings=self.warnings,
         )
         return out
 

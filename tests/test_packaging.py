@@ -48,16 +48,29 @@ def mean_gap(reference, candidate):
 def test_the_package_list_names_every_package_under_dsim():
     declared = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {".".join(p.relative_to(REPO).parent.parts) for p in (REPO / "dsim").rglob("__init__.py")}
-    assert found | {"dsim.conf"} == declared
+    conf = {".".join(("dsim", *p.relative_to(REPO).parent.parts)) for p in (REPO / "conf").rglob("*.yaml")}
+    assert found | conf | {"dsim.conf"} == declared
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def built(tmp_path_factory) -> tuple[Path, str]:
+    """The wheel, and what its build printed (verbose: setuptools' warnings are in it)."""
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(REPO)], check=True, capture_output=True, text=True, timeout=600)
-    (built,) = out.glob("dsim-*.whl")
-    return built
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w",
+                           str(out), str(REPO)], check=True, capture_output=True, text=True, timeout=600)
+    (wheel_file,) = out.glob("dsim-*.whl")
+    return wheel_file, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(built) -> Path:
+    return built[0]
+
+
+def test_the_build_prints_no_warnings(built):
+    """A clean install is quiet: setuptools warns (~40 lines each) for a conf/ folder missing from the packages."""
+    output = built[1]
+    assert "Warning" not in output, [line for line in output.splitlines() if "Warning" in line][:5]
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +154,12 @@ def test_dsim_init_makes_a_git_repository_a_registry(installed, tmp_path):
     cell = _run(installed, "pair=example", "extractor=pixels", "progress=false", cwd=repo)
     assert cell.returncode == 0, cell.stderr
     assert "example" in cell.stdout and "12/12" in cell.stdout
+    assert _run(installed, "report", cwd=repo).returncode == 0
+    # what dsim wrote is ignored: git sees only init's files and the data (which `dvc add data` takes over)
+    untracked = subprocess.run(["git", "status", "--porcelain", "-uall"], cwd=repo, capture_output=True, text=True,
+                               check=True).stdout.split("\n")
+    paths = {line[3:] for line in untracked if line}
+    assert all(p.startswith(("conf/", "data/", ".dvc/", ".dvcignore", ".gitignore", "dvc.yaml")) for p in paths), paths
     again = _run(installed, "init", cwd=repo)  # nothing overwritten
     assert again.returncode == 0 and "wrote conf" not in again.stdout
 

@@ -14,7 +14,16 @@ import json
 from dsim.configs import CellConfig
 
 #: config keys that change how a cell runs, never its numbers
-OPERATIONAL_KEYS = ("progress", "num_workers", "batch_size", "cache_dir", "tracking", "results_file", "force")
+OPERATIONAL_KEYS = (
+    "progress",
+    "verbose",
+    "num_workers",
+    "batch_size",
+    "cache_dir",
+    "tracking",
+    "results_file",
+    "force",
+)
 #: dataset keys that say where the data lives (its content is in the fingerprints)
 LOCATION_KEYS = ("root", "catalog")
 

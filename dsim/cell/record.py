@@ -89,6 +89,7 @@ def build_record(config: CellConfig, output: CellOutput, pair: str, spec) -> Cel
         candidate=sides["candidate"],
         values=output.values,
         value_roles={key: spec.role(key) for key in output.values},
+        value_ranges={key: list(spec.ranges[key]) for key in output.values if key in spec.ranges} or None,
         extractor_identity=extractor.identity if extractor is not None else "none",
         weights_checksum=weights.checksum if weights is not None else "none",
         random_weights=bool(output.random_weights or (extractor is not None and extractor.is_random)),

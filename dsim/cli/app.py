@@ -216,7 +216,7 @@ def task(cfg) -> None:
                 raise
             _DEFERRED.append(error)
             return
-        _print_single(record, job_dir, cfg.tracking)
+        _print_single(record, job_dir, cfg.tracking, bool(cfg.get("verbose")))
         return
 
     try:
@@ -242,10 +242,11 @@ def task(cfg) -> None:
         )
         return
     from dsim.records import CellRecord
-    from dsim.results import headline_values
+    from dsim.results import headline_values, shown_value
 
     values = record["values"]
-    shown = ", ".join(f"{k}={values[k]:.6g}" for k in headline_values(values, CellRecord.from_json(record).headline()))
+    headline = headline_values(values, CellRecord.from_json(record).headline())
+    shown = ", ".join(f"{k}={shown_value(k, values[k]):.6g}" for k in headline)
     note = " (reused: same cell key as run " + str(record.get("mlflow_run_id")) + ")" if record.get("reused") else ""
     print(f"[cell {hydra_cfg.job.num}] {record['extractor']} · {record['metric']} · {record['pair']}: {shown}{note}")
 
@@ -346,7 +347,7 @@ def _conf_dirs(hydra_cfg) -> list[Path]:
     return dirs or [CONF_DIR]
 
 
-def _print_single(record: dict, job_dir: Path, tracking) -> None:
+def _print_single(record: dict, job_dir: Path, tracking, verbose: bool) -> None:
     from dsim import results
     from dsim.tracking.mlflow_store import resolve_uri, ui_command
 
@@ -358,6 +359,9 @@ def _print_single(record: dict, job_dir: Path, tracking) -> None:
         return
     print(results.format_table(results.to_frame([record])))
     print(f"record: {job_dir / 'result.json'}")
+    note = results.caveats_summary([record])
+    if note and not verbose:
+        print(note)
     if record.get("reused"):
         print(
             f"reused the finished run {record.get('mlflow_run_id')} of the same cell key (config, data, extractor, "
@@ -425,6 +429,17 @@ def main(argv: list[str] | None = None) -> None:
     from dsim.errors import Abort, DsimError
     from dsim.util.fileio import disk_full, is_disk_full
 
+    if args and args[0] in ("-h", "--help"):
+        from dsim import __version__
+        from dsim.cli.help import text
+
+        return print(text(SUBCOMMANDS, __version__))
+    if args and args[0] == "--version":
+        from dsim import __version__
+
+        return print(f"dsim {__version__}")
+    if "--hydra-help" in args:  # Hydra's own help (its --help shows the composed config and Hydra's flags)
+        args = ["--help" if a == "--hydra-help" else a for a in args]
     try:
         if args and args[0] in SUBCOMMANDS:
             return importlib.import_module(SUBCOMMANDS[args[0]]).run(args[1:])
@@ -460,6 +475,8 @@ def _hydra_main(args: list[str]) -> None:
         sys.path.insert(0, str(Path.cwd()))
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))
     args = [_absolute_dir(arg) for arg in args]
+    if any(a.lower() in ("verbose=true", "verbose=1") for a in args):  # Hydra's launch lines too
+        args.append("hydra.hydra_logging.root.level=INFO")
     sys.argv = [sys.argv[0] if sys.argv else "dsim", *args]
     try:
         hydra.main(config_path=f"pkg://{configs.CONF_PACKAGE}", config_name="config", version_base="1.3")(task)()

