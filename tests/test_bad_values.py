@@ -16,7 +16,6 @@ from dsim.metrics import METRICS
 ANY_VALUE = {
     "pair.name": "a free label for the pair",
     "analysis.distance.score_column": "a column name, only read with a score file",
-    "analysis.umap.metric": "passed to UMAP, which accepts many distance names",
     "tracking.experiment": "any experiment name",
     "extractor._target_": "checked with extractor.name (a class path is tried as given)",
 }

@@ -8,6 +8,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from test_bad_values import CASES
 
 import dsim
+from dsim.cell.key import OPERATIONAL_KEYS
 from dsim.errors import DsimError
 from dsim.pipeline.comparison import CHOOSABLE
 from dsim_testing import write_crops
@@ -33,8 +34,7 @@ def _call(overrides: list[str]) -> dict:
         elif key == "pair.candidate":
             call["candidate"] = value
         else:  # a group choice (perturb=blur) or a key (metric.params.subset_size=abc)
-            assert key in CHOOSABLE or "." in key or key in ("device", "cache_dir", "batch_size", "num_workers",
-                                                             "progress", "force"), key
+            assert key in CHOOSABLE or "." in key or key in ("device", *OPERATIONAL_KEYS), key
             call["options"][key] = value
     return call
 

@@ -180,12 +180,18 @@ class DatasetConfig(Node):
     on_error: Literal["raise", "skip"]
 
 
+#: UMAP's distances that make sense on real-valued features (umap.distances.named_distances has more)
+UmapMetric = Literal[
+    "euclidean", "cosine", "correlation", "manhattan", "chebyshev", "minkowski", "canberra", "braycurtis"
+]
+
+
 @dataclass(frozen=True)
 class UmapConfig(Node):
     dims: tuple[int, ...]
     n_neighbors: Annotated[int, Min(2)]
     min_dist: NonNegative
-    metric: str
+    metric: UmapMetric
     seed: Index
     nearest_k: Count
     datasets: tuple[str, ...]
