@@ -14,7 +14,8 @@ I_dist(y) is the summed PCA-space distance from a candidate image y to every ref
   cell, a file without ``dataset`` scores the cell's candidate);
   :func:`with_moving_average` adds the moving average of the score over the images sorted by I_dist,
   window ``max(1, floor(|S| / 10))`` with |S| the number of scored images, centred (shorter at the ends).
-- :func:`violin_png`, :func:`score_png`: the figures (matplotlib, Agg).
+- :func:`violin_png`, :func:`score_png`: the figures (matplotlib, Agg); a dataset's violin has its colour of
+  every figure (:mod:`dsim.analysis.palette`).
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ import numpy as np
 import pandas as pd
 
 from dsim.analysis import plots
+from dsim.analysis.palette import dataset_colour
 from dsim.errors import DsimError
 
 SCHEMES = {"halves": ("half", 2), "thirds": ("third", 3)}
 SPLIT_COLOURS = ("#2ca02c", "#ff7f0e", "#d62728")
-VIOLIN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
 def split_labels(values, parts: int) -> np.ndarray:
@@ -179,6 +180,12 @@ def with_moving_average(frame: pd.DataFrame) -> pd.DataFrame:
 
 def violin_png(path: Path, groups: dict[str, np.ndarray], *, title: str, ylabel: str = "I_dist") -> Path:
     """One violin per dataset (with its median and quartiles), ordered as given."""
+    return plots._save(violin_figure(groups, title=title, ylabel=ylabel), path)
+
+
+def violin_figure(groups: dict[str, np.ndarray], *, title: str, ylabel: str = "I_dist"):
+    """The matplotlib figure of :func:`violin_png`: each dataset's violin in its colour
+    (:func:`~dsim.analysis.palette.dataset_colour`, as on the UMAP map)."""
     names = list(groups)
     fig = plots._figure(max(4.5, 1.4 * len(names) + 2.0), 5.0)
     ax = fig.add_subplot(1, 1, 1)
@@ -188,7 +195,7 @@ def violin_png(path: Path, groups: dict[str, np.ndarray], *, title: str, ylabel:
     if drawable:
         parts = ax.violinplot([data[i] for i in drawable], positions=positions[drawable], showextrema=False, widths=0.8)
         for i, body in zip(drawable, parts["bodies"]):
-            body.set_facecolor(VIOLIN_COLOURS[i % len(VIOLIN_COLOURS)])
+            body.set_facecolor(dataset_colour(names[i]))
             body.set_alpha(0.55)
     for i, d in enumerate(data):
         if len(d):
@@ -205,7 +212,7 @@ def violin_png(path: Path, groups: dict[str, np.ndarray], *, title: str, ylabel:
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(title, fontsize=10)
-    return plots._save(fig, path)
+    return fig
 
 
 def score_png(path: Path, frame: pd.DataFrame, *, title: str) -> Path:

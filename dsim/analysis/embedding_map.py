@@ -14,6 +14,9 @@ Everything here works on feature arrays already computed (the embedding cache's)
 - :func:`write_html`: one self-contained page (plotly.js inline: works offline) with the 2-D and the 3-D
   map; hovering a point shows its dataset, path and a thumbnail.
 - :func:`write_png`, :func:`thumbnail_grid`: the static figures (matplotlib, Agg).
+
+On the page and the PNGs each dataset has its colour of every figure (:func:`legend_styles`,
+:mod:`dsim.analysis.palette`); entries that share a colour are told apart by their marker.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dsim.analysis import plots
+from dsim.analysis import palette, plots
 from dsim.data.images import image_path
 from dsim.errors import DsimError
 from dsim.util.fileio import atomic_write_bytes, atomic_write_text
@@ -42,7 +45,6 @@ SVG_POINTS = 20000  # 2-D maps with more points are drawn with WebGL (scattergl)
 MISSED, FAR = "missed", "far"
 MISSED_NOTE = "missed: no candidate within its k-NN radius"
 FAR_NOTE = "far: outside every reference k-NN ball"
-COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 MISSED_COLOUR, FAR_COLOUR = "#d62728", "#000000"
 
 
@@ -319,6 +321,19 @@ function dsimAttachHover(id) {{
 """
 
 
+def legend_styles(points: pd.DataFrame) -> dict[str, tuple[str, int]]:
+    """Per legend entry (``label``), in order: its dataset's colour (:func:`~dsim.analysis.palette.dataset_colour`
+    of the ``dataset`` column, else of the label) and its marker rank among the entries of that colour."""
+    datasets = points["dataset"] if "dataset" in points.columns else points["label"]
+    dataset_of = dict(zip(points["label"], datasets))
+
+    def colour_of(label: str) -> str:
+        return palette.dataset_colour(dataset_of[label])
+
+    ranks = palette.marker_ranks(dataset_of, colour_of)
+    return {label: (colour_of(label), ranks[label]) for label in dataset_of}
+
+
 def _traces(points: pd.DataFrame, coords: np.ndarray, dims: int, thumb_index: np.ndarray):
     """One trace per dataset, then the missed and the far images on top (bigger, outlined)."""
     import plotly.graph_objects as go
@@ -326,7 +341,6 @@ def _traces(points: pd.DataFrame, coords: np.ndarray, dims: int, thumb_index: np
     three = dims == 3
     kind = go.Scatter3d if three else (go.Scatter if len(points) <= SVG_POINTS else go.Scattergl)
     size = float(np.clip(600 / np.sqrt(max(1, len(points))), 3, 9)) * (0.6 if three else 1.0)  # 3-D markers draw bigger
-    datasets = list(dict.fromkeys(points["label"]))
     traces = []
     template = "<b>%{customdata[1]}</b><br>%{customdata[0]}<br>%{customdata[2]}<extra></extra>"
 
@@ -340,10 +354,10 @@ def _traces(points: pd.DataFrame, coords: np.ndarray, dims: int, thumb_index: np
             axes["z"] = coords[rows, 2]
         return kind(mode="markers", name=name, customdata=custom, hovertemplate=template, marker=marker, **axes)
 
-    for i, label in enumerate(datasets):
-        colour = COLOURS[i % len(COLOURS)]
+    for label, (colour, rank) in legend_styles(points).items():
         mask = (points["label"] == label).to_numpy() & (points["status"] == "").to_numpy()
-        traces.append(trace(mask, label, {"size": size, "color": colour, "opacity": 0.75}))
+        symbol = palette.marker(rank, "plotly3d" if three else "plotly")
+        traces.append(trace(mask, label, {"size": size, "color": colour, "symbol": symbol, "opacity": 0.75}))
     status = points["status"].to_numpy()
     # 3-D symbols are font glyphs: "x" (✖) is missing from common fonts, a square never is
     for flag, note, colour, symbol in (
@@ -436,14 +450,20 @@ def write_html(
 
 def write_png(path: Path, points: pd.DataFrame, coords: np.ndarray, *, title: str) -> Path:
     """The map as a PNG (2-D, or 3-D with matplotlib's 3-D axes): datasets coloured, flagged images marked."""
+    return plots._save(map_figure(points, coords, title=title), path)
+
+
+def map_figure(points: pd.DataFrame, coords: np.ndarray, *, title: str):
+    """The matplotlib figure of :func:`write_png`: one scatter per legend entry, then the flagged images."""
     dims = coords.shape[1]
     fig = plots._figure(9.0, 7.5)
     ax = fig.add_subplot(1, 1, 1, projection="3d" if dims == 3 else None)
     size = float(np.clip(4000 / max(1, len(points)), 4, 40))
     status = points["status"].to_numpy()
-    for i, label in enumerate(dict.fromkeys(points["label"])):
+    for label, (colour, rank) in legend_styles(points).items():
         mask = (points["label"] == label).to_numpy() & (status == "")
-        ax.scatter(*coords[mask].T, s=size, color=COLOURS[i % len(COLOURS)], alpha=0.7, label=label, linewidths=0)
+        shape = palette.marker(rank, "matplotlib")
+        ax.scatter(*coords[mask].T, s=size, color=colour, marker=shape, alpha=0.7, label=label, linewidths=0)
     for flag, note, colour, marker in ((MISSED, MISSED_NOTE, MISSED_COLOUR, "D"), (FAR, FAR_NOTE, FAR_COLOUR, "x")):
         mask = status == flag
         if mask.any():
@@ -465,7 +485,7 @@ def write_png(path: Path, points: pd.DataFrame, coords: np.ndarray, *, title: st
         ax.grid(alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, fontsize=8, markerscale=1.5, frameon=False)
     ax.set_title(title, fontsize=10)
-    return plots._save(fig, path)
+    return fig
 
 
 def thumbnail_grid(

@@ -1,6 +1,9 @@
 """The figures of the analyses, drawn with matplotlib's object API (no pyplot, no display: Agg).
 
-Every function writes one PNG atomically and returns its path.
+Every figure function writes one PNG atomically and returns its path; ``entropy_figure`` and ``pivot_figure``
+return the matplotlib figure they save (what tests read). Fit lines need :data:`MIN_FIT_POINTS` points; the
+report's cells are coloured from each column's best to its worst value by the metric's declared direction
+(:func:`badness`), numbers in black or white by their cell's luminance (:func:`text_colour`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,19 @@ from dsim.data.images import image_path
 from dsim.util.fileio import atomic_write_bytes
 
 THUMBNAIL = 160  # px, longer side of the images in a match grid
+
+#: fewest finite points a least-squares line is drawn through (a sweep's few cells, a cell's few items): a
+#: line through 3 or 4 points shows those points more than a trend. The points are drawn all the same, and a
+#: panel without its line says why (:func:`no_fit_reason`).
+MIN_FIT_POINTS = 5
+
+#: the report's cell colours: 0 = a column's best value (blue), 1 = its worst (red); ColorBrewer's RdYlBu
+#: stays readable with the common colour-vision deficiencies
+REPORT_CMAP = "RdYlBu_r"
+#: the cells of a column whose value has no declared direction: one neutral grey, no ranking
+NEUTRAL_COLOUR = "#dddddd"
+#: the column-label marks of a value's declared direction
+DIRECTION_MARKS = {True: "↑", False: "↓", None: "?"}
 
 
 def _figure(width: float, height: float):
@@ -44,7 +60,13 @@ def _stats_label(stats: dict) -> str:
 def entropy_scatter(
     path: Path, series: list[tuple[str, np.ndarray, np.ndarray, dict]], *, title: str, xlabel: str = "entropy (bits)"
 ) -> Path:
-    """One panel per ``(label, values, entropy, stats)``: values against entropy, with a least-squares line."""
+    """One panel per ``(label, values, entropy, stats)``: values against entropy, with a least-squares line
+    where :func:`no_fit_reason` allows one."""
+    return _save(entropy_figure(series, title=title, xlabel=xlabel), path)
+
+
+def entropy_figure(series: list[tuple[str, np.ndarray, np.ndarray, dict]], *, title: str, xlabel: str):
+    """The matplotlib figure of :func:`entropy_scatter`: every point drawn; a panel without a line says why."""
     columns = min(3, len(series))
     rows = math.ceil(len(series) / columns)
     fig = _figure(5.0 * columns, 4.0 * rows)
@@ -54,16 +76,40 @@ def entropy_scatter(
         x = np.asarray(entropy, dtype=np.float64)
         y = np.asarray(values, dtype=np.float64)
         ax.scatter(x, y, s=14, alpha=0.7)
-        finite = np.isfinite(x) & np.isfinite(y)
-        if finite.sum() >= 2 and np.ptp(x[finite]) > 0:
-            slope, intercept = np.polyfit(x[finite], y[finite], 1)
-            xs = np.linspace(x[finite].min(), x[finite].max(), 2)
-            ax.plot(xs, slope * xs + intercept, color="tab:red", linewidth=1)
+        _fit_line(ax, x, y)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(label)
         ax.set_title(_stats_label(stats), fontsize=8)
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return fig
+
+
+def no_fit_reason(x, y) -> str | None:
+    """Why a least-squares line of ``y`` on ``x`` (their finite pairs) is not drawn — fewer than
+    :data:`MIN_FIT_POINTS` points, or one x for all — or ``None`` when it is."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    finite = np.isfinite(x) & np.isfinite(y)
+    n = int(finite.sum())
+    if n < MIN_FIT_POINTS:
+        return f"no fit line: {n} point(s), a line needs {MIN_FIT_POINTS}"
+    if np.ptp(x[finite]) == 0:
+        return "no fit line: every point has the same x"
+    return None
+
+
+def _fit_line(ax, x: np.ndarray, y: np.ndarray) -> None:
+    """Draw the least-squares line of ``y`` on ``x`` into ``ax``, or a note saying why there is none."""
+    reason = no_fit_reason(x, y)
+    if reason is not None:
+        note = {"facecolor": "white", "alpha": 0.8, "edgecolor": "none"}
+        ax.text(
+            0.5, 0.97, reason, transform=ax.transAxes, ha="center", va="top", fontsize=8, color="#555555", bbox=note
+        )
+        return
+    finite = np.isfinite(x) & np.isfinite(y)
+    slope, intercept = np.polyfit(x[finite], y[finite], 1)
+    xs = np.linspace(x[finite].min(), x[finite].max(), 2)
+    ax.plot(xs, slope * xs + intercept, color="tab:red", linewidth=1)
 
 
 def _thumbnail(path: Path) -> np.ndarray:
@@ -108,7 +154,8 @@ def match_grid(
 def heatmap(
     path: Path, matrix: pd.DataFrame, *, title: str, vmin: float = -1.0, vmax: float = 1.0, cmap: str = "RdBu_r"
 ) -> Path:
-    """A labelled, annotated heatmap of a square or rectangular table (e.g. a correlation matrix)."""
+    """A labelled, annotated heatmap of a square or rectangular table (e.g. a correlation matrix); each number in
+    black or white, whichever reads on its cell (:func:`text_colour`)."""
     n_rows, n_cols = matrix.shape
     fig = _figure(max(4.0, 0.9 * n_cols + 2.5), max(3.0, 0.6 * n_rows + 1.8))
     ax = fig.add_subplot(1, 1, 1)
@@ -118,30 +165,100 @@ def heatmap(
     ax.set_yticks(range(n_rows), [str(i) for i in matrix.index], fontsize=8)
     for i in range(n_rows):
         for j in range(n_cols):
-            text = "" if not np.isfinite(data[i, j]) else f"{data[i, j]:.2f}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=7)
+            if np.isfinite(data[i, j]):
+                colour = text_colour(image.cmap(image.norm(data[i, j])))
+                ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=7, color=colour)
     fig.colorbar(image, ax=ax, shrink=0.8)
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
 
 
-def pivot_table(path: Path, pivot: pd.DataFrame, *, title: str) -> Path:
-    """The report pivot as a coloured table: each column coloured by its own rank (scales differ)."""
-    ranks = pivot.rank(axis=0, pct=True)
-    labels = [" · ".join(str(part) for part in c) if isinstance(c, tuple) else str(c) for c in pivot.columns]
-    shown = pd.DataFrame(ranks.to_numpy(), index=pivot.index, columns=labels)
-    fig = _figure(max(5.0, 1.3 * len(labels) + 3.0), max(2.5, 0.5 * len(pivot) + 2.0))
+def pivot_table(path: Path, pivot: pd.DataFrame, *, title: str, directions: dict | None = None) -> Path:
+    """The report pivot as a coloured table (:func:`pivot_figure`)."""
+    return _save(pivot_figure(pivot, title=title, directions=directions), path)
+
+
+def badness(pivot: pd.DataFrame, directions: dict | None = None) -> pd.DataFrame:
+    """Each value's place between its column's best (0) and worst (1) value: min-max scaled within the column,
+    flipped where higher is better (``directions[column]``: True higher is better, False lower is better).
+
+    NaN where the value is missing or the column's direction is unknown (not in ``directions``, or None);
+    0.5 for every value of a column whose values are all equal. One colormap then serves every column.
+    """
+    directions = directions or {}
+    out = pd.DataFrame(np.nan, index=pivot.index, columns=pivot.columns)
+    for column in pivot.columns:
+        higher_is_better = directions.get(column)
+        if higher_is_better is None:
+            continue
+        values = pivot[column].astype(np.float64)
+        low, high = values.min(), values.max()
+        scaled = (values - low) / (high - low) if high > low else values * 0 + 0.5
+        out[column] = 1.0 - scaled if higher_is_better else scaled
+    return out
+
+
+def text_colour(rgba) -> str:
+    """``black`` or ``white``: whichever contrasts more with the background ``rgba`` (WCAG relative luminance)."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3]]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "black" if (luminance + 0.05) / 0.05 >= 1.05 / (luminance + 0.05) else "white"
+
+
+def cell_colours(pivot: pd.DataFrame, directions: dict | None = None) -> np.ndarray:
+    """The RGBA background of every cell (rows × columns × 4): :data:`REPORT_CMAP` of :func:`badness`;
+    :data:`NEUTRAL_COLOUR` in a column of unknown direction; white where a value is missing."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_rgba
+
+    directions = directions or {}
+    scores = badness(pivot, directions).to_numpy(dtype=np.float64)
+    colours = colormaps[REPORT_CMAP](np.nan_to_num(scores, nan=0.0))
+    unknown = np.array([directions.get(c) is None for c in pivot.columns], dtype=bool)
+    colours[:, unknown] = to_rgba(NEUTRAL_COLOUR)
+    colours[~np.isfinite(pivot.to_numpy(dtype=np.float64))] = to_rgba("white")
+    return colours
+
+
+def column_label(column, higher_is_better: bool | None) -> str:
+    """A pivot column as a tick label: its parts joined by `` · ``, and its direction mark (↑, ↓ or ?)."""
+    text = " · ".join(str(part) for part in column) if isinstance(column, tuple) else str(column)
+    return f"{text} {DIRECTION_MARKS[higher_is_better]}"
+
+
+def pivot_figure(pivot: pd.DataFrame, *, title: str, directions: dict | None = None):
+    """The report pivot as a coloured table: every column from its best value (blue) to its worst (red) by the
+    direction its metric declares (``directions``, see :func:`badness`), so one colour bar reads for all;
+    columns of unknown direction grey, and said so. Each value is written in black or white, whichever
+    reads on its cell (:func:`text_colour`)."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    directions = directions or {}
+    labels = [column_label(c, directions.get(c)) for c in pivot.columns]
+    colours = cell_colours(pivot, directions)
+    fig = _figure(max(5.0, 1.3 * len(labels) + 3.0), max(3.2, 0.5 * len(pivot) + 2.8))
     ax = fig.add_subplot(1, 1, 1)
-    ax.imshow(np.ma.masked_invalid(shown.to_numpy(dtype=np.float64)), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.imshow(colours, aspect="auto")
     ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(pivot)), [str(i) for i in pivot.index], fontsize=8)
     values = pivot.to_numpy(dtype=np.float64)
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             if np.isfinite(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.4g}", ha="center", va="center", fontsize=7, color="white")
+                colour = text_colour(colours[i, j])
+                ax.text(j, i, f"{values[i, j]:.4g}", ha="center", va="center", fontsize=7, color=colour)
+    bar = fig.colorbar(
+        ScalarMappable(Normalize(0.0, 1.0), colormaps[REPORT_CMAP]), ax=ax, orientation="horizontal", shrink=0.6
+    )
+    bar.set_ticks([0.0, 1.0], labels=["better", "worse"])
+    marks = "↑ higher is better · ↓ lower is better"
+    if any(directions.get(c) is None for c in pivot.columns):
+        marks += " · ? no declared direction: grey, not coloured"
+    bar.set_label(f"better ← → worse: each column from its own best value to its worst\n{marks}", fontsize=8)
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
 def metric_vs_strength(path: Path, frame: pd.DataFrame, *, title: str) -> Path:

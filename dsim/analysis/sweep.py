@@ -6,7 +6,9 @@ alone, ``psnr``, when its cells have no extractor), its primary value in each ce
 - the Pearson r (p-value, Spearman's rho, n) between the series' values and the **candidate set's mean
   entropy** (mean over its images of :func:`dsim.embeddings.entropy.image_entropy`), across the cells: logged on the
   sweep's parent run as ``<series>.entropy_pearson_r``, ``.entropy_pearson_p``, ``.entropy_spearman_rho``,
-  ``.entropy_n``, and written as ``entropy_correlation.csv`` with a scatter plot ``entropy_across_cells.png``;
+  ``.entropy_n``, and written as ``entropy_correlation.csv`` with a scatter plot ``entropy_across_cells.png``
+  (every cell a point; a least-squares line only in a panel of at least
+  :data:`~dsim.analysis.plots.MIN_FIT_POINTS` cells, else the panel says why there is none);
 - the **metric × metric** Pearson correlation matrix across the cells (series as columns, the dataset
   pairs as rows; at least 3 common pairs, else NaN): ``metric_correlation.csv`` and ``metric_correlation.png``.
 
