@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dsim.configs import EmbedSettings
+from dsim.data import in_memory
 from dsim.data.images import ImageFileRef, bounded_aspect, dataset_fingerprint, load_rgb, scan_images
 from dsim.embeddings.store import CorruptEntries, VectorStore, store_write_error
 from dsim.errors import DsimError, ImageReadError
@@ -165,7 +166,7 @@ def _default_workers(n_images: int, batch_size: int) -> int:
 
 
 def embed(
-    path: str | os.PathLike,
+    path,
     extractor="efficientnet_lite0",
     *,
     weights: str | None = None,
@@ -177,8 +178,14 @@ def embed(
     on_error: str = DEFAULTS.on_error,
     progress: bool = DEFAULTS.progress,
 ) -> Embeddings:
-    """Embed every image under ``path`` with ``extractor``, reusing and filling the store in ``cache_dir``.
+    """Embed every image of ``path`` with ``extractor``, reusing and filling the store in ``cache_dir``.
 
+    ``path`` is an image folder, or images in memory (:mod:`dsim.data.in_memory`): a ``uint8`` (or float in
+    [0, 1]) numpy array or torch tensor ``(N, H, W, C)``, ``(N, C, H, W)`` or ``(N, H, W)``, a list of PIL
+    images or arrays, a torch ``Dataset`` (items: an image or ``(image, label, ...)``) or a ``DataLoader``
+    over such batches. In-memory images are written once, losslessly, to a folder named by their content hash
+    under ``<cache_dir>/in_memory/`` and embedded from there like any folder (the same images again: nothing
+    written, nothing embedded); ``Embeddings.ids`` are then ``00000.png``, ``00001.png``, … in the order given.
     ``extractor`` is a registered name (see ``dsim.extractors.available()``) or an ``Extractor``;
     ``weights`` (``"default"``, ``"random"`` or a checkpoint path) applies to a name. ``settings`` (a
     cell's :class:`~dsim.configs.EmbedSettings`) stands for the six keywords after it. An unreadable
@@ -188,6 +195,10 @@ def embed(
     keywords = EmbedSettings(device, batch_size, num_workers, cache_dir, on_error, progress)
     extractor, cache_dir, run = _checked(extractor, weights, settings, keywords)
     on_error = run["on_error"]
+    label = None
+    if not isinstance(path, (str, os.PathLike)):  # images in memory (or a one-line error saying what those are)
+        made = in_memory.materialize(path, cache_dir, progress=run["progress"])
+        path, label = made.folder, made.name
     listing = scan_images(path, on_error=on_error, progress=run["progress"])
     files = listing.files
     fingerprint = dataset_fingerprint(files)
@@ -196,7 +207,7 @@ def embed(
     skipped: dict[str, str] = dict(listing.unreadable)
 
     def fill(todo: list[ImageFileRef]) -> tuple[int, list]:
-        return _fill(store, extractor, todo, lock=(cache_dir, fingerprint), label=Path(path).name, **run)
+        return _fill(store, extractor, todo, lock=(cache_dir, fingerprint), label=label or Path(path).name, **run)
 
     computed, failed = fill(files)
     skipped.update({ref.relpath: reason for ref, reason in failed})

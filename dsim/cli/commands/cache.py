@@ -3,9 +3,12 @@
 - ``dsim cache import PATH...``: load embedding files (``dsim embed --out``) into the store. Folders are
   searched recursively for ``.npz`` files. Each vector goes under the extractor identity it was computed
   with, so only cells with exactly that extractor, weights, layer and preprocessing use it.
-- ``dsim cache info``: per identity (extractor or entropy): entries, shards, size, old per-file entries.
+- ``dsim cache info [--json]``: per identity (extractor or entropy): entries, shards, size, old per-file
+  entries; then every byte under the cache folder by kind (:data:`KINDS`: embeddings, memo, in_memory,
+  perturbed, generated, ..., and ``other`` for anything dsim does not know), so the total is the folder's size.
 - ``dsim cache gc [--keep DIR ...] [--dry-run] [--wait]``: drop the derived datasets (``perturbed/``,
-  ``generated/``: made again from their recipe when needed) that are not kept, then the entries no kept
+  ``generated/``: made again from their recipe when needed; ``in_memory/``: written again by the next call that
+  passes those images) that are not kept, then the entries no kept
   dataset references (default: the datasets of the configured catalogue, ``conf/dataset/default.yaml``),
   and identities left empty. An identity that a running dsim process reads (its lease is held) is left
   alone, or with ``--wait`` dropped once that process is done.
@@ -20,10 +23,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 from pathlib import Path
 
-from dsim.embeddings.embed import DEFAULT_CACHE_DIR
+from dsim.data import derived, in_memory
+from dsim.embeddings.embed import DEFAULT_CACHE_DIR, LOCK_DIR
 from dsim.errors import DsimError
 
 
@@ -32,7 +38,8 @@ def run(argv: list[str]) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     imp = sub.add_parser("import", help="load embedding files (.npz) into the store")
     imp.add_argument("paths", nargs="+", help=".npz files or folders of them (e.g. embeddings/)")
-    sub.add_parser("info", help="entries, shards and size per identity")
+    info = sub.add_parser("info", help="entries, shards and size per identity; every byte of the cache by kind")
+    info.add_argument("--json", action="store_true", help="print the numbers as JSON (exact byte counts)")
     gc = sub.add_parser("gc", help="drop derived datasets and entries no kept dataset references")
     gc.add_argument(
         "--keep",
@@ -83,21 +90,98 @@ def _stores(cache_dir):
     return [open_identity(folder) for folder in folders]
 
 
+#: the kinds of what a cache folder holds, in the order ``dsim cache info`` lists them: a top-level folder's
+#: name → its kind (identity folders are ``embeddings``, or ``entropy``; their ``memo/`` is ``memo``)
+KINDS = ("embeddings", "entropy", "memo", "in_memory", "perturbed", "generated", "umap", "locks", "other")
+KIND_FOLDERS = {
+    **{kind: kind for kind in derived.KINDS},
+    in_memory.KIND: "in_memory",
+    "umap": "umap",
+    LOCK_DIR: "locks",
+}
+
+
+def disk_usage(cache_dir) -> dict[str, dict[str, int]]:
+    """Files and bytes under ``cache_dir`` by kind (:data:`KINDS`; every kind present, ``other`` for what dsim
+    does not know), like ``du -b``: apparent sizes, symbolic links not followed (a link counts its own size),
+    a file with several hard links once. The kinds' bytes add up to every byte under the folder."""
+    from dsim.embeddings.store import MEMO_DIR, identities
+
+    root = Path(cache_dir)
+    usage = {kind: {"files": 0, "bytes": 0} for kind in KINDS}
+    if not root.is_dir():
+        return usage
+    stores = {folder.name for folder in identities(root)}
+    seen: set[tuple[int, int]] = set()
+
+    def add(kind: str, info: os.stat_result) -> None:
+        if info.st_nlink > 1:
+            if (info.st_dev, info.st_ino) in seen:
+                return
+            seen.add((info.st_dev, info.st_ino))
+        usage[kind]["files"] += 1
+        usage[kind]["bytes"] += info.st_size
+
+    def walk(folder: str, kind: str, memo: bool = False) -> None:
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            walk(entry.path, "memo" if memo and entry.name == MEMO_DIR else kind)
+                        else:
+                            add(kind, entry.stat(follow_symlinks=False))
+                    except FileNotFoundError:  # removed meanwhile (a writer's temporary file)
+                        continue
+        except (FileNotFoundError, NotADirectoryError):
+            return
+
+    with os.scandir(root) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            try:
+                if not entry.is_dir(follow_symlinks=False):
+                    add("other", entry.stat(follow_symlinks=False))
+                elif entry.name in stores:
+                    walk(entry.path, "entropy" if entry.name.rsplit("-", 1)[0] == "entropy" else "embeddings", True)
+                else:
+                    walk(entry.path, KIND_FOLDERS.get(entry.name, "other"))
+            except FileNotFoundError:
+                continue
+    return usage
+
+
 def _info(args) -> None:
-    rows = [store.info() for store in _stores(args.cache_dir)]
-    if not rows:
+    from dsim.embeddings.store import identities, open_identity
+
+    rows = [open_identity(folder).info() for folder in identities(args.cache_dir)]
+    usage = disk_usage(args.cache_dir)
+    total = {"files": sum(u["files"] for u in usage.values()), "bytes": sum(u["bytes"] for u in usage.values())}
+    if args.json:
+        facts = {"cache_dir": str(args.cache_dir), "identities": rows, "kinds": usage, "total": total}
+        print(json.dumps(facts, indent=2))
         return
-    print(f"{'identity':34s} {'dim':>5s} {'entries':>9s} {'shards':>6s} {'size':>10s}  old files / shards")
-    for row in rows:
-        old = f"{row['legacy_files'] or '-'} / {row['unchecked_shards'] or '-'}"
+    if not rows:
+        print(f"no embedding store in {args.cache_dir}")
+    else:
+        print(f"{'identity':34s} {'dim':>5s} {'entries':>9s} {'shards':>6s} {'size':>10s}  old files / shards")
+        for row in rows:
+            old = f"{row['legacy_files'] or '-'} / {row['unchecked_shards'] or '-'}"
+            print(
+                f"{row['name'] + '-' + row['identity'][:16]:34s} {row['dim']:5d} {row['entries']:9d} "
+                f"{row['shards']:6d} {_size(row['bytes']):>10s}  {old}"
+            )
         print(
-            f"{row['name'] + '-' + row['identity'][:16]:34s} {row['dim']:5d} {row['entries']:9d} {row['shards']:6d} "
-            f"{_size(row['bytes']):>10s}  {old}"
+            f"{len(rows)} identities, {sum(r['entries'] for r in rows)} entries, "
+            f"{_size(sum(r['bytes'] for r in rows))} in {args.cache_dir}"
         )
-    print(
-        f"{len(rows)} identities, {sum(r['entries'] for r in rows)} entries, "
-        f"{_size(sum(r['bytes'] for r in rows))} in {args.cache_dir}"
-    )
+    if not total["files"]:
+        return
+    print()
+    print(f"{'kind':34s} {'files':>9s} {'size':>10s}")
+    for kind, used in usage.items():
+        if used["files"]:
+            print(f"{kind:34s} {used['files']:9d} {_size(used['bytes']):>10s}")
+    print(f"{'all kinds':34s} {total['files']:9d} {_size(total['bytes']):>10s} in {args.cache_dir}")
 
 
 def _size(n: float) -> str:
@@ -121,11 +205,13 @@ def _kept_datasets(keep: list[str] | None) -> list[Path]:
 
 
 def _gc_derived(cache_dir: str, kept_folders: list[Path], dry_run: bool) -> None:
-    """Drop the derived dataset folders under ``cache_dir`` that are not among ``kept_folders``."""
-    from dsim.data import derived
-
+    """Drop the derived dataset folders (and in-memory images' folders) under ``cache_dir`` that are not among
+    ``kept_folders``."""
     kept = {folder.resolve() for folder in kept_folders}
-    for folder in derived.derived_folders(Path(cache_dir)):
+    held = sorted(
+        p for p in (Path(cache_dir) / in_memory.KIND).glob("*") if p.is_dir() and not p.name.startswith(".")
+    )  # (".tmp-*" folders are being written)
+    for folder in derived.derived_folders(Path(cache_dir)) + held:
         if folder.resolve() in kept:
             print(f"{folder}: kept")
             continue
