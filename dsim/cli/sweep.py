@@ -150,7 +150,7 @@ class SweepRecord(Callback):
             note = results.caveats_summary(records)
             if note and not config.get("verbose"):
                 print(note)
-        print(f"MLflow UI: {ui_command(store['uri'])}   (then open {runs_page(store['uri'], store['experiment'])})")
+        print(f"MLflow UI: {ui_command(store['uri'])}   (then open {_sweep_page(config, store, records)})")
         for failure in failures:
             print(
                 f"dsim: error: cell {failure.get('job', '?')} ({failure.get('overrides', '')}) failed: "
@@ -188,6 +188,38 @@ def _finish_parent(
     )
     if submit(plan, store_dir=store["store_dir"], retry_s=store["retry_s"]) and run_id is None:
         sync(store["store_dir"], uri=store["uri"], retry_s=min(store["retry_s"], 5.0))  # its waiting children
+
+
+def _sweep_page(config: DictConfig, store: dict, records: list[dict]) -> str:
+    """The runs page of this sweep's cells with the keys it varied as columns (the experiment's page when the
+    store cannot take the view now: it is only a convenience)."""
+    from dsim import results
+    from dsim.records import CellRecord
+    from dsim.tracking import ui
+
+    run_id = parent_run_id(Path(config.hydra.sweep.dir))
+    if run_id is None:
+        return runs_page(store["uri"], store["experiment"])
+    cells = [CellRecord.from_json(record) for record in records]
+    configs = [cell.config or {} for cell in cells]
+    varied = ui.swept_params(_swept_keys(config), set().union(*configs))
+    varied += results.variant_keys(configs, [(c.extractor, c.metric, c.pair) for c in cells])
+    key = ui.sweep_view_key(run_id)
+    try:
+        tracker = open_store(store["uri"], store["experiment"], store_dir=store["store_dir"], retry_s=5.0)
+        tracker.set_view(key, ui.sweep_view(run_id, varied))
+    except Exception:  # noqa: BLE001 - the store is busy or away: the experiment's own view still works
+        return runs_page(store["uri"], store["experiment"])
+    return runs_page(store["uri"], store["experiment"], share_key=key)
+
+
+def _swept_keys(config: DictConfig) -> list[str]:
+    """The keys and groups the sweep's command line gives several values (comma lists, ranges)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task) or []]
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [override.key_or_group for override in parsed if override.is_sweep_override()]
 
 
 def abort(status: str = "KILLED") -> None:

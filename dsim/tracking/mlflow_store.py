@@ -116,8 +116,8 @@ def ui_command(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {uri}"
 
 
-def runs_page(uri: str, experiment: str, base: str = "http://127.0.0.1:5000") -> str:
-    """The UI page of ``experiment``'s runs table in dsim's view (``base`` alone when the store cannot say)."""
+def runs_page(uri: str, experiment: str, base: str = "http://127.0.0.1:5000", share_key: str = ui.VIEW_KEY) -> str:
+    """The UI page of ``experiment``'s runs table in a dsim view (``base`` alone when the store cannot say)."""
     try:
         from mlflow.tracking import MlflowClient
 
@@ -126,7 +126,7 @@ def runs_page(uri: str, experiment: str, base: str = "http://127.0.0.1:5000") ->
         found = None
     if uri.startswith(("http://", "https://")):
         base = uri
-    return ui.page_url(base, found.experiment_id) if found is not None else base
+    return ui.page_url(base, found.experiment_id, share_key) if found is not None else base
 
 
 def this_process() -> str:
@@ -274,6 +274,10 @@ class Tracker:
             if found.tags.get(key) != value:
                 self.client.set_experiment_tag(found.experiment_id, key, value)
         return found.experiment_id
+
+    def set_view(self, key: str, state: str) -> None:
+        """Add (or replace) the experiment's shared view ``key`` (:mod:`dsim.tracking.ui`)."""
+        self._call(self.client.set_experiment_tag, self.experiment_id, ui.VIEW_TAG + key, state)
 
     # -- runs ------------------------------------------------------------------------------------------
 

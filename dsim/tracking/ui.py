@@ -6,7 +6,8 @@ fresh store lands on the GenAI overview (traces, no runs). dsim's experiments ar
 ``custom_model_development``. The runs table's columns come from a *shared view* (the experiment tag
 ``mlflow.sharedViewState.<key>``, a JSON of the page's state, opened by ``?viewStateShareKey=<key>``, as the
 UI's own "Share" button writes it): dsim's names each cell's extractor, metric and pair and its headline
-``value`` (the one number of a run, whatever the metric).
+``value`` (the one number of a run, whatever the metric). Each sweep adds a view of its own cells (its parent
+run's children) with the keys it varied as columns: :func:`sweep_view`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,29 @@ def view_state(params: Iterable[str] = CELL_PARAMS, search_filter: str = "") -> 
     if search_filter:
         state["searchFilter"] = search_filter
     return json.dumps(state)
+
+
+def swept_params(swept_keys: Iterable[str], logged: Iterable[str]) -> list[str]:
+    """The params of the keys a sweep varied, as the cells logged them: ``perturb.strength`` stays, a group
+    (``perturb`` of ``perturb=blur,noise``) becomes its ``perturb.name``; keys no cell logged are left out."""
+    logged = set(logged)
+    found = []
+    for key in swept_keys:
+        name = key if key in logged else f"{key}.name"
+        if name in logged:
+            found.append(name)
+    return found
+
+
+def sweep_view_key(parent_run_id: str) -> str:
+    """The shared-view key of one sweep's cells."""
+    return f"sweep-{parent_run_id[:12]}"
+
+
+def sweep_view(parent_run_id: str, params: Iterable[str]) -> str:
+    """The JSON of a sweep's view: its cells only (the parent run's children), the grid's columns and
+    ``params`` (the keys it varied)."""
+    return view_state((*CELL_PARAMS, *params), search_filter=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
 
 
 def experiment_tags() -> dict[str, str]:
