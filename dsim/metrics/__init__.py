@@ -4,7 +4,7 @@ Every metric is a plain function ``fn(reference, candidate, **params)`` on NumPy
 declared once in :data:`METRICS` by ``register(...)`` below (kind, direction, parameter meanings and
 constraints, value roles); :func:`compute` runs one by name (and adds bootstrap intervals on request).
 Adding a metric is one module, one ``register(...)`` call and its test; then
-``python -m dsim.metrics.catalog --write`` renders its config, this list and the README's table.
+``python -m dsim.metrics.catalog --write`` renders its config, this list and the table of docs/reference/metrics.md.
 
 Every registered metric (rendered from the declarations by ``python -m dsim.metrics.catalog --write``;
 roles: ``headline`` the table's number, ``spread`` its std, ``detail`` anything else, ``count`` a size):

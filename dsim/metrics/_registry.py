@@ -3,9 +3,9 @@
 A declaration says everything about a metric once: its function, kind, direction, the extractor output it
 needs, its parameters (read from the function's keyword-only signature, with a meaning and a
 :class:`~dsim.metrics._checks.Constraint` each), and its value keys with their roles. The configs
-(``conf/metric/*.yaml``), the ``dsim.metrics`` docstring table and the README's metric table are rendered
-from it (:mod:`dsim.metrics.catalog`); the cell checks parameters with it, and results tables pick
-headline values by role instead of guessing from key suffixes.
+(``conf/metric/*.yaml``), the ``dsim.metrics`` docstring table and the metric table of
+``docs/reference/metrics.md`` are rendered from it (:mod:`dsim.metrics.catalog`); the cell checks
+parameters with it, and results tables pick headline values by role instead of guessing from key suffixes.
 """
 
 from __future__ import annotations

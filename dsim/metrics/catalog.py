@@ -1,9 +1,10 @@
 """The metric catalogue, rendered from the metric declarations (the single source of truth).
 
-Each ``conf/metric/NAME.yaml``, the metric list in the :mod:`dsim.metrics` docstring and the README's metric
-table are views of :data:`dsim.metrics.METRICS`: name, kind, direction, parameters with their defaults,
-meanings and constraints, and value keys with their roles. ``python -m dsim.metrics.catalog --write``
-rewrites them; ``tests/metrics/test_catalog.py`` fails when one disagrees with the declarations.
+Each ``conf/metric/NAME.yaml``, the metric list in the :mod:`dsim.metrics` docstring and the metric table of
+``docs/reference/metrics.md`` are views of :data:`dsim.metrics.METRICS`: name, kind, direction, parameters
+with their defaults, meanings and constraints, and value keys with their roles. ``python -m
+dsim.metrics.catalog --write`` rewrites them; ``tests/metrics/test_catalog.py`` fails when one disagrees
+with the declarations.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dsim.util.codegen import catalog_main, replace_block, write_changed
 
 REPO = Path(__file__).resolve().parents[2]
 CONF_DIR = REPO / "conf" / "metric"
-README = REPO / "README.md"
+README = REPO / "docs" / "reference" / "metrics.md"  # the docs page that holds the metric table
 DOCSTRING_FILE = Path(__file__).with_name("__init__.py")
 COMMAND = "`python -m dsim.metrics.catalog --write`"
 TABLE_BEGIN = f"<!-- metrics-table: rendered by {COMMAND} -->"
@@ -73,16 +74,22 @@ def _params_text(spec) -> str:
     return ", ".join(f"{p.name}={yaml_value(p.default)}" for p in params) or "—"
 
 
+def _cell(text: str) -> str:
+    """``text`` inside a Markdown table cell: a ``|`` (as in ``|x-y|``) would end the cell."""
+    return text.replace("|", "\\|")
+
+
 def table_text() -> str:
-    """The README's Markdown table of every metric."""
+    """The Markdown table of every metric (``docs/reference/metrics.md``)."""
     rows = [
         "| metric | kind | what | values (role) | `metric.params.*` (defaults) | direction |",
         "|---|---|---|---|---|---|",
     ]
     for name in available():
         spec = METRICS[name]
+        what = _cell(spec.doc)
         rows.append(
-            f"| `{name}` | {spec.kind} | {spec.doc} | {_values_text(spec)} | {_params_text(spec)} | {direction(spec)} |"
+            f"| `{name}` | {spec.kind} | {what} | {_values_text(spec)} | {_params_text(spec)} | {direction(spec)} |"
         )
     return "\n".join(rows) + "\n"
 
@@ -124,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         argv,
         prog="python -m dsim.metrics.catalog",
         description=__doc__.splitlines()[0],
-        writes="conf/metric/*.yaml, the README table and the dsim.metrics docstring",
+        writes="conf/metric/*.yaml, the table of docs/reference/metrics.md and the dsim.metrics docstring",
         write=write,
         table=table_text,
         repo=REPO,

@@ -1,4 +1,4 @@
-"""conf/extractor/*.yaml and the README's extractor table are rendered from the extractor classes (the
+"""conf/extractor/*.yaml and the extractor table of docs/reference/extractors.md are rendered from the extractor classes (the
 single source of truth): these tests fail when one of them drifts (fix: python -m dsim.extractors.catalog --write)."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def test_every_config_names_a_registered_extractor():
 
 
 def test_readme_table_is_the_rendering_of_the_classes():
-    assert f"{TABLE_BEGIN}\n{table_text()}{TABLE_END}" in README.read_text(), f"README's extractor table disagrees with the classes: {FIX}"
+    assert f"{TABLE_BEGIN}\n{table_text()}{TABLE_END}" in README.read_text(), f"docs/reference/extractors.md's table disagrees with the classes: {FIX}"
 
 
 def test_declared_comments_say_what_the_class_does():

@@ -1,4 +1,4 @@
-"""The metric configs, docstring list and README table are renderings of the declarations (no drift), and
+"""The metric configs, docstring list and docs table (docs/reference/metrics.md) are renderings of the declarations (no drift), and
 every declared parameter composes and is checked."""
 
 import pytest

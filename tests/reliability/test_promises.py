@@ -1,5 +1,5 @@
-"""The README's Reliability table promises nothing untested: every row names tests, and each name is a test
-function of ``tests/reliability/``."""
+"""The Reliability page's table (``docs/reliability.md``) promises nothing untested: every row names tests,
+and each name is a test function of ``tests/reliability/``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from dsim_testing import REPO
 
 
 def _table_rows() -> list[tuple[str, list[str]]]:
-    text = (REPO / "README.md").read_text()
-    section = text.split("## Reliability: faults and what dsim does", 1)[1].split("\n## ", 1)[0]
+    text = (REPO / "docs" / "reliability.md").read_text()
+    section = text.split("## Faults and what dsim does", 1)[1].split("\n## ", 1)[0]
     rows = []
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
@@ -33,6 +33,6 @@ def test_every_reliability_promise_names_existing_tests():
     assert len(rows) >= 20
     known = _reliability_tests()
     for fault, tests in rows:
-        assert tests, f"README reliability row without a test: {fault}"
+        assert tests, f"docs/reliability.md row without a test: {fault}"
         missing = [t for t in tests if t not in known]
-        assert not missing, f"README reliability row {fault!r} names tests that do not exist: {missing}"
+        assert not missing, f"docs/reliability.md row {fault!r} names tests that do not exist: {missing}"
