@@ -10,6 +10,7 @@ import pytest
 from dsim import _compat
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("old", sorted(_compat.MOVED))
 def test_an_old_module_path_is_the_new_module_with_a_warning(old):
     code = (f"import importlib, warnings\n"

@@ -50,6 +50,7 @@ def data_root(tmp_path_factory) -> Path:
 
 # --- determinism --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_rerun_is_a_noop_and_another_root_gets_identical_bytes(data_root, tmp_path):
     before_hashes, before_times = tree_digests(data_root), mtimes(data_root)
     sample_data.materialize(data_root, progress=False)

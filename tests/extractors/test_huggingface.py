@@ -183,6 +183,7 @@ def test_a_replaced_cache_blob_or_a_pickle_with_code_is_refused(hub, tmp_path):
         x.load(torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_the_cli_runs_a_cell_on_an_hf_backbone(hub, crops, tmp_path):
     env = {"HF_HUB_CACHE": str(hub["cache"]), "HF_HUB_OFFLINE": "1"}
     run_dsim("extractor=hf", "extractor.model=dsim-test/sam", "metric=fid", f"pair.reference={crops['a']}",
@@ -195,6 +196,7 @@ def test_the_cli_runs_a_cell_on_an_hf_backbone(hub, crops, tmp_path):
     assert "hf download nobody/nothing" in one_line_error(missing)
 
 
+@pytest.mark.slow
 def test_real_imagenet_weights_give_the_networks_own_numbers(tmp_path, crops, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = tmp_path / "mobilenet_v2"

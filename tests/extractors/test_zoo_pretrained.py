@@ -32,6 +32,7 @@ def test_bundled_photos_get_their_imagenet_class(name, photos):
     assert logits[1].argmax() in COFFEE, np.argsort(logits[1])[-5:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", OFFLINE_PRETRAINED)
 def test_crops_of_one_photo_are_nearer_each_other_than_other_photos(name, photos):
     crops, labels = [], []

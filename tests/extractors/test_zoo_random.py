@@ -44,6 +44,7 @@ def _random_features(name: str, layer: str, photos) -> np.ndarray:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "layer"), LAYERS)
 def test_random_build_emits_the_documented_dimension(name, layer, photos):
     features = _random_features(name, layer, photos)
@@ -52,6 +53,7 @@ def test_random_build_emits_the_documented_dimension(name, layer, photos):
     assert np.isfinite(features).all()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILY_REPRESENTATIVES)
 def test_random_build_is_deterministic_and_keeps_the_callers_random_state(name, photos):
     default_layer = EXTRACTORS[name].default_layer()

@@ -121,6 +121,7 @@ def test_dreamsim_folder_checksum_covers_weights_not_hub_code(tmp_path):
     assert build("dreamsim_dino_vitb16", weights=str(tmp_path)).identity != first
 
 
+@pytest.mark.slow
 def test_local_checkpoints_load_through_each_librarys_loader(tmp_path, photos):
     """A checkpoint saved from a (random) network loads back through weights=PATH to the same outputs."""
     import open_clip

@@ -139,6 +139,7 @@ def test_a_cell_on_generated_samples_records_the_generator(tmp_path, crops):
     assert run.data.tags["dsim.generator.identity"] == record["generator"]["identity"]
 
 
+@pytest.mark.slow
 def test_a_ppl_cell_drives_the_model_and_logs_every_path(tmp_path, crops):
     cfg = cell_config(tmp_path, ["metric=pplwfull", "generator.n_samples=12", "metric.params.resize=null",
                                  "metric.bootstrap=20",
@@ -156,6 +157,7 @@ def test_a_ppl_cell_drives_the_model_and_logs_every_path(tmp_path, crops):
     assert table[0] == "path,t,path_length,kept" and len(table) == 13
 
 
+@pytest.mark.slow
 def test_cli_errors_name_the_fix(tmp_path):
     done = run_dsim("pair.candidate=generator", "progress=false", cwd=tmp_path, check=False)
     assert "needs a generator: add generator=toy" in one_line_error(done)

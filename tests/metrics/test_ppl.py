@@ -63,6 +63,7 @@ def _torch_fidelity_ppl(monkeypatch, module, *, n, z_dim, seed, dtype, resize, b
                                 ppl_discard_percentile_lower=None, ppl_discard_percentile_higher=None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["uint8", None])
 def test_matches_torch_fidelity(monkeypatch, dtype):
     """Same generator, latents (torch-fidelity's draw) and LPIPS network: per-path lengths and PPL agree."""

@@ -534,6 +534,7 @@ def test_the_generated_keys_cover_every_key_of_the_shipped_groups():
 @example(overrides=["metric=cmmd", "generator=toy", "pair.candidate=generator", "generator.n_samples=999999999999"])
 @example(overrides=["metric=kid_poly", "generator=toy", "pair.candidate=generator", "generator.z_dim=63"])
 # ... and FD∞ with a bootstrap over 2523-d pixel features: two eigen-decompositions per point became one
+@pytest.mark.slow
 @example(overrides=["metric=fd_inf", "metric.bootstrap=3", "extractor.size=16"])
 def test_generated_config_values_run_or_are_one_line(worker, overrides):
     check_overrides(worker, overrides)

@@ -213,6 +213,7 @@ def edited_copy(source: Path, target: Path, **changes) -> Path:
     {"mean": lambda m: m + 0.01}, {"n": np.int64(5)}, {"scatter": lambda s: s * 2},
     {"meta_fingerprint": "0" * 64}, {"meta_extractor_identity": "1" * 64}], ids=["mean", "n", "scatter",
                                                                                  "fingerprint", "identity"])
+@pytest.mark.slow
 def test_an_edited_statistics_file_is_a_one_line_error(tmp_path, ref_stats, change):
     from dsim.embeddings.stats_files import load_stats
 
