@@ -6,10 +6,10 @@
   subcommand, run with ``--help`` and its flags looked up in that help; ``console`` blocks run and must
   print what they show;
 - slow: the runnable blocks of a page run in order, for real, in a fresh folder holding the shipped data
-  (offline, the venv's ``dsim`` and ``python`` first on ``PATH``); a block fails when it exits non-zero. The
-  pages of ``CORE`` (the README's tour, the Python API, the extension guide, lineage, ...: about 3 minutes on
-  2 CPU cores) run in the default tiers; every other page's blocks run with ``pytest --heavy`` (each dsim
-  command pays seconds of start-up, so all pages together take several minutes).
+  (offline, the venv's ``dsim`` and ``python`` first on ``PATH``); a block fails when it exits non-zero. Every
+  page runs in the full tier (all 20 together about 5 minutes on 2 CPU cores, the README 1 minute);
+  ``CORE`` names the pages that must have runnable blocks (the tour, and every page with Python blocks or a
+  mechanism no other page runs).
 
 Run as ``python tests/test_docs.py dry`` (JSON argv lists on stdin), this file is the in-process runner of
 the fast command check.
@@ -36,8 +36,8 @@ SHELL = {"bash", "sh", "shell"}
 MARKER = re.compile(r"^\s*<!--\s*not run\b:?(.*?)-->\s*$")
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^\s`]*)")
 EXCLUDED = ("_hooks/",)  # mkdocs.yml's exclude_docs
-#: pages whose blocks run in the slow tier (the others with --heavy): the tour, and every page with Python
-#: blocks or a mechanism no other page runs
+#: pages that must keep runnable blocks: the tour, and every page with Python blocks or a mechanism no other
+#: page runs
 CORE = {
     "README.md",
     "docs/concepts/cell-key.md",
@@ -403,7 +403,7 @@ def pytest_generate_tests(metafunc):
     if "docs_page" in metafunc.fixturenames:
         found = [str(p.relative_to(REPO)) for p in _pages_with_runnable_blocks()]
         assert CORE <= set(found), f"CORE names pages without runnable blocks: {sorted(CORE - set(found))}"
-        params = [pytest.param(REPO / p, id=p, marks=[] if p in CORE else [pytest.mark.heavy]) for p in found]
+        params = [pytest.param(REPO / p, id=p) for p in found]
         metafunc.parametrize("docs_page", params)
 
 
