@@ -119,6 +119,8 @@ CHOICE_SETS = [
     {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
      "analysis": ["umap", "distance"], "task": "cell", "perturb": "blur"},
     {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
+     "analysis": ["transfer"], "task": "cell"},
+    {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
      "analysis": [], "task": "embed"},
     {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
      "analysis": [], "task": "cell", "generator": "toy"},

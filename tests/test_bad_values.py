@@ -16,6 +16,7 @@ from dsim.metrics import METRICS
 ANY_VALUE = {
     "pair.name": "a free label for the pair",
     "analysis.distance.score_column": "a column name, only read with a score file",
+    "analysis.transfer.score_column": "a column name, only read with a score file",
     "tracking.experiment": "any experiment name",
     "extractor._target_": "checked with extractor.name (a class path is tried as given)",
 }
@@ -38,6 +39,7 @@ SPECIAL = {
 
     "task.dataset": ("/nonexistent/ds", "/nonexistent/ds"),
     "analysis.distance.score_file": ("/nonexistent/scores.csv", "scores.csv"),
+    "analysis.transfer.scores": ("/nonexistent/scores.csv", "scores.csv"),
     "analysis.umap.datasets": ("[/nonexistent/extra]", "/nonexistent/extra"),
     "analysis.distance.candidates": ("[/nonexistent/extra]", "/nonexistent/extra"),
     "analysis.umap.dims": ("[4]", "dims"),
@@ -91,7 +93,7 @@ def _cases() -> list[dict]:
                 continue
             groups = [f"metric={choices['metric']}", f"task={choices['task']}"]
             if choices["analysis"]:
-                groups.append("analysis=umap_distance")
+                groups.append(f"analysis=[{','.join(choices['analysis'])}]")
             if choices.get("perturb"):
                 groups.append(f"perturb={choices['perturb']}")
             if choices.get("generator"):

@@ -3,6 +3,8 @@
 - :mod:`~dsim.analysis.correlation`: Pearson r, its p-value, Spearman's rho and n between two series.
 - :mod:`~dsim.analysis.within_run`: per-item entropy bias of one cell (metrics and plots it adds).
 - :mod:`~dsim.analysis.sweep`: across the cells of a multirun (logged on the sweep's parent run).
+- :mod:`~dsim.analysis.transfer`: a downstream score against the distance (``analysis=transfer``): coefficients
+  with intervals and permutation p-values, the slope, per cell and across a sweep's candidates.
 - :mod:`~dsim.analysis.report`: the pivot of runs read back from an MLflow store (``dsim report``).
 - :mod:`~dsim.analysis.plots`: the matplotlib figures (Agg, no display needed).
 """

@@ -99,12 +99,7 @@ def read_score_file(path, column: str = "score") -> pd.DataFrame:
     """A per-image score file: CSV with ``relpath`` and ``column`` (and optionally ``dataset``) → relpath,
     score[, dataset]. A missing file or column is a one-line :class:`~dsim.errors.DsimError`."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise DsimError(f"analysis.distance.score_file: no such file {path}")
-    try:
-        table = pd.read_csv(path)
-    except (OSError, ValueError) as error:
-        raise DsimError(f"analysis.distance.score_file: cannot read {path} as CSV: {error}".splitlines()[0]) from error
+    table = read_csv_file(path, option="analysis.distance.score_file")
     missing = [c for c in ("relpath", column) if c not in table.columns]
     if missing:
         raise DsimError(
@@ -117,6 +112,18 @@ def read_score_file(path, column: str = "score") -> pd.DataFrame:
     if "dataset" in table.columns:
         out["dataset"] = table["dataset"].astype(str)
     return out
+
+
+def read_csv_file(path, *, option: str) -> pd.DataFrame:
+    """The CSV file ``path`` that config key ``option`` names; a missing or unreadable file is a one-line
+    :class:`~dsim.errors.DsimError` that names the key."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DsimError(f"{option}: no such file {path}")
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as error:
+        raise DsimError(f"{option}: cannot read {path} as CSV: {error}".splitlines()[0]) from error
 
 
 def with_scores(frame: pd.DataFrame, scores: pd.DataFrame, *, source: str = "score file") -> pd.DataFrame:

@@ -97,14 +97,17 @@ def no_fit_reason(x, y) -> str | None:
     return None
 
 
+def no_fit_note(ax, reason: str) -> None:
+    """Write why a panel has no fit line (:func:`no_fit_reason`) at the top of ``ax``."""
+    note = {"facecolor": "white", "alpha": 0.8, "edgecolor": "none"}
+    ax.text(0.5, 0.97, reason, transform=ax.transAxes, ha="center", va="top", fontsize=8, color="#555555", bbox=note)
+
+
 def _fit_line(ax, x: np.ndarray, y: np.ndarray) -> None:
     """Draw the least-squares line of ``y`` on ``x`` into ``ax``, or a note saying why there is none."""
     reason = no_fit_reason(x, y)
     if reason is not None:
-        note = {"facecolor": "white", "alpha": 0.8, "edgecolor": "none"}
-        ax.text(
-            0.5, 0.97, reason, transform=ax.transAxes, ha="center", va="top", fontsize=8, color="#555555", bbox=note
-        )
+        no_fit_note(ax, reason)
         return
     finite = np.isfinite(x) & np.isfinite(y)
     slope, intercept = np.polyfit(x[finite], y[finite], 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from dsim.configs import CellConfig
 
@@ -55,8 +56,23 @@ def cell_key(
         "extractor": extractor_identity,
         "dsim": version,
     }
+    payload.update(input_files(config))
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def input_files(config: CellConfig) -> dict[str, str]:
+    """The SHA-256 of the files the config names whose content feeds the numbers (``analysis.transfer.scores``):
+    an edited score file at the same path is a new cell. Empty for a cell without one (its key is unchanged)."""
+    from dsim.util.fileio import file_sha256
+
+    transfer = config.analysis.transfer
+    if transfer is None or not transfer.scores:
+        return {}
+    try:
+        return {"transfer_scores": file_sha256(Path(transfer.scores).expanduser())}
+    except OSError:
+        return {"transfer_scores": "unreadable"}
 
 
 def is_operational(flat_key: str) -> bool:

@@ -293,6 +293,8 @@ def _run(cfg, hydra_cfg, job_dir: Path) -> dict:
         raise DsimError(str(error).splitlines()[0]) from None
     runtime_choices = cast(dict, OmegaConf.to_container(hydra_cfg.runtime.choices))
     choices = {k: v for k, v in runtime_choices.items() if "/" not in k}
+    if choices and "analysis" not in choices:  # a list (analysis=[umap,distance]) is not among Hydra's choices
+        choices["analysis"] = configs.choices_of(plain)["analysis"]  # (none at all: a composed file, params.yaml)
     conf_dirs = _conf_dirs(hydra_cfg)
     config = _check_before_work(plain, choices, conf_dirs)
     if hydra_cfg.mode == RunMode.MULTIRUN:

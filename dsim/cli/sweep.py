@@ -105,6 +105,7 @@ class SweepRecord(Callback):
         from dsim import results
         from dsim.analysis.perturbation import perturbation_analysis
         from dsim.analysis.sweep import sweep_analysis
+        from dsim.analysis.transfer import sweep_transfer_analysis
         from dsim.analysis.visual import sweep_visual_analysis
 
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -127,6 +128,7 @@ class SweepRecord(Callback):
         for produce in (
             lambda: sweep_analysis(records, sweep_dir, cache_dir=config.cache_dir),
             lambda: sweep_visual_analysis(sweep_dir, _analysis(config)),
+            lambda: sweep_transfer_analysis(records, sweep_dir, _analysis(config)),
             lambda: perturbation_analysis(records, sweep_dir),
         ):
             found, files = produce()

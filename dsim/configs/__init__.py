@@ -37,6 +37,7 @@ from dsim.configs.schema import (
     PerturbConfig,
     TaskConfig,
     TrackingConfig,
+    TransferConfig,
     UmapConfig,
 )
 
@@ -61,6 +62,7 @@ __all__ = [
     "Rule",
     "TaskConfig",
     "TrackingConfig",
+    "TransferConfig",
     "UmapConfig",
     "check",
     "check_value",

@@ -19,26 +19,29 @@ from dataclasses import dataclass, fields
 from typing import Annotated, Literal
 
 from dsim.configs.files import GROUPS, choices_of, defaults
-from dsim.configs.schema import CellConfig, Min, Node, node_type
+from dsim.configs.schema import CellConfig, Max, Min, Node, node_type
 from dsim.errors import DsimError
 
 
 @dataclass(frozen=True)
 class Rule:
     """What one config value must be: its ``kind`` (bool, int, float, str, list, or ``None``: anything),
-    whether null is allowed, its ``choices``, its ``minimum``, and the kind of a list's items."""
+    whether null is allowed, its ``choices``, its ``minimum`` and ``maximum``, and the kind of a list's items."""
 
     kind: type | None
     nullable: bool = False
     choices: tuple = ()
     minimum: float | None = None
     item: type | None = None
+    maximum: float | None = None
 
     def describe(self) -> str:
         if self.kind is list and self.item is not None:
             what = Rule(self.item, minimum=self.minimum).describe().removeprefix("an ").removeprefix("a ")
             return f"a list of {what}s"
         minimum = f" >= {self.minimum}" if self.minimum is not None else ""
+        if self.maximum is not None:
+            minimum = f" in [{self.minimum}, {self.maximum}]" if self.minimum is not None else f" <= {self.maximum}"
         names: dict[type | None, str] = {
             bool: "true or false",
             int: f"an integer{minimum}",
@@ -70,6 +73,8 @@ class Rule:
             ok = True
         if ok and self.minimum is not None and isinstance(value, numbers.Real):
             ok = float(value) >= self.minimum
+        if ok and self.maximum is not None and isinstance(value, numbers.Real):
+            ok = float(value) <= self.maximum
         return ok
 
 
@@ -77,17 +82,18 @@ def _leaf_rule(hint) -> Rule:
     """A schema annotation as a rule (nullability is the files' say, set by :func:`rule_of`)."""
     args = [a for a in typing.get_args(hint) if a is not type(None)] if _is_union(hint) else [hint]
     (hint,) = args
-    minimum = None
+    minimum = maximum = None
     if typing.get_origin(hint) is Annotated:
         base, *extras = typing.get_args(hint)
         minimum = next((e.value for e in extras if isinstance(e, Min)), None)
+        maximum = next((e.value for e in extras if isinstance(e, Max)), None)
         hint = base
     if typing.get_origin(hint) is Literal:
         return Rule(str, choices=typing.get_args(hint))
     if typing.get_origin(hint) in (tuple, list):
         item = typing.get_args(hint)[0]
         return Rule(list, item=item if item in (int, str) else None)
-    return Rule(hint if hint in (bool, int, float, str) else None, minimum=minimum)
+    return Rule(hint if hint in (bool, int, float, str) else None, minimum=minimum, maximum=maximum)
 
 
 def _is_union(hint) -> bool:
@@ -122,7 +128,7 @@ def rule_of(path: str, default) -> Rule:
     if rule is None:
         kind = None if default is None else type(default)
         rule = Rule(kind, item=_item_kind(default))
-    return Rule(rule.kind, default is None, rule.choices, rule.minimum, rule.item)
+    return Rule(rule.kind, default is None, rule.choices, rule.minimum, rule.item, rule.maximum)
 
 
 def check(cfg: Mapping, choices: dict[str, object] | None = None, conf_dirs=None, *, owned=()) -> None:

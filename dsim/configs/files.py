@@ -112,13 +112,18 @@ def default_choices() -> dict[str, object]:
 
 def choices_of(cfg: Mapping) -> dict[str, object]:
     """Group choices read off a resolved config (for callers without Hydra's runtime choices)."""
+    import dataclasses
+
+    from dsim.configs.schema import AnalysisConfig
+
+    analyses = [f.name for f in dataclasses.fields(AnalysisConfig)]  # each option of the group is its own key
     return {
         "extractor": (cfg.get("extractor") or {}).get("name"),
         "metric": (cfg.get("metric") or {}).get("name"),
         "pairing": (cfg.get("pairing") or {}).get("method"),
         "dataset": "default",
         "pair": "near",
-        "analysis": [k for k in ("umap", "distance") if k in (cfg.get("analysis") or {})],
+        "analysis": [k for k in analyses if k in (cfg.get("analysis") or {})],
         "task": (cfg.get("task") or {}).get("name", "cell"),
         "perturb": (cfg.get("perturb") or {}).get("name", "none"),
         "generator": (cfg.get("generator") or {}).get("name", "none"),

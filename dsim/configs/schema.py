@@ -42,6 +42,13 @@ class Min:
     value: float
 
 
+@dataclass(frozen=True)
+class Max:
+    """An upper bound on a number, as ``Annotated[float, Min(0), Max(1)]``."""
+
+    value: float
+
+
 #: an integer >= 1 (sizes, counts), an integer >= 0 (seeds, indices), a number >= 0
 Count = Annotated[int, Min(1)]
 Index = Annotated[int, Min(0)]
@@ -190,7 +197,7 @@ UmapMetric = Literal[
 class UmapConfig(Node):
     dims: tuple[int, ...]
     n_neighbors: Annotated[int, Min(2)]
-    min_dist: NonNegative
+    min_dist: Annotated[float, Min(0), Max(1)]  # UMAP: at most its spread (1.0)
     metric: UmapMetric
     seed: Index
     nearest_k: Count
@@ -209,11 +216,24 @@ class DistanceConfig(Node):
 
 
 @dataclass(frozen=True)
+class TransferConfig(Node):
+    """``analysis=transfer``: a score against the distance from the reference (:mod:`dsim.analysis.transfer`)."""
+
+    scores: str | None
+    score_column: str
+    n_components: Count
+    bootstrap: Index
+    permutations: Index
+    seed: Index
+
+
+@dataclass(frozen=True)
 class AnalysisConfig(Node):
-    """``analysis=umap``, ``distance`` or both; ``None`` for the one not chosen."""
+    """``analysis=umap``, ``distance``, ``transfer`` or several; ``None`` for one not chosen."""
 
     umap: UmapConfig | None = None
     distance: DistanceConfig | None = None
+    transfer: TransferConfig | None = None
 
 
 @dataclass(frozen=True)

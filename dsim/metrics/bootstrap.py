@@ -19,7 +19,9 @@ percentiles. So:
   √n-rate term dominates (two different distributions; ``tests/metrics/test_bootstrap.py`` checks 95 %
   on Gaussians) and conservative coverage for two samples of one distribution;
 - it always contains the estimate (the deviations are centred on their median);
-- no replicate sees a duplicated row.
+- no replicate sees a duplicated row;
+- a replicate whose value is undefined (NaN: a correlation of a half-sample with one value only) is left out;
+  a value undefined in every replicate has NaN bounds.
 
 ``result.json`` records the method (``interval``); ``*_std`` values and counts get no interval. Metric
 warnings (subset clipping) are shown once, by the estimate, and silenced in the replicates.
@@ -108,9 +110,13 @@ def bootstrap_intervals(
     out = {}
     for key, values_drawn in samples.items():
         draws = np.asarray(values_drawn, dtype=np.float64)
+        draws = draws[~np.isnan(draws)]  # replicates where the value is undefined (a constant half) are left out
+        key_low, key_high = interval_keys(key)
+        if not draws.size:
+            out[key_low] = out[key_high] = float("nan")
+            continue
         deviation = (draws - np.median(draws)) * scale
         low, high = np.percentile(deviation, [LOW, HIGH])
-        key_low, key_high = interval_keys(key)
         lowest, highest = (ranges or {}).get(key, (None, None))
         out[key_low] = float(estimate[key] - high if lowest is None else max(lowest, estimate[key] - high))
         out[key_high] = float(estimate[key] - low if highest is None else min(highest, estimate[key] - low))

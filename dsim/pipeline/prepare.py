@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dsim import configs, metrics
-from dsim.analysis import visual
+from dsim.analysis import transfer, visual
 from dsim.cell import distribution, generated, paired
 from dsim.cell.context import CellOutput, DatasetRef, pair_name, resolve_dataset
 from dsim.configs import CellConfig
@@ -55,6 +55,7 @@ def prepare(cfg: CellConfig | Mapping, choices: dict | None = None, conf_dirs=No
     config, spec, params = check(cfg, choices, conf_dirs, owned=owned)
     ensure_dir(config.cache_dir, "cache_dir")
     visual.check(config)  # the analyses' own files and folders, before the cell's work
+    transfer.check(config)
     reference = resolve_dataset(config.pair.reference, config.dataset)
     candidate = generated_candidate(config, spec) or resolve_dataset(config.pair.candidate, config.dataset)
     if spec.kind == "generator" and candidate.generator is None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dsim import __version__
-from dsim.analysis import visual, within_run
+from dsim.analysis import transfer, visual, within_run
 from dsim.cell import caveats, distribution
 from dsim.cell.context import DatasetRef
 from dsim.cell.key import cell_key, key_config
@@ -36,6 +36,7 @@ __all__ = ["ANALYSES", "run_cell"]
 ANALYSES = (
     within_run.entropy_bias,  # entropy bias of per-item values, plots
     visual.views,  # analysis=umap/distance: UMAP map, missed features, I_dist views
+    transfer.transfer_analysis,  # analysis=transfer: score vs distance, coefficients with intervals and p-values
 )
 
 
@@ -116,7 +117,7 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
         metrics={**output.values, **_headline_metric(record)},
         datasets=[dataset_input(record, side) for side in ("reference", "candidate")],
         artifacts=[(str(job_dir / RESULT_FILE), None)]
-        + [(str(path), ARTIFACT_DIR) for path in artifacts + output.files],
+        + [(str(path), _artifact_folder(path, job_dir)) for path in artifacts + output.files],
         parent_run_id=parent_run_id,
         sweep_dir=str(sweep_dir) if sweep_dir else None,
         result_file=str(job_dir / RESULT_FILE),
@@ -124,6 +125,15 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
     record.mlflow_run_id = store.submit(mlflow_plan)
     record.tracking = "logged" if record.mlflow_run_id else "pending"
     return record.to_json()
+
+
+def _artifact_folder(path, job_dir: Path) -> str:
+    """The MLflow artifact folder of a file: ``artifacts``, or its sub-folder there (``artifacts/transfer``)."""
+    try:
+        folder = Path(path).resolve().parent.relative_to((Path(job_dir) / ARTIFACT_DIR).resolve())
+    except ValueError:
+        return ARTIFACT_DIR
+    return "/".join((ARTIFACT_DIR, *folder.parts))
 
 
 def _headline_metric(record: CellRecord) -> dict[str, float]:

@@ -16,7 +16,7 @@ def _analysis(overrides):
 
 
 def test_group_choices():
-    assert group_choices("analysis") == ["distance", "none", "umap", "umap_distance"]
+    assert group_choices("analysis") == ["distance", "none", "transfer", "umap", "umap_distance"]
 
 
 @pytest.mark.parametrize("overrides, keys", [

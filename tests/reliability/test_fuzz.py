@@ -393,10 +393,11 @@ def test_long_profile_files(tmp_path_factory, written, mutation, damage):
 #: start a thousand decode workers, ask for a million samples, or make pixel features of 12288 dimensions whose
 #: covariances take minutes to factor: it checks what dsim accepts, not how fast it is at any size)
 PATH_KEYS = {"cache_dir", "tracking.store_dir", "results_file", "tracking.uri", "pair.reference", "pair.candidate",
-             "dataset.root", "task.dataset", "analysis.distance.score_file", "extractor.weights",
-             "pairing.weights", "generator.checkpoint"}
+             "dataset.root", "task.dataset", "analysis.distance.score_file", "analysis.transfer.scores",
+             "extractor.weights", "pairing.weights", "generator.checkpoint"}
 BOUNDED = {"num_workers": 4, "batch_size": 64, "generator.n_samples": 64, "generator.batch_size": 64,
            "metric.bootstrap": 4, "extractor.size": 16, "task.shards": 8, "task.shard": 8,
+           "analysis.transfer.bootstrap": 8, "analysis.transfer.permutations": 8,
            "analysis.umap.max_thumbnails": 64,
            "metric.params.subsets": 20, "metric.params.subset_size": 64, "metric.params.max_samples": 64,
            "metric.params.n_samples": 32, "metric.params.batch_size": 16, "metric.params.splits": 8}
@@ -470,7 +471,8 @@ def override_sets(draw):
     if "task" in groups:
         overrides += ["task=embed", "task.dataset=ref"]
     if "analysis" in groups:
-        overrides.append("analysis=umap_distance")
+        transfer = any(p.startswith("analysis.transfer.") for p, _ in picked)
+        overrides.append("analysis=[umap,distance,transfer]" if transfer else "analysis=umap_distance")
     assume(picked)
     for path, default in picked:
         overrides = [o for o in overrides if not o.startswith(f"{path}=")]
