@@ -47,7 +47,7 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,6 +56,7 @@ from dsim.analysis import distance_views as dv
 from dsim.analysis import plots
 from dsim.cell.context import Added
 from dsim.configs import CellConfig
+from dsim.data.naming import match_images
 from dsim.errors import DsimError
 from dsim.metrics import MetricWarning
 from dsim.util.fileio import atomic_write_text
@@ -299,43 +300,6 @@ def read_scores(path, column: str = "score") -> Scores:
     return Scores("image" if image else "dataset", out, path)
 
 
-def _normalised(name: str) -> str:
-    name = str(name).strip().replace("\\", "/")
-    while name.startswith("./"):
-        name = name[2:]
-    return name
-
-
-def match_images(names, relpaths, hashes) -> tuple[np.ndarray, int]:
-    """For each image name of a score file, the index of the image it names in ``relpaths`` / ``hashes`` (-1:
-    none): by relative path, else by a unique file stem (the name, or the name without its extension; also a
-    relative path without the extension), else by content SHA-256 (``sha256:`` prefix allowed, any case). Also
-    returns how many names are a stem several images share."""
-    by_path = {_normalised(r): i for i, r in enumerate(relpaths)}
-    by_stem: dict[str, list[int]] = {}  # the file stem, and the relative path without its extension
-    for i, r in enumerate(relpaths):
-        path = PurePosixPath(_normalised(r))
-        for key in {path.stem, str(path.with_suffix(""))}:
-            by_stem.setdefault(key, []).append(i)
-    by_hash = {str(h).lower(): i for i, h in enumerate(hashes)}
-    found = np.full(len(names), -1, dtype=np.int64)
-    ambiguous = 0
-    for row, raw in enumerate(names):
-        name = _normalised(raw)
-        if name in by_path:
-            found[row] = by_path[name]
-            continue
-        stems = by_stem.get(name) or by_stem.get(PurePosixPath(name).stem) or []
-        digest = by_hash.get(name.lower().removeprefix("sha256:"))
-        if len(stems) == 1:
-            found[row] = stems[0]
-        elif digest is not None:
-            found[row] = digest
-        elif len(stems) > 1:
-            ambiguous += 1
-    return found, ambiguous
-
-
 def candidate_names(config: CellConfig, output) -> set[str]:
     """What a score file's ``dataset`` column may call the cell's candidate: its name, the spec as given, the
     folder's path and name."""
@@ -359,6 +323,8 @@ def check(config: CellConfig) -> None:
             "dataset,score (per dataset)"
         )
     read_scores(opts.scores, opts.score_column)
+    if opts.distance == "metric":
+        metric_column(config)
 
 
 def transfer_analysis(config: CellConfig, output, artifact_dir: Path) -> Added:
@@ -371,25 +337,27 @@ def transfer_analysis(config: CellConfig, output, artifact_dir: Path) -> Added:
     scores = read_scores(opts.scores, opts.score_column)
     datasets = visual._Datasets(config, output)
     reference, candidate = datasets.side("reference"), datasets.side("candidate")
-    distance = visual._i_dist(datasets, reference, candidate, opts.n_components)
+    if opts.distance == "metric":
+        column, images = metric_distances(config, output)
+    else:
+        column = "I_dist"
+        images = pd.DataFrame(
+            {
+                "relpath": candidate.embeddings.ids,
+                "image_id": candidate.embeddings.hashes,
+                "i_dist": visual._i_dist(datasets, reference, candidate, opts.n_components),
+            }
+        )
+    distance = images["i_dist"].to_numpy(dtype=np.float64)
     names = candidate_names(config, output)
     out = Path(artifact_dir) / FOLDER
     out.mkdir(parents=True, exist_ok=True)
     if scores.kind == "dataset":
         return _dataset_point(config, output, scores, distance, names, out)
-    frame = dv.with_splits(
-        pd.DataFrame(
-            {
-                "dataset": candidate.name,
-                "relpath": candidate.embeddings.ids,
-                "image_id": candidate.embeddings.hashes,
-                "i_dist": distance,
-            }
-        )
-    )
+    frame = dv.with_splits(images.assign(dataset=candidate.name))
     frame["score"], unmatched = _image_scores(scores, names, frame)
     scored = frame[frame["score"].notna()].sort_values("i_dist", kind="stable")
-    title = f"{datasets.header} (I_dist, PCA {opts.n_components})"
+    title = f"{datasets.header} ({column}{f', PCA {opts.n_components}' if column == 'I_dist' else ''})"
     result = statistics(
         scored["i_dist"],
         scored["score"],
@@ -423,6 +391,30 @@ def transfer_analysis(config: CellConfig, output, artifact_dir: Path) -> Added:
     panel = Panel(candidate.name, points["distance_scaled"].to_numpy(), points["score"].to_numpy(), result)
     files.append(transfer_png(out / FIGURE_FILE, [panel], title=f"score vs distance — {title}"))
     return Added(values=result.record_values(), files=files)
+
+
+def metric_column(config: CellConfig) -> str:
+    """The cell metric's per-image candidate distance column (``transport_cost``, ``i_dist``, ...), or an error
+    when it has none (``analysis.transfer.distance=metric``)."""
+    from dsim.metrics import lookup
+
+    spec = lookup(config.metric.name)
+    columns = spec.per_image.get("candidate", ())
+    if not columns:
+        raise DsimError(
+            f"analysis.transfer.distance=metric: metric {spec.name} gives no per-image distance of the candidate's "
+            "images; use emd, sinkhorn, sliced_wasserstein, otdd, odist or prdc, or distance=i_dist"
+        )
+    return columns[0]
+
+
+def metric_distances(config: CellConfig, output) -> tuple[str, pd.DataFrame]:
+    """``analysis.transfer.distance=metric``: the cell metric's per-image candidate distance as a frame
+    ``relpath, image_id, i_dist``, and the column's name. Only the images the metric saw are there (a
+    ``max_samples`` sample)."""
+    column = metric_column(config)
+    table = output.tables["per_image_candidate"]
+    return column, table[["relpath", "image_id"]].assign(i_dist=table[column].to_numpy(dtype=np.float64))
 
 
 def _image_scores(scores: Scores, names: set[str], frame: pd.DataFrame) -> tuple[np.ndarray, int]:

@@ -17,6 +17,7 @@ import pandas as pd
 from dsim import metrics
 from dsim.cell.context import CellOutput, DatasetRef, SideSummary
 from dsim.configs import CellConfig
+from dsim.data.naming import image_labels
 from dsim.embeddings.embed import Embeddings, embed, resolve_device
 from dsim.embeddings.stats_files import memoised_stats
 from dsim.extractors import from_config
@@ -56,8 +57,11 @@ def run(config: CellConfig, spec, params: dict, reference: DatasetRef, candidate
             side: _sampled(emb, max_samples, seed=params.get("seed") or 0, role=side, metric=spec.name)
             for side, emb in sides.items()
         }
-        if "device" in keyword_params(spec.fn):  # a project's own metric need not take one
+        taken = keyword_params(spec.fn)
+        if "device" in taken:  # a project's own metric need not take one
             params["device"] = device
+        if "reference_labels" in taken:  # a label-aware metric (otdd)
+            params.update(side_labels(used, params.pop("labels", None)))
         values = metrics.compute(
             spec.name, used["reference"].features, used["candidate"].features, bootstrap=bootstrap, **params
         )
@@ -69,6 +73,11 @@ def run(config: CellConfig, spec, params: dict, reference: DatasetRef, candidate
         extractor=extractor,
         tables={f"per_image_{side}": per_image_table(used[side], columns) for side, columns in per_image.items()},
     )
+
+
+def side_labels(sides: dict[str, Embeddings], csv) -> dict:
+    """``{reference_labels, candidate_labels}``: each used image's label, from ``csv`` or its sub-folder."""
+    return {f"{side}_labels": image_labels(emb.ids, emb.hashes, csv, role=side) for side, emb in sides.items()}
 
 
 def _against_stats(config: CellConfig, spec, params: dict, extractor, reference: DatasetRef, candidate: DatasetRef):

@@ -62,17 +62,24 @@ def cell_key(
 
 
 def input_files(config: CellConfig) -> dict[str, str]:
-    """The SHA-256 of the files the config names whose content feeds the numbers (``analysis.transfer.scores``):
-    an edited score file at the same path is a new cell. Empty for a cell without one (its key is unchanged)."""
+    """The SHA-256 of the files the config names whose content feeds the numbers (``analysis.transfer.scores``,
+    ``otdd``'s ``metric.params.labels``): an edited file at the same path is a new cell. Empty for a cell
+    without one (its key is unchanged)."""
     from dsim.util.fileio import file_sha256
 
     transfer = config.analysis.transfer
-    if transfer is None or not transfer.scores:
-        return {}
-    try:
-        return {"transfer_scores": file_sha256(Path(transfer.scores).expanduser())}
-    except OSError:
-        return {"transfer_scores": "unreadable"}
+    named = {
+        "transfer_scores": transfer.scores if transfer is not None else None,
+        "metric_labels": config.metric.params.get("labels"),
+    }
+    out = {}
+    for key, path in named.items():
+        if path:
+            try:
+                out[key] = file_sha256(Path(str(path)).expanduser())
+            except OSError:
+                out[key] = "unreadable"
+    return out
 
 
 def is_operational(flat_key: str) -> bool:

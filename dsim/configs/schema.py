@@ -221,6 +221,7 @@ class TransferConfig(Node):
 
     scores: str | None
     score_column: str
+    distance: Literal["i_dist", "metric"]
     n_components: Count
     bootstrap: Index
     permutations: Index

@@ -20,6 +20,10 @@ roles: ``headline`` the table's number, ``spread`` its std, ``detail`` anything 
 ``dreamsim`` (paired, on features, lower = closer): DreamSim distance of each image pair (1 - cosine similarity of DreamSim embeddings).
     values: dreamsim (headline), dreamsim_median (detail), dreamsim_best (detail), dreamsim_worst (detail), n_pairs (count), match_distance_mean (detail)
     params: weights=default, batch_size=8
+``emd`` (distribution, on features, lower = closer): Exact W2^2 (earth mover's distance, squared Euclidean cost, uniform weights) by POT's network simplex.
+    values: emd (headline)
+    params: max_samples=4096
+    per image: candidate: transport_cost
 ``fd_inf`` (distribution, on features, lower = closer): FD-infinity: FID extrapolated to infinitely many candidates (linear fit of FID against 1/N over seeded subsets; Chong & Forsyth 2020).
     values: fd_inf (headline), fd_inf_slope (detail), fid (detail), fd_inf_points (count)
     params: num_points=15, min_fraction=0.1, seed=0
@@ -51,6 +55,10 @@ roles: ``headline`` the table's number, ``spread`` its std, ``detail`` anything 
     values: odist (headline)
     params: n_components=25
     per image: candidate: i_dist
+``otdd`` (distribution, on features, lower = closer): OTDD: label-aware exact OT with cost |x-x'|^2 + W2^2 of the labels' Gaussians (Alvarez-Melis & Fusi 2020).
+    values: otdd (headline), otdd_label_cost (detail), reference_labels (count), candidate_labels (count)
+    params: max_samples=4096, labels=null
+    per image: candidate: transport_cost
 ``ppl`` (generator, on generator, lower = closer): Perceptual path length: LPIPS-VGG distance of two nearby points on a latent path / epsilon^2, trimmed mean (Karras et al. 2019).
     values: ppl (headline), ppl_std (spread), ppl_untrimmed (detail), n_kept (count)
     params: space=z, sampling=end, epsilon=0.0001, interpolation=slerp, crop=false, resize=256, n_samples=null, seed=0, batch_size=32, lpips_weights=default, discard_lower=1.0, discard_upper=99.0
@@ -78,6 +86,14 @@ roles: ``headline`` the table's number, ``spread`` its std, ``detail`` anything 
 ``psnr`` (paired, on images, higher = closer): Peak signal-to-noise ratio of each image pair in dB on 8-bit RGB.
     values: psnr (headline), psnr_median (detail), psnr_best (detail), psnr_worst (detail), n_pairs (count), match_distance_mean (detail)
     params: data_range=255.0, max_db=100.0
+``sinkhorn`` (distribution, on features, lower = closer): Debiased Sinkhorn divergence (squared Euclidean cost, entropic epsilon) by geomloss; 0 for identical sets.
+    values: sinkhorn (headline), sinkhorn_epsilon (detail), sinkhorn_transport (detail)
+    params: epsilon=null, blur=null, scaling=0.9, max_samples=4096
+    per image: candidate: transport_cost
+``sliced_wasserstein`` (distribution, on features, lower = closer): Sliced W2^2: mean 1-D W2^2 over seeded random projections (POT); every image, O(N) memory.
+    values: sliced_wasserstein (headline), projections (count)
+    params: projections=128, seed=0
+    per image: candidate: transport_cost
 ``vendi`` (distribution, on features, higher = closer): Vendi score: effective number of distinct samples of each set, cosine kernel (Friedman & Dieng 2023).
     values: vendi (headline), vendi_reference (detail), vendi_ratio (detail)
     params: q=1.0
@@ -129,6 +145,7 @@ from dsim.metrics._fid import FeatureStats, fid, fid_from_feature_stats, fid_fro
 from dsim.metrics._isc import isc
 from dsim.metrics._kid import kid_poly, kid_rbf
 from dsim.metrics._odist import odist
+from dsim.metrics._otdd import otdd
 from dsim.metrics._ppl import ppl
 from dsim.metrics._prdc import prdc
 from dsim.metrics._registry import (
@@ -146,6 +163,7 @@ from dsim.metrics._registry import (
     lookup,
     register,
 )
+from dsim.metrics._transport import emd, sinkhorn, sliced_wasserstein
 from dsim.metrics._values import MetricValues
 from dsim.metrics._vendi import vendi
 from dsim.metrics.bootstrap import bootstrap_intervals
@@ -186,6 +204,10 @@ __all__ = [
     "lookup",
     "number",
     "odist",
+    "otdd",
+    "emd",
+    "sinkhorn",
+    "sliced_wasserstein",
     "optional",
     "positive",
     "ppl",

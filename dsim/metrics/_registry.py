@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from dsim.errors import DsimError
 from dsim.metrics._checks import Constraint, integer, optional
 from dsim.metrics._values import MetricValues, as_metric_values
-from dsim.metrics.bootstrap import bootstrap_intervals
+from dsim.metrics.bootstrap import ROW_PARAMS, bootstrap_intervals, rows_of
 
 INPUTS = ("features", "logits", "images", "generator")
 KINDS = ("distribution", "paired", "generator")
@@ -28,7 +28,7 @@ HEADLINE, SPREAD, INTERVAL, DETAIL, COUNT = "headline", "spread", "interval", "d
 ROLES = (HEADLINE, SPREAD, INTERVAL, DETAIL, COUNT)
 
 #: parameters every metric call takes besides its own (not part of a declaration's ``params``)
-RUNTIME_PARAMS = ("device", "progress")
+RUNTIME_PARAMS = ("device", "progress", *ROW_PARAMS)
 
 BOOTSTRAP_DOC = "N > 0: 95% interval for every value (<name>_ci_low/_ci_high) from N seeded half-samples"
 
@@ -347,11 +347,14 @@ def compute(
     if max_samples is not None:
         from dsim.metrics.sampling import sample_rows
 
-        sides = []
+        sides, kept = [], {}
         for role, side in (("reference", reference), ("candidate", candidate)):
-            rows = sample_rows(len(side), max_samples, seed=params.get("seed") or 0, role=role, metric=name)
+            kept[role] = rows = sample_rows(
+                len(side), max_samples, seed=params.get("seed") or 0, role=role, metric=name
+            )
             sides.append(side if rows is None else side[rows])
         reference, candidate = sides
+        params = rows_of(params, kept)
     values = as_metric_values(spec.fn(reference, candidate, **params))
     if bootstrap:
         values.update(

@@ -39,6 +39,8 @@ from dsim.errors import DsimError
 from dsim.metrics._checks import MetricWarning, positive_int
 
 LEVEL = 0.95
+#: per-row parameters (one value per image of a side: OTDD's labels), drawn with their side's rows
+ROW_PARAMS = {"reference_labels": "reference", "candidate_labels": "candidate"}
 LOW, HIGH = 100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2
 #: how the intervals are made, as recorded with them
 METHOD = {
@@ -104,7 +106,7 @@ def bootstrap_intervals(
         j = i if paired else np.sort(rng.choice(len(cand), size=m_cand, replace=False))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MetricWarning)
-            values = fn(_take(ref, i), _take(cand, j), **params)
+            values = fn(_take(ref, i), _take(cand, j), **rows_of(params, {"reference": i, "candidate": j}))
         for key in keys if keys is not None else [k for k in values if not k.endswith("_std")]:
             samples.setdefault(key, []).append(float(values[key]))
     out = {}
@@ -120,6 +122,15 @@ def bootstrap_intervals(
         lowest, highest = (ranges or {}).get(key, (None, None))
         out[key_low] = float(estimate[key] - high if lowest is None else max(lowest, estimate[key] - high))
         out[key_high] = float(estimate[key] - low if highest is None else min(highest, estimate[key] - low))
+    return out
+
+
+def rows_of(params: Mapping, rows: Mapping[str, np.ndarray | None]) -> dict:
+    """``params`` with each per-row parameter (:data:`ROW_PARAMS`) cut to its side's ``rows`` (None: all)."""
+    out = dict(params)
+    for name, side in ROW_PARAMS.items():
+        if out.get(name) is not None and rows.get(side) is not None:
+            out[name] = np.asarray(out[name])[rows[side]]
     return out
 
 

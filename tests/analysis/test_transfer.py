@@ -10,6 +10,7 @@ from scipy import stats
 from visual_helpers import assert_real_png
 
 from dsim.analysis import transfer as tr
+from dsim.data.naming import match_images
 from dsim.errors import DsimError
 from dsim.metrics import MetricWarning
 
@@ -130,7 +131,7 @@ def test_images_match_by_relpath_stem_and_content_hash():
     hashes = [f"{i:064x}" for i in range(1, 6)]
     names = ["a/001.png", "./003.jpg", "003", "img.v2", "a/002", "002", f"SHA256:{hashes[2].upper()}", "nope.png",
              "sub\\img.v2.png"]
-    found, ambiguous = tr.match_images(names, relpaths, hashes)
+    found, ambiguous = match_images(names, relpaths, hashes)
     assert found.tolist() == [0, 3, 3, 4, 1, -1, 2, -1, 4]
     assert ambiguous == 1  # "002" is a stem of two images: not guessed ("a/002" is a path without extension)
 

@@ -31,7 +31,8 @@ def _compose(overrides):
 def test_every_parameter_is_settable_without_plus_and_checked(name):
     spec = METRICS[name]
     for param in (*spec.params, *spec.cell_params):
-        value = param.default if param.default is not None else 2
+        text = param.constraint is not None and "string" in param.constraint.text
+        value = param.default if param.default is not None else ("labels.csv" if text else 2)
         override = f"metric.params.{param.name}=" + (
             "[" + ",".join(map(str, value)) + "]" if isinstance(value, tuple) else str(value))
         cfg = _compose([f"metric={name}", override])  # composes: the key exists in the config

@@ -15,17 +15,20 @@ FEATURES = np.random.default_rng(0).normal(size=(120, 8))
 #: every distribution metric of the registry (a metric added later is tested here without an edit)
 ALL = sorted(name for name, spec in METRICS.items() if spec.kind == "distribution")
 SMALL = {"kid_poly": dict(subsets=3, subset_size=50), "kid_rbf": dict(subsets=3, subset_size=50),
-         "odist": dict(n_components=4), "isc": dict(splits=3)}
+         "odist": dict(n_components=4), "isc": dict(splits=3),
+         "otdd": dict(reference_labels=np.arange(120) % 3, candidate_labels=np.arange(100) % 2)}
 PER_IMAGE = {
     "prdc": {"candidate": {"nearest_reference_distance", "realistic"}, "reference": {"covered", "knn_radius"}},
     "odist": {"candidate": {"i_dist"}},
     "authpct": {"candidate": {"authentic", "nearest_reference_distance"}},
+    **{name: {"candidate": {"transport_cost"}} for name in ("emd", "sinkhorn", "sliced_wasserstein", "otdd")},
 }
 
 
 def test_registry_lists_the_metrics():
     distribution = {n: s for n, s in METRICS.items() if s.kind == "distribution"}
-    shipped = ["authpct", "cmmd", "fd_inf", "fid", "isc", "kid_poly", "kid_rbf", "odist", "prdc", "vendi"]
+    shipped = ["authpct", "cmmd", "emd", "fd_inf", "fid", "isc", "kid_poly", "kid_rbf", "odist", "otdd", "prdc",
+               "sinkhorn", "sliced_wasserstein", "vendi"]
     assert sorted(distribution) == ALL == shipped and set(ALL) <= set(available()) and available() == sorted(available())
     assert all(isinstance(s, MetricSpec) and s.name == n and s.doc for n, s in METRICS.items())
     assert {n for n, s in distribution.items() if s.higher_is_better} == {"prdc", "isc", "vendi", "authpct"}
