@@ -147,7 +147,8 @@ def test_the_rules_see_every_module():
 
 
 #: what a metric module may import: the standard library, the numeric stack and dsim's low-level helpers
-METRIC_THIRD_PARTY = {"numpy", "torch", "scipy", "threadpoolctl", "torchmetrics", "torchvision", "lpips"}
+METRIC_THIRD_PARTY = {"numpy", "torch", "scipy", "threadpoolctl", "torchmetrics", "torchvision", "lpips",
+                      "ot", "geomloss"}  # the optimal-transport solvers (POT, geomloss)
 LOW_LEVEL = {"dsim.errors", "dsim.util.fileio", "dsim.weights", "dsim.util.plugins", "dsim.util.codegen", "dsim.metrics"}
 
 

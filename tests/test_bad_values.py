@@ -40,6 +40,7 @@ SPECIAL = {
     "task.dataset": ("/nonexistent/ds", "/nonexistent/ds"),
     "analysis.distance.score_file": ("/nonexistent/scores.csv", "scores.csv"),
     "analysis.transfer.scores": ("/nonexistent/scores.csv", "scores.csv"),
+    "metric.params.labels": ("/nonexistent/labels.csv", "labels.csv"),
     "analysis.umap.datasets": ("[/nonexistent/extra]", "/nonexistent/extra"),
     "analysis.distance.candidates": ("[/nonexistent/extra]", "/nonexistent/extra"),
     "analysis.umap.dims": ("[4]", "dims"),

@@ -55,6 +55,9 @@ def test_metric_configs_name_a_registered_metric_with_valid_params(name):
         assert values[cfg.metric.name] > 0 and values["n_kept"] == 4
         return
     rng = np.random.default_rng(0)
+    if "labels" in params:  # a label file is a cell's; in Python, labels are given per side
+        assert params.pop("labels") is None
+        params.update(reference_labels=np.repeat(["a", "b"], 15), candidate_labels=np.tile(["a", "b"], 15))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", metrics.SubsetSizeWarning)  # 30 samples < the default subset size
         values = metrics.compute(cfg.metric.name, rng.normal(size=(30, 4)), rng.normal(size=(30, 4)), **params)

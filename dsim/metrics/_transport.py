@@ -43,6 +43,9 @@ DENSE_SAMPLES = 4096
 #: rows of candidates whose plan column is formed at once (per-image costs in bounded memory)
 CHUNK_ROWS = 1024
 COST_COLUMN = "transport_cost"
+MAX_PROJECTIONS = 65536
+#: the epsilons the float32 Sinkhorn iterations hold: from 1e-30 to 1e8 x the reference's mean squared distance
+MIN_EPSILON, MAX_EPSILON_FACTOR = 1e-30, 1e8
 DENSE_SAMPLING = {
     "max_samples": (
         DENSE_SAMPLES,
@@ -121,14 +124,23 @@ def emd(reference, candidate, *, device: str | torch.device = "cpu") -> MetricVa
 
 def sinkhorn_epsilon(x: torch.Tensor, epsilon: float | None, blur: float | None) -> float:
     """ε from ``epsilon`` or ``blur`` (ε = blur², geomloss' length scale); neither: 1 % of the mean squared
-    distance between two reference images (2·tr Cov(reference)), so the default follows the features' scale."""
+    distance between two reference images (2·tr Cov(reference)), so the default follows the features' scale.
+    A given ε must lie in [1e-30, 1e8 × that distance]: past it the divergence has reached its large-ε limit
+    and the solver's float32 arithmetic loses it (measured: 0 instead of 4 at ε = 1e30 for a unit shift)."""
     if epsilon is not None and blur is not None:
         raise DsimError("sinkhorn: give metric.params.epsilon or metric.params.blur (blur = sqrt(epsilon)), not both")
-    if blur is not None:
-        return float(blur) ** 2
-    if epsilon is not None:
-        return float(epsilon)
     spread = float(2 * x.var(0, unbiased=False).sum())
+    eps = float(blur) * float(blur) if blur is not None else epsilon  # a product: inf, not OverflowError, past 1e154
+    if eps is not None:
+        eps, given = float(eps), (f"blur={blur}" if blur is not None else f"epsilon={epsilon}")
+        high = MAX_EPSILON_FACTOR * spread if spread > 0 else MAX_EPSILON_FACTOR
+        if not MIN_EPSILON <= eps <= high:
+            raise DsimError(
+                f"sinkhorn: {given} gives epsilon={eps:.3g}, outside [{MIN_EPSILON:g}, {high:.3g}] (1e8 x the "
+                "reference's mean squared distance) where the solver's float32 arithmetic holds; give an epsilon "
+                f"near {0.01 * spread:.3g} (the default, 1% of it)"
+            )
+        return eps
     if spread <= 0:
         raise DsimError(
             "sinkhorn: the reference images all have the same features, so no default epsilon follows from "
@@ -252,6 +264,11 @@ def sliced_wasserstein(
     """
     import ot
 
+    if projections > MAX_PROJECTIONS:
+        raise DsimError(
+            f"sliced_wasserstein: projections={projections} would hold {projections} projected copies of each set; "
+            f"give at most {MAX_PROJECTIONS} (a few hundred are enough for 3 digits)"
+        )
     x, y = feature_pair(reference, candidate, metric="sliced_wasserstein", device=device)
     xn, yn = x.cpu().numpy(), y.cpu().numpy()
     theta = unit_directions(xn.shape[1], projections, seed)

@@ -96,6 +96,22 @@ def test_sinkhorn_known_properties():
         sinkhorn(x, x, epsilon=0.1, blur=0.3)
 
 
+
+def test_sinkhorn_takes_every_epsilon_its_float32_solver_holds_and_refuses_the_rest():
+    x = RNG.normal(size=(50, 4))
+    spread = 2 * x.var(0).sum()
+    for eps in (1e-30, 1e-3, 1e6 * spread):  # a pure shift of 1 per axis: the divergence is 4 at every epsilon
+        assert sinkhorn(x, x + 1, epsilon=eps)["sinkhorn"] == pytest.approx(4.0, rel=1e-6)
+    for given in ({"epsilon": 1e-31}, {"epsilon": 1e9 * spread}, {"blur": 1e300}, {"blur": 1e-20}):
+        with pytest.raises(DsimError, match="outside"):  # 1e300 squared overflows: one line, not OverflowError
+            sinkhorn(x, x + 1, **given)
+
+
+def test_sliced_wasserstein_refuses_more_projections_than_memory_allows():
+    x = RNG.normal(size=(10, 4))
+    with pytest.raises(DsimError, match="at most 65536"):
+        sliced_wasserstein(x, x, projections=65537)
+
 def test_sinkhorn_per_image_costs_do_not_depend_on_the_chunking(monkeypatch):
     x, y = RNG.normal(size=(70, 3)), RNG.normal(size=(90, 3)) + 0.5
     whole = sinkhorn(x, y, epsilon=0.3).per_image["candidate"]["transport_cost"]
