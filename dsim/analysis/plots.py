@@ -282,3 +282,27 @@ def metric_vs_strength(path: Path, frame: pd.DataFrame, *, title: str) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def selection_plot(
+    path: Path,
+    scaled: np.ndarray,
+    chosen: dict[int, np.ndarray],
+    *,
+    title: str,
+    band: tuple[float, float] | None = None,
+) -> Path:
+    """The pool's scaled I_dist as a histogram, the band shaded, and each q's picks as a row of ticks."""
+    fig = _figure(7, 3.6)
+    ax = fig.add_subplot()
+    ax.hist(scaled, bins=min(50, max(10, len(scaled) // 20)), color="0.75", label=f"pool ({len(scaled)} images)")
+    if band is not None:
+        ax.axvspan(*band, color="tab:orange", alpha=0.12, label=f"band [{band[0]:g}, {band[1]:g}]")
+    top = ax.get_ylim()[1]
+    for level, (q, rows) in enumerate(sorted(chosen.items())):
+        height = top * (1.04 + 0.06 * level)
+        ax.plot(scaled[rows], np.full(len(rows), height), "|", markersize=10, mew=2, label=f"q = {q}")
+    ax.set_ylim(0, top * (1.1 + 0.06 * len(chosen)))
+    ax.set(xlabel="min-max-scaled I_dist from the train set", ylabel="pool images", title=title)
+    ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, path)

@@ -395,6 +395,7 @@ SUBCOMMANDS = {
     "embed": "dsim.cli.commands.embed",
     "lineage": "dsim.cli.commands.lineage",
     "report": "dsim.cli.commands.report",
+    "select": "dsim.cli.commands.select",
     "init": "dsim.cli.commands.init",
     "stats": "dsim.cli.commands.stats",
     "sync": "dsim.cli.commands.sync",

@@ -77,13 +77,20 @@ def odist(reference, candidate, *, n_components: int = 25, device: str | torch.d
 def principal_axes(centred: torch.Tensor, n_components: int) -> torch.Tensor:
     """Top ``n_components`` principal axes (rows, unit length, sign-fixed) of centred data (n×D)."""
     n, d = centred.shape
-    if n <= d:
-        _, vt = svd_vt(centred)
-        axes = vt[:n_components]
-    else:
-        _, vectors = eigh(gram_t(centred))  # ascending eigenvalues
-        axes = vectors[:, -n_components:].flip(1).T
-    axes = axes.to(centred.device).contiguous()
+    if n > d:
+        return gram_axes(gram_t(centred), n_components).to(centred.device)
+    _, vt = svd_vt(centred)
+    return sign_fixed(vt[:n_components].to(centred.device).contiguous())
+
+
+def gram_axes(gram: torch.Tensor, n_components: int) -> torch.Tensor:
+    """Top ``n_components`` principal axes from the D×D Gram matrix of centred data (its eigenvectors)."""
+    _, vectors = eigh(gram)  # ascending eigenvalues
+    return sign_fixed(vectors[:, -n_components:].flip(1).T.contiguous())
+
+
+def sign_fixed(axes: torch.Tensor) -> torch.Tensor:
+    """Axes (rows) with each one's largest-magnitude coordinate made positive (scikit-learn's convention)."""
     largest = axes.abs().argmax(1, keepdim=True)
     signs = torch.sign(axes.gather(1, largest))
     signs[signs == 0] = 1
