@@ -513,12 +513,20 @@ def sweep_points(records: list[dict]) -> pd.DataFrame:
         score = record.values.get(f"{PREFIX}score")
         if score is None or not np.isfinite(score):
             continue
-        base = {"reference": record.reference.name, "dataset": record.candidate.name, "score": float(score)}
-        rows.append({"series": f"{record.extractor}.i_dist", **base, "distance": record.values[f"{PREFIX}distance"]})
+        base = {
+            "extractor": record.extractor,
+            "reference": record.reference.name,
+            "dataset": record.candidate.name,
+            "score": float(score),
+        }
+        distance = record.values[f"{PREFIX}distance"]
+        rows.append({"series": f"{record.extractor}.i_dist", "measure": "i_dist", **base, "distance": distance})
         value = record.values.get(record.metric)
         if value is not None and np.isfinite(value):
-            rows.append({"series": series_name(record.extractor, record.metric), **base, "distance": float(value)})
-    frame = pd.DataFrame(rows, columns=["series", "reference", "dataset", "distance", "score"])
+            series = series_name(record.extractor, record.metric)
+            rows.append({"series": series, "measure": record.metric, **base, "distance": float(value)})
+    columns = ["series", "extractor", "measure", "reference", "dataset", "distance", "score"]
+    frame = pd.DataFrame(rows, columns=columns)
     return frame.drop_duplicates(["series", "reference", "dataset"], keep="first").reset_index(drop=True)
 
 
@@ -526,11 +534,27 @@ def sweep_transfer(records: list[dict], out_dir: Path, opts: Mapping) -> tuple[d
     """Across the sweep's candidate datasets: the score against each series' distance (:func:`sweep_points`),
     with :func:`statistics` per series × reference. Values ``<series>.transfer_spearman``, ... (the reference
     added, ``<series>.<reference>.``, when the sweep has several); files ``transfer_datasets.csv``,
-    ``transfer_statistics.csv`` and ``transfer.png`` in ``out_dir``."""
+    ``transfer_statistics.csv`` and ``transfer.png`` in ``out_dir``; and, with per-dataset or per-image
+    scores, the series ranked (:mod:`dsim.analysis.transfer_ranking`: ``ranking.csv``, ``ranking.png``)."""
+    from dsim.analysis import transfer_ranking as ranking
+
     points = sweep_points(records)
-    if points.empty:
-        return {}, []
     out_dir = Path(out_dir)
+    metrics, files, statistics_rows = _across_datasets(points, out_dir, opts) if not points.empty else ({}, [], [])
+    table = ranking.ranking_table(ranking.dataset_rows(points, statistics_rows) + ranking.image_rows(records))
+    if not table.empty:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files += ranking.write_ranking(table, out_dir)
+        several = points["reference"].nunique() > 1
+        for row in table[table["scores"] == "dataset"].itertuples():
+            label = f"{row.series}.{row.reference}" if several else row.series
+            for kind in ("rmse", "mae"):
+                if np.isfinite(getattr(row, f"lodo_{kind}")):
+                    metrics[f"{label}.{PREFIX}lodo_{kind}"] = float(getattr(row, f"lodo_{kind}"))
+    return metrics, files
+
+
+def _across_datasets(points: pd.DataFrame, out_dir: Path, opts: Mapping) -> tuple[dict, list[Path], list[dict]]:
     out_dir.mkdir(parents=True, exist_ok=True)
     several = points["reference"].nunique() > 1
     metrics: dict[str, float] = {}
@@ -556,7 +580,7 @@ def sweep_transfer(records: list[dict], out_dir: Path, opts: Mapping) -> tuple[d
         atomic_write_text(out_dir / name, table.to_csv(index=False))
         files.append(out_dir / name)
     files.append(transfer_png(out_dir / FIGURE_FILE, panels, title="score vs distance across the sweep's datasets"))
-    return metrics, files
+    return metrics, files, rows
 
 
 def sweep_transfer_analysis(records: list[dict], sweep_dir: Path, config: Mapping) -> tuple[dict, list]:

@@ -225,7 +225,8 @@ def test_a_sweep_correlates_per_dataset_scores_across_candidates(tmp_path):
     assert "pixels.kid.transfer_spearman" not in metrics  # one point only
     points = pd.read_csv(tmp_path / tr.DATASETS_FILE)
     assert len(points[points["series"] == "pixels.i_dist"]) == 8
-    assert {p.name for p in files} == {tr.DATASETS_FILE, tr.STATISTICS_FILE, tr.FIGURE_FILE}
+    assert {p.name for p in files} == {tr.DATASETS_FILE, tr.STATISTICS_FILE, tr.FIGURE_FILE, "ranking.csv",
+                                       "ranking.png"}
     assert tr.sweep_transfer_analysis(records, tmp_path, {"analysis": None}) == ({}, [])
 
 
