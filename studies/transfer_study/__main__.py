@@ -1,0 +1,3 @@
+from studies.transfer_study.study import main
+
+main()
