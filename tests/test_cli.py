@@ -66,8 +66,10 @@ def test_parallel_multirun_has_a_parent_and_one_child_per_cell(workdir):
 
 @pytest.mark.slow
 def test_two_concurrent_commands_share_one_store(workdir):
+    # force=true: both compute and log (without it the later one may find the earlier one's finished run and
+    # reuse it, logging nothing: right, but then the store sees one writer, not two at once)
     command = [*DSIM, "extractor=pixels", "pair.reference=a", "pair.candidate=b",
-               "progress=false"]
+               "progress=false", "force=true"]
     procs = [subprocess.Popen(command + [f"hydra.run.dir=run{i}"], cwd=workdir, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for i in range(2)]
     outputs = [p.communicate(timeout=600) for p in procs]
