@@ -18,6 +18,7 @@ from dsim.util.fileio import atomic_write_text, read_text
 RESULT_FILE = "result.json"
 FAILURE_FILE = "failure.json"
 EMBED_FILE = "embed.json"  # a task=embed job's summary
+STUDY_FILE = "study.json"  # a task=transfer_study job's result (written last: the job folder is complete)
 ARTIFACT_DIR = "artifacts"
 #: the MLflow tag holding a run's cell key (dsim.cell.key), by which a finished cell is found and reused
 CELL_KEY_TAG = "dsim.cell_key"
@@ -183,10 +184,15 @@ def read_failures(directory: str | Path) -> list[dict]:
     return [
         read_json(file)
         for file in _files(directory, FAILURE_FILE)
-        if not (file.parent / RESULT_FILE).exists() and not (file.parent / EMBED_FILE).exists()
+        if not any((file.parent / done).exists() for done in (RESULT_FILE, EMBED_FILE, STUDY_FILE))
     ]
 
 
 def read_embed_records(directory: str | Path) -> list[dict]:
     """Every ``embed.json`` (``task=embed`` shards) under ``directory``, in job order."""
     return [read_json(file) for file in _files(directory, EMBED_FILE)]
+
+
+def read_study_records(directory: str | Path) -> list[dict]:
+    """Every ``study.json`` (``task=transfer_study`` jobs) under ``directory``, in job order, with its folder."""
+    return [{**read_json(file), "folder": str(file.parent)} for file in _files(directory, STUDY_FILE)]

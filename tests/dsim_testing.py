@@ -123,6 +123,8 @@ CHOICE_SETS = [
     {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
      "analysis": [], "task": "embed"},
     {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
+     "analysis": [], "task": "transfer_study"},
+    {"extractor": "pixels", "metric": "fid", "pair": "near", "pairing": "nearest", "dataset": "default",
      "analysis": [], "task": "cell", "generator": "toy"},
     *({"extractor": "pixels", "metric": name, "pair": "near", "pairing": "nearest", "dataset": "default",
        "analysis": [], "task": "cell"} for name in sorted(_metrics())

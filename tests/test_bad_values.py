@@ -38,6 +38,11 @@ SPECIAL = {
     "pairing.weights": ("/nonexistent/weights.pt", "weights"),
 
     "task.dataset": ("/nonexistent/ds", "/nonexistent/ds"),
+    "task.train": ("/nonexistent/train", "/nonexistent/train"),
+    "task.train_masks": ("/nonexistent/train_masks", "/nonexistent/train_masks"),
+    "task.pool": ("/nonexistent/pool", "/nonexistent/pool"),
+    "task.pool_masks": ("/nonexistent/pool_masks", "/nonexistent/pool_masks"),
+    "task.far": ("[/nonexistent/far]", "/nonexistent/far"),
     "analysis.distance.score_file": ("/nonexistent/scores.csv", "scores.csv"),
     "analysis.transfer.scores": ("/nonexistent/scores.csv", "scores.csv"),
     "metric.params.labels": ("/nonexistent/labels.csv", "labels.csv"),
@@ -47,6 +52,10 @@ SPECIAL = {
     "dataset.catalog.photos_a": ("/nonexistent/catalogued", "/nonexistent/catalogued"),
     "generator._target_": ("nowhere.Model", "cannot import nowhere"),
 }
+
+
+#: task=transfer_study's folders in the cases (the images stand in for masks: every case stops before use)
+STUDY_FOLDERS = {"train": "ref", "train_masks": "ref", "pool": "cand", "pool_masks": "cand"}
 
 
 def _bad_value(path: str, default, metric: str) -> tuple[str, str] | None:
@@ -101,6 +110,8 @@ def _cases() -> list[dict]:
                 groups += [f"generator={choices['generator']}", "pair.candidate=generator"]
             if choices["task"] == "embed" and path != "task.dataset":
                 groups.append("task.dataset=ref")
+            if choices["task"] == "transfer_study":  # the four folders set, but the one under test
+                groups += [f"task.{k}={side}" for k, side in STUDY_FOLDERS.items() if path != f"task.{k}"]
             if path.startswith("dataset.catalog."):
                 groups.append(f"pair.reference={path.rsplit('.', 1)[1]}")
             if path == "dataset.root":  # the root matters for catalogue names

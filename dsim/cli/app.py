@@ -241,6 +241,9 @@ def task(cfg) -> None:
             f"{record['images']} images, {record['embedded']} embedded now"
         )
         return
+    if "f_vs_i_dist" in record:  # task=transfer_study: the sweep's end prints its summary
+        print(f"[study {hydra_cfg.job.num}] {record['extractor']}: {record['folder']}")
+        return
     from dsim.records import CellRecord
     from dsim.results import headline_values, shown_value
 
@@ -321,6 +324,12 @@ def _work(config: CellConfig, hydra_cfg, job_dir: Path) -> dict:
         from dsim.cli.embed_task import run_embed_task
 
         return run_embed_task(config, job_dir)
+    if config.task.name == "transfer_study":
+        from dsim.cli.study_task import run_study_task
+
+        sweep_dir = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
+        parent = parent_run_id(sweep_dir) if sweep_dir else None
+        return run_study_task(config, job_dir, parent_run_id=parent, sweep_dir=sweep_dir)
     store = StoreSession.for_config(config.tracking)  # before torch is imported: MLflow opens alongside the work
     from dsim.pipeline import run_cell
 
@@ -358,6 +367,13 @@ def _print_single(record: dict, job_dir: Path, tracking, verbose: bool) -> None:
             f"{record['name']} · {record['extractor']}: shard {record['shard'] + 1}/{record['shards']}, "
             f"{record['images']} images, {record['embedded']} embedded now, the rest were in the store"
         )
+        return
+    if "f_vs_i_dist" in record:  # task=transfer_study
+        from dsim.cli.study_task import format_study
+
+        print(format_study(record))
+        print(f"study: {job_dir}")
+        print(f"MLflow UI: {ui_command(resolve_uri(tracking.uri, tracking.store_dir))}")
         return
     print(results.format_table(results.to_frame([record])))
     print(f"record: {job_dir / 'result.json'}")

@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from dsim.errors import Abort, DsimError
-from dsim.records import read_embed_records, read_failures
+from dsim.records import read_embed_records, read_failures, read_study_records
 from dsim.tracking.mlflow_store import DEFAULT_RETRY_S, StoreUnavailable, resolve_uri, runs_page, ui_command
 from dsim.tracking.queue import PARENT_RUN_FILE, RunPlan, open_store, parent_run_id, submit, sync
 from dsim.util.fileio import atomic_write_text, lock_dir, unlock_dir
@@ -111,6 +111,7 @@ class SweepRecord(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         records = results.collect(sweep_dir)
         shards = read_embed_records(sweep_dir)
+        studies = read_study_records(sweep_dir)
         failures = read_failures(sweep_dir)
         frame = results.to_frame(records)
         atomic_write_text(sweep_dir / RESULTS_CSV, frame.to_csv(index=False))
@@ -125,6 +126,8 @@ class SweepRecord(Callback):
             metrics.update(
                 n_shards=len(shards), n_images=int(table["images"].sum()), n_embedded=int(table["embedded"].sum())
             )
+        if studies:  # task=transfer_study: each study's files are its own run's; the parent counts them
+            metrics["n_studies"] = len(studies)
         for produce in (
             lambda: sweep_analysis(records, sweep_dir, cache_dir=config.cache_dir),
             lambda: sweep_visual_analysis(sweep_dir, _analysis(config)),
@@ -146,7 +149,13 @@ class SweepRecord(Callback):
                 f"embedding shards: {sweep_dir / EMBED_CSV} ({metrics['n_embedded']} of {metrics['n_images']} "
                 "images embedded now, the rest were in the store)"
             )
-        if records or not shards:
+        if studies:
+            from dsim.cli.study_task import format_study
+
+            for study in studies:
+                print(f"\n{format_study(study)}\nstudy: {study['folder']}")
+            print()
+        if records or not (shards or studies):
             print(f"\n{results.format_table(frame)}\n")
             print(f"results: {sweep_dir / RESULTS_CSV}")
             note = results.caveats_summary(records)

@@ -239,12 +239,25 @@ class AnalysisConfig(Node):
 
 @dataclass(frozen=True)
 class TaskConfig(Node):
-    """``task=cell`` (a grid cell) or ``task=embed`` (one shard of a dataset's embedding: the other keys)."""
+    """``task=cell`` (a grid cell), ``task=embed`` (one shard of a dataset's embedding: ``dataset``, ``shards``,
+    ``shard``) or ``task=transfer_study`` (the transfer study, :mod:`dsim.studies.transfer`: the other keys)."""
 
-    name: Literal["cell", "embed"] = "cell"
+    name: Literal["cell", "embed", "transfer_study"] = "cell"
     dataset: str | None = None
     shards: Count = 1
     shard: Index = 0
+    train: str | None = None  # task=transfer_study: P, its masks, S, its masks, the far domains
+    train_masks: str | None = None
+    pool: str | None = None
+    pool_masks: str | None = None
+    far: tuple[str, ...] = ()
+    q: tuple[int, ...] = (1, 3, 7)
+    strategies: tuple[str, ...] = ("band", "kcenter", "random")
+    seeds: Count = 3
+    band: tuple[float, ...] = (0.6, 1.0)
+    target_weight: Annotated[float, Min(0)] = 1.0
+    bootstrap: Index = 1000
+    limit: Count | None = None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("cell", ("cell",), "one grid cell: a runner per metric kind, pairing, key, record"),
     ("analysis", ("analysis",), "what is drawn from cells and sweeps: entropy bias, correlations, report, views"),
     ("pipeline", ("pipeline",), "run_cell and dsim.compare: the one way through a cell"),
-    ("CLI", ("cli",), "the dsim command, the sweep callback, task=embed, subcommands"),
+    ("studies", ("studies",), "published experiments reproduced on dsim: a downstream model and its protocol"),
+    ("CLI", ("cli",), "the dsim command, the sweep callback, task=embed and task=transfer_study, subcommands"),
 )
 #: modules outside every layer: the package's public facade and the deprecated old paths
 FACADE = ("dsim", "dsim._compat")

@@ -394,11 +394,12 @@ def test_long_profile_files(tmp_path_factory, written, mutation, damage):
 #: covariances take minutes to factor: it checks what dsim accepts, not how fast it is at any size)
 PATH_KEYS = {"cache_dir", "tracking.store_dir", "results_file", "tracking.uri", "pair.reference", "pair.candidate",
              "dataset.root", "task.dataset", "analysis.distance.score_file", "analysis.transfer.scores",
-             "extractor.weights", "pairing.weights", "generator.checkpoint"}
+             "extractor.weights", "pairing.weights", "generator.checkpoint", "task.train", "task.train_masks",
+             "task.pool", "task.pool_masks"}
 BOUNDED = {"num_workers": 4, "batch_size": 64, "generator.n_samples": 64, "generator.batch_size": 64,
            "metric.bootstrap": 4, "extractor.size": 16, "task.shards": 8, "task.shard": 8,
            "analysis.transfer.bootstrap": 8, "analysis.transfer.permutations": 8,
-           "analysis.umap.max_thumbnails": 64,
+           "analysis.umap.max_thumbnails": 64, "task.seeds": 2, "task.bootstrap": 8,
            "metric.params.subsets": 20, "metric.params.subset_size": 64, "metric.params.max_samples": 64,
            "metric.params.n_samples": 32, "metric.params.batch_size": 16, "metric.params.splits": 8}
 SKIPPED = {"hydra", "metric.name", "tracking.retry_s", "extractor._target_", "generator._target_"}
@@ -419,6 +420,11 @@ def _keys() -> list[tuple[str, object, str]]:
 
 
 KEYS = _keys()
+#: task=transfer_study's own keys, and the small study they are tried on (the 6-image sets, their images as masks)
+STUDY_KEYS = {path for path, _ in config_leaves(configs.defaults({**CHOICE_SETS[0], "task": "transfer_study"}))
+              if path.startswith("task.")} - {"task.name"}
+SMALL_STUDY = ["task=transfer_study", "task.train=ref", "task.train_masks=ref", "task.pool=cand",
+               "task.pool_masks=cand", "task.q=[1]", "task.seeds=1", "task.strategies=[random]", "task.bootstrap=0"]
 JUNK = st.sampled_from(["abc", "''", "null", "[]", "[1,2]", "{}", "-1", "0", "1e400", "nan", "inf", "'${oc.env:NOPE}'",
                         "'${nope}'", "'a b'", "a b", "'\\x00'", "'ü'", "'\\\\'", "true", "1.5", "999999999999"])
 
@@ -468,7 +474,9 @@ def override_sets(draw):
     if "generator" in groups:  # 12 small samples (the default 1000 through DreamSim take minutes on a CPU)
         overrides += ["generator=toy", "pair.candidate=generator", "generator.n_samples=12",
                       "generator.params.resolution=32"]
-    if "task" in groups:
+    if any(p in STUDY_KEYS for p, _ in picked):
+        overrides += SMALL_STUDY
+    elif "task" in groups:
         overrides += ["task=embed", "task.dataset=ref"]
     if "analysis" in groups:
         transfer = any(p.startswith("analysis.transfer.") for p, _ in picked)
@@ -538,6 +546,9 @@ def test_the_generated_keys_cover_every_key_of_the_shipped_groups():
 # ... and FD∞ with a bootstrap over 2523-d pixel features: two eigen-decompositions per point became one
 @pytest.mark.slow
 @example(overrides=["metric=fd_inf", "metric.bootstrap=3", "extractor.size=16"])
+# a small transfer study that runs (the 6-image sets, their images as masks), and one whose q leaves no pool
+@example(overrides=[*SMALL_STUDY, "task.strategies=[kcenter,random]", "task.bootstrap=8"])
+@example(overrides=[*SMALL_STUDY, "task.q=[5]"])
 def test_generated_config_values_run_or_are_one_line(worker, overrides):
     check_overrides(worker, overrides)
 

@@ -1,22 +1,22 @@
-"""The transfer study's pieces (studies/transfer_study): the segmenter's F-score, its training, and a small
-run of the whole study on generated crack images (the real-photo run is a benchmark: docs/guides/studies.md)."""
+"""The transfer study (dsim.studies.transfer, ``task=transfer_study``): the segmenter's F-score, its training,
+and the whole study through its one command on generated crack images (the real-photo run is a benchmark:
+docs/guides/studies.md)."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from dsim_testing import one_line_error, run_dsim
+from mlflow.tracking import MlflowClient
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: studies/ is not installed
-
-from studies.transfer_study import segmenter as sg  # noqa: E402
-from studies.transfer_study.study import StudyConfig, mean_interval, run, summarise  # noqa: E402
+from dsim.studies.transfer import segmenter as sg
+from dsim.studies.transfer.study import mean_interval, summarise
 
 
 def test_f_score_matches_cases_computed_by_hand():
@@ -93,17 +93,72 @@ def test_summarise_compares_gains_with_random_seed_by_seed():
     assert row["vs_random_seeds_above"] == 1
 
 
+def _study_args(tmp_path: Path, *more: str) -> list[str]:
+    return [
+        "extractor=pixels", f"task.train={tmp_path / 'p'}", f"task.train_masks={tmp_path / 'pm'}",
+        f"task.pool={tmp_path / 's'}", f"task.pool_masks={tmp_path / 'sm'}", f"task.far=[{tmp_path / 'far'}]",
+        "task.q=[1,3]", "task.seeds=2", "task.band=[0.3,1.0]", "task.bootstrap=50", "progress=false",
+        f"cache_dir={tmp_path / 'cache'}", f"tracking.store_dir={tmp_path / 'mlruns'}", "num_workers=2", *more,
+    ]
+
+
+@pytest.fixture(scope="module")
+def crack_sets(tmp_path_factory) -> Path:
+    """P: 40 low-texture crack images (more than one batch of 32, so the loader's two workers start); S: 36 on
+    a rougher texture; a far domain of 34 crack-free images."""
+    root = tmp_path_factory.mktemp("cracks")
+    write_cracks(root / "p", root / "pm", 40, 1, texture=0.02, contrast=0.4)
+    write_cracks(root / "s", root / "sm", 36, 2, texture=0.08, contrast=0.25)
+    write_cracks(root / "far", root / "farm", 34, 3, texture=0.2, contrast=0.0)
+    return root
+
+
 @pytest.mark.slow
-def test_a_small_study_runs_end_to_end(tmp_path):
-    write_cracks(tmp_path / "p", tmp_path / "pm", 24, 1, texture=0.02, contrast=0.4)
-    write_cracks(tmp_path / "s", tmp_path / "sm", 20, 2, texture=0.08, contrast=0.25)
-    config = StudyConfig(tmp_path / "p", tmp_path / "pm", tmp_path / "s", tmp_path / "sm", extractor="pixels",
-                         q=(1, 3), seeds=(0, 1), band=(0.3, 1.0), bootstrap=50, cache_dir=tmp_path / "cache")
-    result = run(config, tmp_path / "out", progress=False)
-    adapted = pd.read_csv(tmp_path / "out" / "adapted.csv")
-    assert len(adapted) == 3 * 2 * 2 and (adapted["n_rest"] == 20 - adapted["q"]).all()
+def test_the_study_is_one_command_end_to_end(crack_sets):
+    """``dsim -m experiment=transfer_study`` with the sets overridden: every strategy x seed x q is trained and
+    scored, the files are written, the sweep's end prints the summary, one MLflow run holds the numbers and the
+    three datasets as inputs, a child of the sweep's parent."""
+    done = run_dsim("-m", "experiment=transfer_study", *_study_args(crack_sets, "hydra.sweep.dir=sweep"),
+                    cwd=crack_sets)
+    out = crack_sets / "sweep" / "0"
+    adapted = pd.read_csv(out / "adapted.csv")
+    assert len(adapted) == 3 * 2 * 2 and (adapted["n_rest"] == 36 - adapted["q"]).all()
     assert (adapted["f_rest_ci_low"] <= adapted["f_rest"]).all() and (adapted["f_rest"] <= adapted["f_rest_ci_high"]).all()
-    baseline = pd.read_csv(tmp_path / "out" / "baseline.csv")
-    assert len(baseline) == 20 and baseline["scaled"].max() == 1
-    assert result["f_vs_i_dist"]["n"] == 20 and json.loads((tmp_path / "out" / "study.json").read_text())["summary"]
-    assert (tmp_path / "out" / "study.png").stat().st_size > 5000
+    baseline = pd.read_csv(out / "baseline.csv")
+    assert len(baseline) == 36 and baseline["scaled"].max() == 1 and baseline["scaled"].min() == 0
+    study = json.loads((out / "study.json").read_text())
+    assert study["f_vs_i_dist"]["n"] == 36 and study["train"]["f_score_mean"] > study["pool"]["f_score_mean"]
+    assert [d["domain"] for d in study["domains"]] == ["s", "far"] and study["tracking"] == "logged"
+    assert (out / "study.png").stat().st_size > 5000
+    assert "transfer study (pixels)" in done.stdout and "kcenter" in done.stdout and "vs_random_mean" in done.stdout
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{crack_sets / 'mlruns' / 'mlflow.db'}")
+    run = client.get_run(study["mlflow_run_id"])
+    assert run.data.metrics["pool_f_score"] == pytest.approx(study["pool"]["f_score_mean"])
+    assert run.data.metrics["kcenter.q1.gain"] == pytest.approx(
+        adapted.query("strategy == 'kcenter' and q == 1")["gain"].mean())
+    assert "mlflow.parentRunId" in run.data.tags and run.data.tags["dsim.study"] == "transfer"
+    inputs = {d.dataset.name: json.loads(d.dataset.profile)["fingerprint"] for d in run.inputs.dataset_inputs}
+    assert inputs == {"p": study["train"]["fingerprint"], "s": study["pool"]["fingerprint"],
+                      "far": study["domains"][1]["fingerprint"]}  # (MLflow keeps a digest's first 32 digits)
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"adapted.csv", "summary.csv", "study.png"}
+
+
+@pytest.mark.slow
+def test_bad_study_inputs_stop_with_one_line_before_any_work(crack_sets, tmp_path):
+    missing = run_dsim("task=transfer_study", *_study_args(crack_sets, "task.pool_masks=/nonexistent/masks"),
+                       cwd=tmp_path, check=False)
+    assert "task.pool_masks: /nonexistent/masks is not a folder" in one_line_error(missing)
+    unset = run_dsim("task=transfer_study", "extractor=pixels", cwd=tmp_path, check=False)
+    assert "needs task.train=FOLDER" in one_line_error(unset)
+    wrong = run_dsim("task=transfer_study", *_study_args(crack_sets, "task.strategies=[band,greedy]"),
+                     cwd=tmp_path, check=False)
+    assert "task.strategies must be a list of band, kcenter, random" in one_line_error(wrong)
+    masks = tmp_path / "small_masks"
+    masks.mkdir()
+    for mask in sorted((crack_sets / "sm").iterdir())[:3]:
+        Image.open(mask).resize((64, 64)).save(masks / mask.name)
+    resized = run_dsim("task=transfer_study", *_study_args(crack_sets, f"task.pool_masks={masks}"),
+                       cwd=tmp_path, check=False)
+    assert "is 64x64 but its image" in one_line_error(resized)
+    assert not list(tmp_path.rglob("study.json"))

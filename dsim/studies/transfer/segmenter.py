@@ -71,8 +71,18 @@ class Example:
 
     @classmethod
     def load(cls, image: Path, mask: Path) -> Example:
-        grey = load_image(image)
-        truth = load_mask(mask)
+        """The image and its mask (the same size, give or take the odd row or column an export may add)."""
+        from dsim.errors import DsimError
+
+        try:
+            grey, truth = load_image(image), load_mask(mask)
+        except (OSError, ValueError) as error:
+            raise DsimError(f"cannot read {image} or its mask {mask}: {error}") from None
+        if abs(grey.shape[0] - truth.shape[0]) > 1 or abs(grey.shape[1] - truth.shape[1]) > 1:
+            raise DsimError(
+                f"mask {mask} is {truth.shape[1] * 2}x{truth.shape[0] * 2} but its image {image} is "
+                f"{grey.shape[1] * 2}x{grey.shape[0] * 2}: give the masks at the images' size"
+            )
         h, w = min(grey.shape[0], truth.shape[0]), min(grey.shape[1], truth.shape[1])
         return cls(Path(image).stem, pixel_features(grey[:h, :w]), truth[:h, :w])
 

@@ -9,21 +9,24 @@
    weighted together as much as P (``--target-weight``: a fine-tune on a balanced mix); its F on the rest
    of S (mean with a 95 % half-sample interval) and the new slope of F against I_dist are recorded.
 
-Writes ``baseline.csv`` (S's images: image, I_dist, scaled, F), ``domains.csv``, ``adapted.csv`` (a row per
+Run as ``dsim -m experiment=transfer_study`` (``task=transfer_study``: :mod:`dsim.cli.study_task`). Writes
+``baseline.csv`` (S's images: image, I_dist, scaled, F), ``domains.csv``, ``adapted.csv`` (a row per
 strategy × seed × q), ``summary.csv`` (per strategy × q over seeds, and the difference from random at the
 same q, seed by seed), ``study.json`` and ``study.png``.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from studies.transfer_study import segmenter as sg
+from dsim.configs import EmbedSettings
+from dsim.errors import DsimError
+from dsim.records import STUDY_FILE, write_json
+from dsim.studies.transfer import segmenter as sg
 
 
 @dataclass
@@ -33,14 +36,14 @@ class StudyConfig:
     pool: Path
     pool_masks: Path
     far: list[Path] = field(default_factory=list)
-    extractor: str = "efficientnet_lite0"
+    extractor: object = "efficientnet_lite0"  # a name or an extractor (dsim.embed's)
     q: tuple[int, ...] = (1, 3, 7)
     strategies: tuple[str, ...] = ("band", "kcenter", "random")
     seeds: tuple[int, ...] = (0, 1, 2)
     band: tuple[float, float] = (0.6, 1.0)
     target_weight: float = 1.0  # the added images' total weight, as a share of P's
     bootstrap: int = 1000
-    cache_dir: Path = Path("cache")
+    settings: EmbedSettings = field(default_factory=EmbedSettings)
     limit: int | None = None  # first N images of each set (a quick run)
 
 
@@ -51,18 +54,21 @@ def labelled(images: Path, masks: Path, limit: int | None) -> tuple[list[str], l
     found = {p.stem: p for p in Path(masks).rglob("*") if p.is_file()}
     pairs = [(ref.relpath, ref.path) for ref in list_images(images) if Path(ref.relpath).stem in found]
     if not pairs:
-        raise SystemExit(f"no image of {images} has a mask of the same stem in {masks}")
+        raise DsimError(f"no image of {images} has a mask of the same stem in {masks}: give the masks' folder")
     pairs = pairs[:limit]
     return [r for r, _ in pairs], [sg.Example.load(p, found[Path(r).stem]) for r, p in pairs]
 
 
 def mean_interval(values: np.ndarray, *, replicates: int, seed: int) -> tuple[float, float]:
-    """The mean's 95 % interval by dsim's half-sample method (:mod:`dsim.metrics.bootstrap`)."""
+    """The mean's 95 % interval by dsim's half-sample method (:mod:`dsim.metrics.bootstrap`); none (NaN) for 0
+    replicates."""
     from dsim.metrics.bootstrap import bootstrap_intervals
 
     def mean(x, _):
         return {"mean": float(np.mean(x))}
 
+    if replicates == 0:
+        return float("nan"), float("nan")
     values = np.asarray(values, dtype=np.float64)
     ci = bootstrap_intervals(mean, values[:, None], values[:, None], replicates=replicates, seed=seed, paired=True)
     return ci["mean_ci_low"], ci["mean_ci_high"]
@@ -76,11 +82,17 @@ def run(config: StudyConfig, out: Path, *, progress: bool = True) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     train_ids, train_examples = labelled(config.train, config.train_masks, config.limit)
     pool_ids, pool_examples = labelled(config.pool, config.pool_masks, config.limit)
-    options = dict(cache_dir=config.cache_dir, progress=progress)
-    train_emb = dsim.embed(config.train, config.extractor, **options)
-    pool_emb = dsim.embed(config.pool, config.extractor, **options)
-    train_emb = train_emb.subset([train_emb.ids.index(i) for i in train_ids])
-    pool_emb = pool_emb.subset([pool_emb.ids.index(i) for i in pool_ids])
+    if max(config.q) > len(pool_examples) - 2:
+        raise DsimError(
+            f"task.q: adding {max(config.q)} of the pool's {len(pool_examples)} labelled images leaves too few to "
+            "score the adapted model on: give smaller counts or more labelled pool images"
+        )
+
+    def embed(folder):
+        return dsim.embed(folder, config.extractor, settings=config.settings)
+
+    train_emb = _labelled_rows(embed(config.train), train_ids)
+    pool_emb = _labelled_rows(embed(config.pool), pool_ids)
 
     i_dist = pool_distances(train_emb, pool_emb)
     scaled = min_max_scaled(i_dist)
@@ -93,7 +105,7 @@ def run(config: StudyConfig, out: Path, *, progress: bool = True) -> dict:
     base_stats = statistics(i_dist, f_pool, scaled=scaled, bootstrap=config.bootstrap, permutations=999).values
     domains = [_domain(config.pool.name, train_emb, pool_emb)]
     for far in config.far:
-        domains.append(_domain(Path(far).name, train_emb, dsim.embed(far, config.extractor, **options)))
+        domains.append(_domain(Path(far).name, train_emb, embed(far)))
     pd.DataFrame(domains).to_csv(out / "domains.csv", index=False)
 
     rows = []
@@ -156,19 +168,38 @@ def run(config: StudyConfig, out: Path, *, progress: bool = True) -> dict:
         "train": {
             "path": str(config.train),
             "n": len(train_examples),
+            "fingerprint": train_emb.fingerprint,
             "f_score_mean": f_train,
             "threshold": baseline.threshold,
         },
-        "pool": {"path": str(config.pool), "n": len(pool_examples), "f_score_mean": float(f_pool.mean())},
-        "extractor": config.extractor,
+        "pool": {
+            "path": str(config.pool),
+            "n": len(pool_examples),
+            "fingerprint": pool_emb.fingerprint,
+            "f_score_mean": float(f_pool.mean()),
+        },
+        "extractor": train_emb.extractor,
+        "extractor_identity": train_emb.extractor_identity,
         "f_vs_i_dist": {k: float(v) for k, v in base_stats.items()},
         "domains": domains,
         "target_weight": config.target_weight,
         "summary": summary.to_dict(orient="records"),
     }
-    (out / "study.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     plot(out / "study.png", pd.read_csv(out / "baseline.csv"), summary, base_stats)
+    write_json(out / STUDY_FILE, result)  # last: the folder is complete
     return result
+
+
+def _labelled_rows(embeddings, ids: list[str]):
+    """The rows of ``embeddings`` for the labelled images ``ids``, in their order (every one must be embedded)."""
+    row = {image: i for i, image in enumerate(embeddings.ids)}
+    missing = [image for image in ids if image not in row]
+    if missing:
+        raise DsimError(
+            f"{len(missing)} labelled images of {embeddings.root} could not be embedded (first: {missing[0]}): "
+            "remove them or their masks"
+        )
+    return embeddings.subset([row[image] for image in ids])
 
 
 def _domain(name: str, train, other) -> dict:
@@ -181,6 +212,8 @@ def _domain(name: str, train, other) -> dict:
         fid = metrics.fid(train.features, other.features)["fid"]
     return {
         "domain": name,
+        "path": str(other.root),
+        "fingerprint": other.fingerprint,
         "n": len(other),
         "odist": metrics.odist(train.features, other.features)["odist"],
         "fid": fid,
@@ -246,37 +279,3 @@ def plot(path: Path, baseline: pd.DataFrame, summary: pd.DataFrame, stats: dict)
     )
     right.legend(fontsize=8)
     fig.savefig(path)
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m studies.transfer_study", description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--train-masks", type=Path, required=True)
-    parser.add_argument("--pool", type=Path, required=True)
-    parser.add_argument("--pool-masks", type=Path, required=True)
-    parser.add_argument("--far", type=Path, nargs="*", default=[])
-    parser.add_argument("--extractor", default="efficientnet_lite0")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--target-weight", type=float, default=1.0)
-    parser.add_argument("--bootstrap", type=int, default=1000)
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--cache-dir", type=Path, default=Path("cache"))
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    config = StudyConfig(
-        args.train,
-        args.train_masks,
-        args.pool,
-        args.pool_masks,
-        far=args.far,
-        extractor=args.extractor,
-        seeds=tuple(range(args.seeds)),
-        target_weight=args.target_weight,
-        bootstrap=args.bootstrap,
-        cache_dir=args.cache_dir,
-        limit=args.limit,
-    )
-    result = run(config, args.out)
-    print(pd.DataFrame(result["summary"]).to_string(index=False))

@@ -1,3 +1,0 @@
-from studies.transfer_study.study import main
-
-main()
