@@ -92,6 +92,7 @@ class CellRecord:
     reused: bool = False
     generator: dict | None = None  # the candidate's generator (describe() and identity), when it has one
     interval: dict | None = None  # how the values' _ci_low/_ci_high were made (metric.bootstrap > 0)
+    floor: dict | None = None  # how the values' noise floors were made (metric.floor = true)
     #: value key → [lowest, highest] its metric declares (None: unbounded); tables show rounding noise at the bound
     value_ranges: dict | None = None
     #: the metric's caveats while computing this cell ({"category", "message", "count"}; printed with verbose=true)
@@ -137,6 +138,7 @@ class CellRecord:
             reused=self.reused,
             generator=self.generator,
             interval=self.interval,
+            floor=self.floor,
             warnings=self.warnings,
         )
         return out

@@ -18,6 +18,9 @@ COLUMNS = [
     "std",
     "ci_low",
     "ci_high",
+    "floor",
+    "at_floor_n",
+    "over_floor",
     "n_reference",
     "n_candidate",
     "mlflow_run_id",
@@ -76,7 +79,8 @@ def variant_label(config: dict, keys: list[str]) -> str:
 
 def to_frame(records: list[dict]) -> pd.DataFrame:
     """One row per headline value of each cell (``fid``; ``precision``, ``recall``, ...), with its
-    ``<name>_std`` and ``<name>_ci_low``/``_ci_high`` when the cell has them.
+    ``<name>_std``, ``<name>_ci_low``/``_ci_high`` and noise floor (``<name>_floor``, ``<name>_at_floor_n``,
+    ``<name>_over_floor``) when the cell has them.
 
     Cells that differ in config keys besides extractor, metric and pair get those keys as extra columns
     (before ``value``); ``random_weights`` and the skipped images per side are kept for the printed table.
@@ -98,6 +102,9 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
                     "std": values.get(f"{name}_std"),
                     "ci_low": values.get(f"{name}_ci_low"),
                     "ci_high": values.get(f"{name}_ci_high"),
+                    "floor": values.get(f"{name}_floor"),
+                    "at_floor_n": values.get(f"{name}_at_floor_n"),
+                    "over_floor": values.get(f"{name}_over_floor"),
                     "n_reference": cell.reference.n,
                     "n_candidate": cell.candidate.n,
                     "skipped_reference": len(cell.reference.skipped),
@@ -114,6 +121,7 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
 
 def format_table(frame: pd.DataFrame) -> str:
     """A fixed-width text table: extractor, metric, pair (and any variant keys), value (± std when known),
+    the noise floor, the value at the floor's sizes and their ratio (when a cell has a floor),
     n = reference/candidate images, with skipped images per side and a RANDOM WEIGHTS mark when there are."""
     if frame.empty:
         return "(no results)"
@@ -124,6 +132,10 @@ def format_table(frame: pd.DataFrame) -> str:
     ]
     shown = frame[["extractor", "metric", "pair", *variants]].copy()
     shown["value"] = [_shown(row) for row in frame.itertuples()]
+    if "floor" in frame and frame["floor"].notna().any():  # see dsim.metrics.floor
+        shown["floor"] = [_number(f, ".4g") for f in frame["floor"]]
+        shown["value@floor n"] = [_number(v, ".4g") for v in frame["at_floor_n"]]
+        shown["value/floor"] = [_number(r, ".3g") for r in frame["over_floor"]]
     shown["n"] = [f"{a}/{b}" for a, b in zip(frame["n_reference"], frame["n_candidate"])]
     skipped = frame.get("skipped_reference", 0) + frame.get("skipped_candidate", 0)
     if "skipped_reference" in frame and (skipped > 0).any():
@@ -160,6 +172,10 @@ def shown_value(name: str, value: float) -> float:
     if high is not None and high < value < high + ROUNDING_SLACK:
         return float(high)
     return value
+
+
+def _number(value, spec: str) -> str:
+    return "" if value is None or pd.isna(value) else format(value, spec)
 
 
 def _shown(row) -> str:

@@ -89,7 +89,7 @@ def long_frame(runs: list[dict], *, values: str = "primary", parent: str | None 
         run = cell.run
         headline = run["tags"].get(HEADLINE_TAG)
         names = (
-            headline_values(run["metrics"], headline.split(",") if headline is not None else None)
+            with_floors(headline_values(run["metrics"], headline.split(",") if headline is not None else None), run)
             if values == "primary"
             else sorted(run["metrics"])
         )
@@ -109,6 +109,18 @@ def long_frame(runs: list[dict], *, values: str = "primary", parent: str | None 
     frame = pd.DataFrame(rows, columns=LONG_COLUMNS)
     frame = frame.sort_values("start_time", ascending=False, kind="stable")
     return frame.drop_duplicates(["pair", "extractor", "metric"], keep="first").reset_index(drop=True)
+
+
+def with_floors(names: list[str], run: dict) -> list[str]:
+    """Headline value names, each followed by its noise floor, its value at the floor's sizes and their ratio
+    when the run logged them (``metric.floor=true``)."""
+    from dsim.metrics.floor import floor_keys
+
+    out = []
+    for name in names:
+        floor, _, _, at, ratio = floor_keys(name)
+        out += [name, *(key for key in (floor, at, ratio) if key in run["metrics"])]
+    return out
 
 
 def _finished_cells(runs: list[dict], parent: str | None) -> list[_Cell]:
@@ -204,11 +216,18 @@ def _declared_directions() -> dict[str, bool | None]:
     return {key: next(iter(kinds)) if len(kinds) == 1 else None for key, kinds in found.items()}
 
 
+#: a value at its noise floor's sizes and its ratio to the floor (``fid_over_floor``): better as the value is
+READ_AS_VALUE = ("_over_floor", "_at_floor_n")
+
+
 def higher_is_better(label: str) -> bool | None:
     """Whether higher is better for a report column's value (``fid``, ``psnr [pairing.method=random]``): the
     direction declared by the metric whose headline value it is; ``None`` (unknown) for any other value
     (a spread, a count, an entropy bias...)."""
-    return _declared_directions().get(label.split(" [", 1)[0])
+    name = label.split(" [", 1)[0]
+    for suffix in READ_AS_VALUE:  # the value at the floor's sizes, and its ratio to the floor, read as the value
+        name = name.removesuffix(suffix)
+    return _declared_directions().get(name)
 
 
 def column_directions(table: pd.DataFrame) -> dict:

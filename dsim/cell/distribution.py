@@ -21,6 +21,7 @@ from dsim.data.naming import image_labels
 from dsim.embeddings.embed import Embeddings, embed, resolve_device
 from dsim.embeddings.stats_files import memoised_stats
 from dsim.extractors import from_config
+from dsim.metrics._fid import FeatureStats
 from dsim.metrics._registry import keyword_params
 from dsim.metrics.sampling import sample_rows
 
@@ -51,6 +52,17 @@ def run(config: CellConfig, spec, params: dict, reference: DatasetRef, candidate
         # streamed sufficient statistics: O(D²) memory whatever the number of images
         stats = {side: memoised_stats(emb) for side, emb in sides.items()}
         values = spec.from_stats(stats["reference"], stats["candidate"], device=device, **params)
+        if config.metric.floor:
+            values.update(
+                metrics.streamed_floor(
+                    lambda side, rows: FeatureStats.of_chunks(sides[side].subset(rows).iter_features()),
+                    len(sides["reference"]),
+                    len(sides["candidate"]),
+                    spec.from_stats,
+                    keys=metrics.floored_keys(spec),
+                    params={"device": device, **params},
+                )
+            )
         used = sides
     else:
         used = {
@@ -63,7 +75,12 @@ def run(config: CellConfig, spec, params: dict, reference: DatasetRef, candidate
         if "reference_labels" in taken:  # a label-aware metric (otdd)
             params.update(side_labels(used, params.pop("labels", None)))
         values = metrics.compute(
-            spec.name, used["reference"].features, used["candidate"].features, bootstrap=bootstrap, **params
+            spec.name,
+            used["reference"].features,
+            used["candidate"].features,
+            bootstrap=bootstrap,
+            floor=config.metric.floor,
+            **params,
         )
     per_image = getattr(values, "per_image", {}) or {}
     return CellOutput(

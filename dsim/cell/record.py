@@ -134,6 +134,11 @@ def run_tags(record: CellRecord) -> dict[str, str]:
         tags["dsim.interval"] = (
             f"{record.interval['method']}, {record.interval['level']:.0%}, {record.interval['replicates']} replicates"
         )
+    if record.floor:
+        sizes = record.floor["sizes"]
+        tags["dsim.floor"] = (
+            f"{record.floor['repeats']} splits: reference A ({sizes['A']}) vs B and candidate C ({sizes['B and C']})"
+        )
     if record.random_weights:
         tags["dsim.warning"] = "RANDOM WEIGHTS: plumbing test only, not a real result"
     return tags

@@ -157,6 +157,7 @@ class MetricConfig(OpenNode):
 
     name: str
     bootstrap: Index = 0
+    floor: bool = False
     params: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
 
 

@@ -122,6 +122,11 @@ Uncertainty: ``compute(name, reference, candidate, bootstrap=N, bootstrap_seed=0
 estimator's expectation at this sample size from N half-samples without replacement (no duplicated rows,
 which bias FID, KID and PRDC), always containing the estimate (:mod:`dsim.metrics.bootstrap`); KID also
 reports the std over its subsets.
+
+Noise floor: ``compute(name, reference, candidate, floor=True)`` adds, for each headline value, the metric
+between two seeded random halves of the reference (10 splits): ``<value>_floor`` (median),
+``<value>_floor_ci_low`` / ``_floor_ci_high`` and ``<value>_over_floor`` = value / floor, so a distance reads
+as "k times what sampling noise gives at this n in this space" (:mod:`dsim.metrics.floor`).
 """
 
 from dsim.metrics._authpct import authpct
@@ -156,10 +161,12 @@ from dsim.metrics._registry import (
     SPREAD,
     MetricSpec,
     available,
+    check_floor,
     check_params,
     compute,
     declare,
     discover,
+    floored_keys,
     lookup,
     register,
 )
@@ -167,6 +174,7 @@ from dsim.metrics._transport import emd, sinkhorn, sliced_wasserstein
 from dsim.metrics._values import MetricValues
 from dsim.metrics._vendi import vendi
 from dsim.metrics.bootstrap import bootstrap_intervals
+from dsim.metrics.floor import noise_floor, streamed_floor
 
 discover(__name__, __path__)  # every private module: a metric added as dsim/metrics/_NAME.py needs no edit here
 
@@ -188,6 +196,7 @@ __all__ = [
     "between",
     "boolean",
     "bootstrap_intervals",
+    "check_floor",
     "check_params",
     "choice",
     "cmmd",
@@ -195,6 +204,7 @@ __all__ = [
     "declare",
     "fd_inf",
     "fid",
+    "floored_keys",
     "fid_from_feature_stats",
     "fid_from_stats",
     "integer",
@@ -202,12 +212,14 @@ __all__ = [
     "kid_poly",
     "kid_rbf",
     "lookup",
+    "noise_floor",
     "number",
     "odist",
     "otdd",
     "emd",
     "sinkhorn",
     "sliced_wasserstein",
+    "streamed_floor",
     "optional",
     "positive",
     "ppl",

@@ -26,6 +26,7 @@ KEY_ISC, KEY_ISC_STD, KEY_ISC_REFERENCE = "isc", "isc_std", "isc_reference"
 @declare(
     "isc",
     higher_is_better=True,
+    comparative=False,
     input="logits",
     doc="Inception Score of the candidate set from the extractor's class logits",
     notes=("The extractor's logits layer is chosen automatically; isc_reference is the reference set's score.",),

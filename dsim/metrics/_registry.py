@@ -19,18 +19,22 @@ from dsim.errors import DsimError
 from dsim.metrics._checks import Constraint, integer, optional
 from dsim.metrics._values import MetricValues, as_metric_values
 from dsim.metrics.bootstrap import ROW_PARAMS, bootstrap_intervals, rows_of
+from dsim.metrics.floor import COUNTS as FLOOR_COUNTS
+from dsim.metrics.floor import REPEATS, floor_keys, noise_floor
 
 INPUTS = ("features", "logits", "images", "generator")
 KINDS = ("distribution", "paired", "generator")
 
-#: value roles: the number(s) a table shows, their spread, an interval bound, anything else, a count
-HEADLINE, SPREAD, INTERVAL, DETAIL, COUNT = "headline", "spread", "interval", "detail", "count"
-ROLES = (HEADLINE, SPREAD, INTERVAL, DETAIL, COUNT)
+#: value roles: the number(s) a table shows, their spread, an interval bound, anything else, a count, and a
+#: noise-floor value (:mod:`dsim.metrics.floor`: ``<headline>_floor``, its bounds, ``<headline>_over_floor``)
+HEADLINE, SPREAD, INTERVAL, DETAIL, COUNT, FLOOR = "headline", "spread", "interval", "detail", "count", "floor"
+ROLES = (HEADLINE, SPREAD, INTERVAL, DETAIL, COUNT, FLOOR)
 
 #: parameters every metric call takes besides its own (not part of a declaration's ``params``)
 RUNTIME_PARAMS = ("device", "progress", *ROW_PARAMS)
 
 BOOTSTRAP_DOC = "N > 0: 95% interval for every value (<name>_ci_low/_ci_high) from N seeded half-samples"
+FLOOR_DOC = "true: noise floor, <name> between 2 seeded halves of the reference x10, and <name>_over_floor"
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,9 @@ class MetricSpec:
     fixed: Mapping[str, object] = field(default_factory=dict)
     #: value key → (lowest, highest) its expectation can take (None: unbounded); intervals are clipped to it
     ranges: Mapping[str, tuple] = field(default_factory=dict)
+    #: whether the headline compares the two sets (False: a score of the candidate alone, such as the Inception
+    #: Score, which has no noise floor between two halves of the reference)
+    comparative: bool = True
 
     @property
     def module(self) -> str:
@@ -98,6 +105,8 @@ class MetricSpec:
         for suffix in ("_ci_low", "_ci_high"):
             if key.endswith(suffix) and key.removesuffix(suffix) in self.values:
                 return INTERVAL
+        if key in FLOOR_COUNTS or any(key in floor_keys(name) for name in self.headline()):
+            return FLOOR
         return DETAIL
 
     def headline(self) -> list[str]:
@@ -149,6 +158,7 @@ def register(
     aligned: bool = True,
     fixed: Mapping[str, object] | None = None,
     ranges: Mapping[str, tuple] | None = None,
+    comparative: bool = True,
 ) -> MetricSpec:
     """Declare ``fn`` as metric ``name`` in :data:`METRICS`.
 
@@ -207,6 +217,7 @@ def register(
         aligned,
         fixed,
         dict(ranges or {}),
+        comparative,
     )
     return spec
 
@@ -317,6 +328,8 @@ def compute(
     bootstrap: int = 0,
     bootstrap_seed: int = 0,
     max_samples: int | None = None,
+    floor: bool = False,
+    floor_repeats: int = REPEATS,
     **params,
 ) -> MetricValues:
     """Run the metric registered as ``name`` on two N×D feature sets (or logits, or image pairs: see
@@ -326,6 +339,10 @@ def compute(
     ``bootstrap_seed``; a ``kind="paired"`` metric's pairs are drawn together) give every scalar value
     except spreads and counts ``<value>_ci_low`` / ``<value>_ci_high``: a 95% interval for the estimator's
     expectation at this sample size, which always contains the estimate (see :mod:`dsim.metrics.bootstrap`).
+    With ``floor=True``, each headline value gets its noise floor: the metric between two seeded random
+    samples of ``reference``, ``floor_repeats`` times — ``<value>_floor`` (median), ``<value>_floor_ci_low`` /
+    ``_floor_ci_high`` — and the value at the floor's sizes over it, ``<value>_over_floor`` (see
+    :mod:`dsim.metrics.floor`).
     Per-image scores, when the metric has them, are in the result's ``per_image``.
 
     >>> import numpy as np
@@ -335,6 +352,8 @@ def compute(
     True
     >>> sorted(compute("fid", features, features + 1, bootstrap=10))
     ['fid', 'fid_ci_high', 'fid_ci_low']
+    >>> compute("fid", features, features + 1, floor=True)["fid_over_floor"] > 10
+    True
     """
     spec = lookup(name)
     if spec.kind == "generator":
@@ -342,8 +361,12 @@ def compute(
             f"{name} evaluates a generator, not two feature sets: call dsim.metrics.ppl(generator, ...) "
             "or run it in a cell with pair.candidate=generator"
         )
-    params = check_params(spec, params, cell=False, also=("bootstrap", "bootstrap_seed", "max_samples"))
+    params = check_params(
+        spec, params, cell=False, also=("bootstrap", "bootstrap_seed", "max_samples", "floor", "floor_repeats")
+    )
     bootstrap = integer(0)(bootstrap, name="bootstrap", metric=name)
+    if floor:
+        check_floor(spec)
     if max_samples is not None:
         from dsim.metrics.sampling import sample_rows
 
@@ -371,7 +394,40 @@ def compute(
                 ranges=spec.ranges,
             )
         )
+    if floor:
+        floor_repeats = integer(2)(floor_repeats, name="floor_repeats", metric=name)
+        values.update(
+            noise_floor(
+                spec.fn,
+                reference,
+                candidate,
+                values,
+                keys=floored_keys(spec),
+                repeats=floor_repeats,
+                seed=bootstrap_seed,
+                params=params,
+            )
+        )
     return values
+
+
+def check_floor(spec: MetricSpec) -> None:
+    """Refuse a noise floor where there is none to take: a paired or generator metric, a one-set score."""
+    if spec.kind != "distribution":
+        raise DsimError(
+            f"metric.floor: {spec.name} is a {spec.kind} metric; a noise floor compares two halves of one image set, "
+            "which only distribution metrics (fid, kid_poly, cmmd, prdc, odist, ...) do: set metric.floor=false"
+        )
+    if not spec.comparative:
+        raise DsimError(
+            f"metric.floor: {spec.name} scores the candidate set alone (not a distance between the two sets), so "
+            "it has no noise floor: set metric.floor=false"
+        )
+
+
+def floored_keys(spec: MetricSpec) -> list[str]:
+    """The values that get a noise floor: the metric's headline values."""
+    return spec.headline()
 
 
 def interval_keys_of(spec: MetricSpec, values: Mapping) -> list[str]:

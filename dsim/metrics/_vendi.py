@@ -34,6 +34,7 @@ def vendi_score(features: torch.Tensor, q: float = 1.0) -> float:
 @declare(
     "vendi",
     higher_is_better=True,
+    comparative=False,
     doc="Vendi score: effective number of distinct samples of each set, cosine kernel (Friedman & Dieng 2023)",
     values={"vendi": HEADLINE, "vendi_reference": DETAIL, "vendi_ratio": DETAIL},
     notes=(

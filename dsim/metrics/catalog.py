@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dsim.metrics._registry import BOOTSTRAP_DOC, METRICS, Param, available
+from dsim.metrics._registry import BOOTSTRAP_DOC, FLOOR_DOC, METRICS, Param, available
 from dsim.util.codegen import catalog_main, replace_block, write_changed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,6 +58,7 @@ def config_text(name: str) -> str:
         f"# Rendered from {_source(spec)} by {COMMAND} (a test checks they agree).",
         f"name: {name}",
         f"{'bootstrap: 0':<26s}  # {BOOTSTRAP_DOC}",
+        f"{'floor: false':<26s}  # {FLOOR_DOC}",
     ]
     params = (*spec.params, *spec.cell_params)
     lines.append("params:" if params else "params: {}")

@@ -128,6 +128,7 @@ def compare(
     job_dir: str | Path | None = None,
     generator: str | None = None,
     names: tuple[str | None, str | None] | None = None,
+    floor: bool = False,
     **options,
 ) -> dict[str, dict[str, float]]:
     """The values of each of ``metrics`` between ``reference`` and ``candidate``: ``{metric: {value: float}}``.
@@ -137,6 +138,9 @@ def compare(
     there, so the store, the cell key and ``record=True`` work as for folders) or a 2-D N×D feature array
     (both sides then; no embedding, no record); the candidate may be a generator. ``names`` =
     ``(reference name, candidate name)`` names in-memory sides in records (default ``in_memory:<hash[:12]>``).
+    ``floor=True`` adds each headline value's noise floor — the metric between two seeded random halves of the
+    reference, 10 times: ``<value>_floor``, its ``_floor_ci_low``/``_floor_ci_high`` and ``<value>_over_floor``
+    (``metric.floor=true`` of a cell; :mod:`dsim.metrics.floor`).
     """
     from dsim import metrics as registry
 
@@ -155,7 +159,10 @@ def compare(
             raise DsimError("compare: record=True needs folders (a record names its datasets); arrays are not")
         if names is not None:
             raise DsimError("compare: names= names in-memory images; feature arrays have no record to name them in")
-        return {name: dict(registry.compute(name, reference, candidate, **params.get(name, {}))) for name in metrics}
+        return {
+            name: dict(registry.compute(name, reference, candidate, floor=floor, **params.get(name, {})))
+            for name in metrics
+        }
     node = _generator_node(candidate)
     choices = {
         "extractor": extractor,
@@ -181,6 +188,7 @@ def compare(
         if weights is not None:
             cfg["extractor"]["weights"] = weights
         cfg["metric"]["params"].update(params.get(name, {}))
+        cfg["metric"]["floor"] = bool(floor)
         for key, value in options.items():
             _set(cfg, key, value)
         cfg["dataset"]["catalog"] = {**(cfg["dataset"].get("catalog") or {}), **dict(held.values())}  # name → folder

@@ -65,6 +65,13 @@ def prepare(cfg: CellConfig | Mapping, choices: dict | None = None, conf_dirs=No
         )
     if candidate.stats is not None:
         raise DsimError(f"pair.candidate={candidate.path}: a statistics file can stand in for the reference only")
+    if config.metric.floor:
+        metrics.check_floor(spec)
+        if reference.stats is not None:
+            raise DsimError(
+                f"metric.floor splits the reference's images into two halves; pair.reference={reference.path} is "
+                "a statistics file (mean and covariance only): give the reference folder, or set metric.floor=false"
+            )
     if reference.stats is not None and (
         spec.from_stats is None or config.metric.bootstrap or params.get("max_samples") is not None
     ):

@@ -106,6 +106,10 @@ def _run(plan: CellPlan, job_dir: Path, store: StoreSession, *, parent_run_id, s
         from dsim.metrics.bootstrap import METHOD
 
         record.interval = {**METHOD, "replicates": config.metric.bootstrap, "seed": 0}
+    if config.metric.floor:
+        from dsim.metrics import floor
+
+        record.floor = floor.method(record.values)
     artifacts = write_tables(output, job_dir / ARTIFACT_DIR)
     write_json(job_dir / RESULT_FILE, record.to_json())  # last: a result.json means the cell's files are all there
     mlflow_plan = RunPlan(
