@@ -12,6 +12,9 @@ kernel metrics read only the rows of a seeded sample when ``metric.params.max_sa
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 
 from dsim import metrics
@@ -61,6 +64,7 @@ def run(config: CellConfig, spec, params: dict, reference: DatasetRef, candidate
                     spec.from_stats,
                     keys=metrics.floored_keys(spec),
                     params={"device": device, **params},
+                    counterparts=counterparts(config, reference, sides),
                 )
             )
         used = sides
@@ -80,6 +84,7 @@ def run(config: CellConfig, spec, params: dict, reference: DatasetRef, candidate
             used["candidate"].features,
             bootstrap=bootstrap,
             floor=config.metric.floor,
+            floor_counterparts=counterparts(config, reference, used) if config.metric.floor else None,
             **params,
         )
     per_image = getattr(values, "per_image", {}) or {}
@@ -90,6 +95,25 @@ def run(config: CellConfig, spec, params: dict, reference: DatasetRef, candidate
         extractor=extractor,
         tables={f"per_image_{side}": per_image_table(used[side], columns) for side, columns in per_image.items()},
     )
+
+
+def counterparts(config: CellConfig, reference: DatasetRef, sides: dict[str, Embeddings]) -> np.ndarray | None:
+    """For ``metric.floor``: each candidate row's reference row when the candidate holds the reference's
+    images — the same files (by content), or the reference's folder perturbed (``perturb=``, by name) — and -1
+    for the others; ``None`` when the sets share no image (see :func:`dsim.metrics.floor.splits`)."""
+    from dsim.cell.context import resolve_dataset
+    from dsim.data.perturb import target_names
+
+    ref, cand = sides["reference"], sides["candidate"]
+    by_content = {sha: row for row, sha in enumerate(ref.hashes)}
+    found = np.array([by_content.get(sha, -1) for sha in cand.hashes], dtype=np.int64)
+    if config.perturb.name != "none" and config.pair.candidate != "generator":
+        source = resolve_dataset(config.pair.candidate, config.dataset).path
+        if Path(source).resolve() == Path(reference.path).resolve():  # the candidate is the reference perturbed
+            by_name = {png: row for row, png in enumerate(target_names(ref.ids).values())}
+            named = np.array([by_name.get(rel, -1) for rel in cand.ids], dtype=np.int64)
+            found = np.where(found >= 0, found, named)
+    return found if (found >= 0).any() else None
 
 
 def side_labels(sides: dict[str, Embeddings], csv) -> dict:

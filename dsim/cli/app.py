@@ -133,6 +133,10 @@ def _unreadable(parser, overrides: list[str]) -> str | None:
     return f"{arg!r} is not KEY=VALUE (e.g. metric=fid)"
 
 
+def _resolved(folder: str) -> Path:
+    return Path(folder).resolve()
+
+
 def config_dirs_of(args: list[str]) -> list[str]:
     """The ``--config-dir`` / ``-cd`` folders of a command line."""
     found = []
@@ -406,6 +410,7 @@ def _record_failure(hydra_cfg, job_dir: Path, message: str) -> None:
 
 # Tool subcommands: name -> module in dsim/cli/commands/ with a ``run(argv)`` function (imported on use).
 SUBCOMMANDS = {
+    "audit": "dsim.cli.commands.audit",
     "cache": "dsim.cli.commands.cache",
     "data": "dsim.cli.commands.data",
     "embed": "dsim.cli.commands.embed",
@@ -490,6 +495,10 @@ def _hydra_main(args: list[str]) -> None:
     project = configs.project_conf_dir()
     if project is not None and not config_dirs_of(args):  # a project's conf/ adds to and overrides dsim's groups
         args = [f"--config-dir={project}", *args]
+    elif project is not None and str(project) not in map(str, map(_resolved, config_dirs_of(args))):
+        # Hydra takes one --config-dir: the project's conf/ joins the search path, beside the other overrides
+        first = next((i for i, a in enumerate(args) if not a.startswith("-") and "=" in a), len(args))
+        args = [*args[:first], f"hydra.searchpath=[file://{project}]", *args[first:]]
     if str(Path.cwd()) not in sys.path:  # a project's own modules (``_target_: mymodule.MyExtractor``), as python -m
         sys.path.insert(0, str(Path.cwd()))
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))

@@ -133,7 +133,7 @@ def perturb_image(image: np.ndarray, name: str, strength: float, *, seed: int = 
     return np.asarray(out, dtype=np.uint8)
 
 
-def _target_names(relpaths: list[str]) -> dict[str, str]:
+def target_names(relpaths: list[str]) -> dict[str, str]:
     """Source relpath → the PNG's relpath (same stem, so ``pairing=by_name`` still pairs them)."""
     out, taken = {}, set()
     for rel in relpaths:
@@ -173,7 +173,7 @@ def _write_perturbed(listing, spec: Perturbation, folder: Path, on_error: str, p
     from dsim.data.images import load_rgb
     from dsim.errors import ImageReadError
 
-    names = _target_names([ref.relpath for ref in listing.files])
+    names = target_names([ref.relpath for ref in listing.files])
     refs = listing.files
     if progress:
         from tqdm.auto import tqdm

@@ -15,6 +15,8 @@ import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from dsim.errors import DsimError
 from dsim.metrics._checks import Constraint, integer, optional
 from dsim.metrics._values import MetricValues, as_metric_values
@@ -330,6 +332,7 @@ def compute(
     max_samples: int | None = None,
     floor: bool = False,
     floor_repeats: int = REPEATS,
+    floor_counterparts=None,
     **params,
 ) -> MetricValues:
     """Run the metric registered as ``name`` on two N×D feature sets (or logits, or image pairs: see
@@ -342,7 +345,8 @@ def compute(
     With ``floor=True``, each headline value gets its noise floor: the metric between two seeded random
     samples of ``reference``, ``floor_repeats`` times — ``<value>_floor`` (median), ``<value>_floor_ci_low`` /
     ``_floor_ci_high`` — and the value at the floor's sizes over it, ``<value>_over_floor`` (see
-    :mod:`dsim.metrics.floor`).
+    :mod:`dsim.metrics.floor`); ``floor_counterparts`` says which candidate rows are copies of which reference
+    rows (``candidate is reference``: every row its own).
     Per-image scores, when the metric has them, are in the result's ``per_image``.
 
     >>> import numpy as np
@@ -362,7 +366,10 @@ def compute(
             "or run it in a cell with pair.candidate=generator"
         )
     params = check_params(
-        spec, params, cell=False, also=("bootstrap", "bootstrap_seed", "max_samples", "floor", "floor_repeats")
+        spec,
+        params,
+        cell=False,
+        also=("bootstrap", "bootstrap_seed", "max_samples", "floor", "floor_repeats", "floor_counterparts"),
     )
     bootstrap = integer(0)(bootstrap, name="bootstrap", metric=name)
     if floor:
@@ -376,8 +383,13 @@ def compute(
                 len(side), max_samples, seed=params.get("seed") or 0, role=role, metric=name
             )
             sides.append(side if rows is None else side[rows])
+        same = candidate is reference
         reference, candidate = sides
         params = rows_of(params, kept)
+        if floor and (same or floor_counterparts is not None):  # the copies' row numbers in the samples
+            floor_counterparts = sampled_counterparts(
+                np.arange(len(reference)) if same else floor_counterparts, kept["reference"], kept["candidate"]
+            )
     values = as_metric_values(spec.fn(reference, candidate, **params))
     if bootstrap:
         values.update(
@@ -396,6 +408,8 @@ def compute(
         )
     if floor:
         floor_repeats = integer(2)(floor_repeats, name="floor_repeats", metric=name)
+        if floor_counterparts is None and candidate is reference:
+            floor_counterparts = np.arange(len(reference))
         values.update(
             noise_floor(
                 spec.fn,
@@ -406,9 +420,22 @@ def compute(
                 repeats=floor_repeats,
                 seed=bootstrap_seed,
                 params=params,
+                counterparts=floor_counterparts,
             )
         )
     return values
+
+
+def sampled_counterparts(counterparts, reference_rows, candidate_rows) -> np.ndarray:
+    """``counterparts`` (candidate row → reference row, -1: none) of the sampled rows of each side (None: all)."""
+    counterparts = np.asarray(counterparts)
+    if candidate_rows is not None:
+        counterparts = counterparts[candidate_rows]
+    if reference_rows is None:
+        return counterparts
+    new = np.full(int(max(counterparts.max(initial=-1), max(reference_rows, default=-1))) + 1, -1)
+    new[np.asarray(reference_rows)] = np.arange(len(reference_rows))
+    return np.where(counterparts >= 0, new[np.clip(counterparts, 0, None)], -1)
 
 
 def check_floor(spec: MetricSpec) -> None:

@@ -5,7 +5,9 @@ samples of one photo set get, and far through another. The floor says which. Eac
 splits (one generator, seeded by ``seed``) draws, without replacement,
 
 - ``A``: ``m = n_reference // 2`` rows of the reference, and ``B``: ``s`` of its other rows;
-- ``C``: ``s`` rows of the candidate, where ``s = min(n_reference - m, n_candidate)``;
+- ``C``: ``s`` rows of the candidate, where ``s = min(n_reference - m, n_candidate)`` — of the candidate rows
+  that are not copies of A's images, when the two sets share images (the same files, or the candidate is
+  the reference perturbed: ``counterparts``);
 
 and computes the metric twice: ``A`` against ``B`` (two samples of one distribution: the floor) and ``A``
 against ``C`` (the value at the same sizes). For each headline value ``<v>`` it reports
@@ -65,13 +67,25 @@ def method(values: Mapping[str, float], *, repeats: int = REPEATS, seed: int = 0
 
 
 def splits(
-    n_reference: int, n_candidate: int, *, repeats: int = REPEATS, seed: int = 0
+    n_reference: int,
+    n_candidate: int,
+    *,
+    repeats: int = REPEATS,
+    seed: int = 0,
+    counterparts: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``repeats`` seeded draws of (A, B, C): sorted row indices, A and B disjoint rows of the reference, C rows
     of the candidate (sizes in the module's docstring).
 
+    ``counterparts`` (one per candidate row: the reference row it is a copy of — the same image, or the
+    same image perturbed — or -1) keeps A's own images out of C: C is drawn from the candidate rows whose
+    counterpart is not in A, so REF against REF perturbed compares A with *other* images, and the ratio
+    is 1 when the perturbation changes nothing.
+
     >>> [tuple(rows.tolist() for rows in split) for split in splits(5, 8, repeats=2, seed=0)]
-    [([2, 4], [0, 1, 3], [0, 1, 6]), ([0, 2], [1, 3, 4], [4, 6, 7])]
+    [([2, 4], [0, 1, 3], [3, 4, 7]), ([1, 4], [0, 2, 3], [3, 6, 7])]
+    >>> [(a.tolist(), c.tolist()) for a, _, c in splits(6, 6, repeats=2, counterparts=np.arange(6))]
+    [([2, 3, 5], [0, 1, 4]), ([1, 4, 5], [0, 2, 3])]
     """
     if n_reference < 4:
         raise DsimError(
@@ -81,15 +95,30 @@ def splits(
         raise DsimError(f"metric.floor needs at least 2 candidate images, got {n_candidate}")
     if repeats < 2:
         raise DsimError(f"metric.floor needs at least 2 repeats for a median and an interval, got {repeats}")
+    if counterparts is not None and len(counterparts) != n_candidate:
+        raise DsimError(f"metric.floor: {len(counterparts)} counterparts for {n_candidate} candidate rows")
     m = n_reference // 2
-    s = min(n_reference - m, n_candidate)
     rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(repeats):
-        order = rng.permutation(n_reference)
-        chosen = rng.choice(n_candidate, size=s, replace=False)
-        out.append((np.sort(order[:m]), np.sort(order[m : m + s]), np.sort(chosen)))
-    return out
+    orders = [rng.permutation(n_reference) for _ in range(repeats)]
+    eligible = [_eligible(n_candidate, counterparts, order[:m]) for order in orders]
+    s = min(n_reference - m, *(len(rows) for rows in eligible))
+    if s < 2:
+        raise DsimError("metric.floor: the candidate has fewer than 2 images that are not copies of the reference's")
+    return [
+        (np.sort(order[:m]), np.sort(order[m : m + s]), np.sort(rng.choice(rows, size=s, replace=False)))
+        for order, rows in zip(orders, eligible)
+    ]
+
+
+def _eligible(n_candidate: int, counterparts: np.ndarray | None, first: np.ndarray) -> np.ndarray:
+    """The candidate rows C may take: all, or those whose counterpart is not in ``first`` (A)."""
+    if counterparts is None:
+        return np.arange(n_candidate)
+    return np.flatnonzero(~np.isin(np.asarray(counterparts), first))
+
+
+def _sizes(drawn: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[int, int]:
+    return len(drawn[0][0]), len(drawn[0][1])
 
 
 def noise_floor(
@@ -102,9 +131,11 @@ def noise_floor(
     repeats: int = REPEATS,
     seed: int = 0,
     params: Mapping | None = None,
+    counterparts: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The floor of each of ``keys`` (headline values of ``fn``, whose full-set ``values`` are given), from
-    feature rows (arrays or tensors) of both sides; per-row labels in ``params`` travel with their rows.
+    feature rows (arrays or tensors) of both sides; per-row labels in ``params`` travel with their rows;
+    ``counterparts`` as in :func:`splits`.
 
     >>> import numpy as np
     >>> from dsim.metrics import fid
@@ -127,14 +158,15 @@ def noise_floor(
             warnings.simplefilter("ignore", MetricWarning)
             return fn(x[x_rows], y[y_rows], **given)
 
+    drawn = splits(len(reference), len(candidate), repeats=repeats, seed=seed, counterparts=counterparts)
     draws = _draws(
         keys,
         (
             (between(reference, a, reference, b, "reference"), between(reference, a, candidate, c, "candidate"))
-            for a, b, c in splits(len(reference), len(candidate), repeats=repeats, seed=seed)
+            for a, b, c in drawn
         ),
     )
-    return summarise(draws, sizes=_sizes(len(reference), len(candidate)))
+    return summarise(draws, sizes=_sizes(drawn))
 
 
 def streamed_floor(
@@ -147,15 +179,17 @@ def streamed_floor(
     repeats: int = REPEATS,
     seed: int = 0,
     params: Mapping | None = None,
+    counterparts: np.ndarray | None = None,
 ) -> dict[str, float]:
     """:func:`noise_floor` of a metric with a streamed form (FID): ``stats_of(side, rows)`` gives the
     :class:`~dsim.metrics._fid.FeatureStats` of those rows of ``"reference"`` or ``"candidate"`` (streamed
     from the store), ``from_stats`` the metric from two of them. Equal to :func:`noise_floor` on the same rows
     (to float64 rounding); memory: three D×D statistics at a time."""
     params = dict(params or {})
+    drawn = splits(n_reference, n_candidate, repeats=repeats, seed=seed, counterparts=counterparts)
 
     def per_split():
-        for a, b, c in splits(n_reference, n_candidate, repeats=repeats, seed=seed):
+        for a, b, c in drawn:
             first = stats_of("reference", a)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MetricWarning)
@@ -164,12 +198,7 @@ def streamed_floor(
                     from_stats(first, stats_of("candidate", c), **params),
                 )
 
-    return summarise(_draws(keys, per_split()), sizes=_sizes(n_reference, n_candidate))
-
-
-def _sizes(n_reference: int, n_candidate: int) -> tuple[int, int]:
-    m = n_reference // 2
-    return m, min(n_reference - m, n_candidate)
+    return summarise(_draws(keys, per_split()), sizes=_sizes(drawn))
 
 
 def _draws(keys: list[str], pairs) -> dict[str, tuple[list[float], list[float]]]:

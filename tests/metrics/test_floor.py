@@ -165,3 +165,42 @@ def test_a_statistics_file_reference_has_no_halves_to_split(tmp_path, crops):
     from dsim_testing import one_line_error
 
     assert "give the reference folder, or set metric.floor=false" in one_line_error(done)
+
+
+def test_a_set_against_its_own_copies_compares_other_images():
+    """REF against REF (or REF perturbed): C must not hold A's own images, else the value at the floor's sizes
+    sinks below the floor (half of C would be A's images) and an unchanged set reads as 0.5 floors."""
+    rng = np.random.default_rng(6)
+    reference = rng.normal(size=(300, 6))
+    own = metrics.compute("fid", reference, reference, floor=True)  # the same object: every row its own copy
+    assert 0.7 < own["fid_over_floor"] < 1.4
+    blind = metrics.compute("fid", reference, reference.copy(), floor=True)  # copies dsim is not told about
+    assert blind["fid_over_floor"] < 0.75
+    told = metrics.compute("fid", reference, reference.copy(), floor=True, floor_counterparts=np.arange(300))
+    assert told["fid_over_floor"] == own["fid_over_floor"]
+    a, _, c = splits(300, 300, counterparts=np.arange(300))[0]
+    assert not set(a) & set(c)
+
+
+def test_counterparts_follow_the_sampled_rows():
+    from dsim.metrics._registry import sampled_counterparts
+
+    # candidate rows 0..4 copy reference rows 4, 3, -1, 1, 0; samples keep reference rows [0, 3, 4], candidate [0, 1, 4]
+    got = sampled_counterparts(np.array([4, 3, -1, 1, 0]), np.array([0, 3, 4]), np.array([0, 1, 4]))
+    assert got.tolist() == [2, 1, 0]
+    assert sampled_counterparts(np.array([1, -1]), None, None).tolist() == [1, -1]
+
+
+@pytest.mark.slow
+def test_a_cell_of_a_set_against_itself_perturbed_sits_at_the_floor(tmp_path):
+    """Through the cell (streamed FID, perturb=): REF against REF at brightness x1 (unchanged) is exactly as far
+    as two samples of REF, 1 floor (C holds copies of B's images, never of A's); darkened to x0.5, far more."""
+    write_crops(tmp_path / "a", 60, seed=3, size=64)
+    ratios = {}
+    for factor in (1, 0.5):
+        done = run_dsim("extractor=pixels", "extractor.size=16", "metric=fid", "pair.reference=a", "pair.candidate=a",
+                        "perturb=brightness", f"perturb.strength={factor}", "metric.floor=true", "progress=false",
+                        "device=cpu", f"hydra.run.dir=run{factor}", cwd=tmp_path)
+        assert done.returncode == 0
+        ratios[factor] = json.loads((tmp_path / f"run{factor}" / "result.json").read_text())["values"]["fid_over_floor"]
+    assert ratios[1] == pytest.approx(1.0, rel=1e-6) and ratios[0.5] > 2
