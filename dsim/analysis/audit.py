@@ -71,6 +71,8 @@ DEGRADATIONS = {
 NUISANCE = "brightness"
 SEPARATOR = "@"
 NUISANCE_STRENGTHS = (0.7, 1.3)
+#: a nuisance within this many floor units reads as "stable" (1: as far as two samples of REF)
+STABLE_FLOOR_UNITS = 1.25
 AUDIT_CSV = "audit.csv"
 RECOMMENDATION_FILE = "recommendation.txt"
 
@@ -227,8 +229,8 @@ def recommendation(table: pd.DataFrame, reference: str, degradations: list[str],
                 notes.append(f"not monotone under {', '.join(blind)}")
         nuisance = values.get(f"nuisance_{NUISANCE}", math.nan)
         if math.isfinite(nuisance):
-            verdict = "stable" if nuisance < 2 else "moved"
-            notes.append(f"{verdict} under brightness ±30 % ({nuisance:.3g} floor units)")
+            verdict = "stable under" if nuisance < STABLE_FLOOR_UNITS else "moved by"
+            notes.append(f"{verdict} brightness ±30 % ({nuisance:.3g} floor units)")
         separations = [(s, values.get(f"separation_{s}", math.nan)) for s in sets]
         separations = [(s, v) for s, v in separations if math.isfinite(v)]
         if separations:
@@ -252,31 +254,29 @@ PROPERTIES = {
 
 
 def property_plots(table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """One grouped bar chart per property (bars: extractor × value; groups: degradation or set), and the
-    nuisance and interval-width bars."""
+    """One figure per property: a panel per degradation or set (each its own scale: a px and a JPEG quality
+    point are not one unit), a bar per extractor × value."""
     written = []
     labels = [f"{r.extractor} × {r.metric}" for r in table.itertuples(index=False)]
-    for prop, unit in {
-        **PROPERTIES,
-        "nuisance": "floor units at brightness ±30 %",
-        "interval": "relative width",
-    }.items():
+    colours = [f"C{i % 10}" for i in range(len(labels))]
+    units = {**PROPERTIES, "nuisance": "floor units at brightness ±30 %", "interval": "relative width"}
+    for prop, unit in units.items():
         columns = [c for c in table.columns if c.startswith(prop + "_") and c != "sensitivity_rank"]
         if not columns or table[columns].isna().all().all():
             continue
-        fig = plots._figure(max(5.0, 1.2 * len(columns) * max(1, len(labels)) * 0.35 + 3), 3.8)
-        ax = fig.add_subplot(1, 1, 1)
-        width = 0.8 / max(1, len(labels))
-        for i, label in enumerate(labels):
-            heights = table[columns].iloc[i].to_numpy(float)
-            ax.bar(np.arange(len(columns)) + i * width, np.nan_to_num(heights), width, label=label)
-        ax.set_xticks(np.arange(len(columns)) + width * (len(labels) - 1) / 2)
-        ax.set_xticklabels([c.removeprefix(prop + "_") for c in columns], rotation=20)
-        ax.set_ylabel(unit)
-        ax.set_title(f"dsim audit: {prop.replace('_', ' ')}")
-        ax.axhline(0, color="black", linewidth=0.6)
-        ax.grid(alpha=0.3, axis="y")
-        ax.legend(fontsize=7)
+        fig = plots._figure(max(4.0, 2.6 * len(columns)), 3.6)
+        fig.suptitle(f"dsim audit: {prop.replace('_', ' ')} ({unit})")
+        for k, column in enumerate(columns):
+            ax = fig.add_subplot(1, len(columns), k + 1)
+            heights = np.nan_to_num(table[column].to_numpy(float))
+            ax.bar(range(len(labels)), heights, color=colours)
+            ax.set_title(column.removeprefix(prop + "_") or prop, fontsize=9)
+            ax.set_xticks([])
+            ax.axhline(0, color="black", linewidth=0.6)
+            ax.grid(alpha=0.3, axis="y")
+        handles = [plots.bar_handle(colour) for colour in colours]
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=7)
+        fig.get_layout_engine().set(rect=(0, 0.1, 1, 0.9))
         written.append(plots._save(fig, out_dir / f"{prop}.png"))
     return written
 

@@ -40,6 +40,13 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
+def bar_handle(colour: str):
+    """A legend entry for bars of ``colour`` (a figure-level legend of small multiples)."""
+    from matplotlib.patches import Patch
+
+    return Patch(color=colour)
+
+
 def _save(fig, path: Path) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
