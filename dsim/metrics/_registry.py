@@ -383,13 +383,12 @@ def compute(
                 len(side), max_samples, seed=params.get("seed") or 0, role=role, metric=name
             )
             sides.append(side if rows is None else side[rows])
-        same = candidate is reference
+        if floor and candidate is reference and floor_counterparts is None:
+            floor_counterparts = np.arange(len(reference))  # every row its own copy, before sampling
         reference, candidate = sides
         params = rows_of(params, kept)
-        if floor and (same or floor_counterparts is not None):  # the copies' row numbers in the samples
-            floor_counterparts = sampled_counterparts(
-                np.arange(len(reference)) if same else floor_counterparts, kept["reference"], kept["candidate"]
-            )
+        if floor and floor_counterparts is not None:  # the copies' row numbers in the samples
+            floor_counterparts = sampled_counterparts(floor_counterparts, kept["reference"], kept["candidate"])
     values = as_metric_values(spec.fn(reference, candidate, **params))
     if bootstrap:
         values.update(

@@ -204,3 +204,9 @@ def test_a_cell_of_a_set_against_itself_perturbed_sits_at_the_floor(tmp_path):
         assert done.returncode == 0
         ratios[factor] = json.loads((tmp_path / f"run{factor}" / "result.json").read_text())["values"]["fid_over_floor"]
     assert ratios[1] == pytest.approx(1.0, rel=1e-6) and ratios[0.5] > 2
+
+
+def test_a_sampled_set_against_itself_keeps_its_copies_apart():
+    reference = np.random.default_rng(7).normal(size=(400, 5))
+    got = metrics.compute("fid", reference, reference, floor=True, max_samples=200)
+    assert got["fid_over_floor"] == pytest.approx(1.0, rel=1e-9)  # C = the copies of B's rows exactly
